@@ -1,3 +1,19 @@
 //! pacer: tower middleware that keeps HTTP API clients polite under load.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`namespace`] | [`Namespace`], the request extension naming the tenant a request is made for |
+//! | [`rate_limit`] | the keyed two-level rate limiter and its tower layer (wait and reject modes) |
+//!
+//! See the README for how the layers compose.
 #![deny(unsafe_code, missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod namespace;
+pub mod rate_limit;
+
+pub use namespace::Namespace;
+
+/// The boxed error the layers return when they add failures of their own to the inner
+/// service's (the same alias tower uses).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,309 @@
+//! The in-memory state of a [`RateLimiter`](super::RateLimiter): one global GCRA cell and a
+//! sharded table of per-namespace cells, bounded in size and swept incrementally.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use super::Level;
+use super::quota::Gcra;
+use crate::Namespace;
+
+/// What one decision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Both levels committed; the request may go at `global_slot` (now, or later when the
+    /// global bucket is backed up and the caller accepted to wait).
+    Admitted { global_slot: u64, ns: Held },
+    /// The namespace slot at `slot` is reserved; the global bucket was not touched.
+    Queued { slot: u64, ns: Held },
+    /// Nothing was consumed; the level that refused and how long it would have taken.
+    Refused { level: Level, wait: u64 },
+}
+
+/// A namespace-level reservation, enough to give it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    hash: u64,
+    t: u64,
+    overflow: bool,
+}
+
+struct Entry {
+    namespace: Namespace,
+    tat: u64,
+}
+
+/// Padded so that two shards' locks never share a cache line.
+#[repr(align(128))]
+struct Shard(Mutex<HashTable<Entry>>);
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, HashTable<Entry>> {
+        // Nothing panics while holding the lock; if something did, the table is still valid.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[repr(align(128))]
+struct GlobalCell(AtomicU64);
+
+pub(crate) struct MemoryState {
+    global_gcra: Gcra,
+    global_tat: GlobalCell,
+    namespace_gcra: Gcra,
+    overrides: HashMap<Namespace, Gcra, RandomState>,
+    hasher: RandomState,
+    shards: Box<[Shard]>,
+    shard_mask: usize,
+    per_shard_cap: usize,
+    /// Namespaces that find their shard full share this bucket (default namespace quota).
+    overflow_tat: Mutex<u64>,
+    /// Incremental eviction: one shard is swept every `sweep_step` nanoseconds, in turn.
+    sweep_step: u64,
+    next_sweep: AtomicU64,
+    sweep_cursor: AtomicUsize,
+}
+
+/// Entries per shard the table aims at: small enough that sweeping one shard takes
+/// microseconds, large enough that the shard array stays small.
+const TARGET_PER_SHARD: usize = 512;
+
+impl MemoryState {
+    pub(crate) fn new(
+        global_gcra: Gcra,
+        namespace_gcra: Gcra,
+        overrides: HashMap<Namespace, Gcra, RandomState>,
+        max_namespaces: usize,
+        sweep_period: u64,
+    ) -> Self {
+        let shard_count = max_namespaces
+            .div_ceil(TARGET_PER_SHARD)
+            .next_power_of_two()
+            .clamp(16, 8192);
+        let per_shard_cap = max_namespaces.div_ceil(shard_count).max(1);
+        let shards = (0..shard_count)
+            .map(|_| Shard(Mutex::new(HashTable::new())))
+            .collect();
+        Self {
+            global_tat: GlobalCell(AtomicU64::new(global_gcra.initial_tat)),
+            global_gcra,
+            overflow_tat: Mutex::new(namespace_gcra.initial_tat),
+            namespace_gcra,
+            overrides,
+            hasher: RandomState::default(),
+            shards,
+            shard_mask: shard_count - 1,
+            per_shard_cap,
+            sweep_step: (sweep_period / shard_count as u64).max(1),
+            next_sweep: AtomicU64::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, namespace: &Namespace) -> u64 {
+        self.hasher.hash_one(namespace.as_str())
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        // hashbrown indexes with the low bits and tags with the top seven: shard by others.
+        &self.shards[(hash >> 32) as usize & self.shard_mask]
+    }
+
+    #[inline]
+    pub(crate) fn gcra_for(&self, namespace: &Namespace) -> Gcra {
+        if self.overrides.is_empty() {
+            self.namespace_gcra
+        } else {
+            self.overrides
+                .get(namespace)
+                .copied()
+                .unwrap_or(self.namespace_gcra)
+        }
+    }
+
+    /// Decides for one request of `namespace` at `now`, accepting to wait at most `max_wait`
+    /// (all in nanoseconds since the limiter's epoch).
+    pub(crate) fn decide(&self, namespace: &Namespace, now: u64, max_wait: u64) -> Decision {
+        self.sweep_if_due(now);
+        let hash = self.hash(namespace);
+        let gcra = self.gcra_for(namespace);
+        let mut table = self.shard(hash).lock();
+        if let Some(entry) = table.find_mut(hash, |e| e.namespace == *namespace) {
+            return self.decide_bucket(&mut entry.tat, gcra, now, max_wait, hash, false);
+        }
+        if table.len() >= self.per_shard_cap {
+            sweep(&mut table, now);
+        }
+        if table.len() >= self.per_shard_cap {
+            drop(table);
+            let mut tat = self
+                .overflow_tat
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            return self.decide_bucket(&mut tat, self.namespace_gcra, now, max_wait, hash, true);
+        }
+        let mut tat = gcra.initial_tat;
+        let decision = self.decide_bucket(&mut tat, gcra, now, max_wait, hash, false);
+        if !matches!(decision, Decision::Refused { .. }) {
+            if table.len() == table.capacity() {
+                // Reclaim refilled buckets before the table grows for good.
+                sweep(&mut table, now);
+            }
+            let hasher = &self.hasher;
+            table.insert_unique(
+                hash,
+                Entry {
+                    namespace: namespace.clone(),
+                    tat,
+                },
+                |e| hasher.hash_one(e.namespace.as_str()),
+            );
+        }
+        decision
+    }
+
+    fn decide_bucket(
+        &self,
+        tat: &mut u64,
+        gcra: Gcra,
+        now: u64,
+        max_wait: u64,
+        hash: u64,
+        overflow: bool,
+    ) -> Decision {
+        let held = Held {
+            hash,
+            t: gcra.t,
+            overflow,
+        };
+        let slot = gcra.earliest(*tat).max(now);
+        let wait = slot - now;
+        if wait > max_wait {
+            return Decision::Refused {
+                level: Level::Namespace,
+                wait,
+            };
+        }
+        if wait > 0 {
+            // The namespace must wait: reserve its slot but leave the global bucket alone, so
+            // that a backed-up tenant holds no global capacity that others could use meanwhile.
+            *tat = gcra.admit(*tat, now);
+            return Decision::Queued { slot, ns: held };
+        }
+        match self.reserve_global(now, max_wait) {
+            Ok(global_slot) => {
+                *tat = gcra.admit(*tat, now);
+                Decision::Admitted {
+                    global_slot,
+                    ns: held,
+                }
+            }
+            Err(wait) => Decision::Refused {
+                level: Level::Global,
+                wait,
+            },
+        }
+    }
+
+    /// Reserves a global slot no later than `now + max_wait`; on refusal, the wait it needs.
+    pub(crate) fn reserve_global(&self, now: u64, max_wait: u64) -> Result<u64, u64> {
+        let gcra = self.global_gcra;
+        let cell = &self.global_tat.0;
+        let mut tat = cell.load(Ordering::Acquire);
+        loop {
+            let slot = gcra.earliest(tat).max(now);
+            if slot - now > max_wait {
+                return Err(slot - now);
+            }
+            match cell.compare_exchange_weak(
+                tat,
+                gcra.admit(tat, now),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(slot),
+                Err(current) => tat = current,
+            }
+        }
+    }
+
+    /// Gives back one global slot.
+    pub(crate) fn refund_global(&self) {
+        let t = self.global_gcra.t;
+        let _ = self
+            .global_tat
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                Some(tat.saturating_sub(t))
+            });
+    }
+
+    /// Gives back one namespace slot. A bucket that was evicted meanwhile is full anyway.
+    pub(crate) fn refund_namespace(&self, namespace: &Namespace, held: Held) {
+        if held.overflow {
+            let mut tat = self
+                .overflow_tat
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *tat = tat.saturating_sub(held.t);
+            return;
+        }
+        let mut table = self.shard(held.hash).lock();
+        if let Some(entry) = table.find_mut(held.hash, |e| e.namespace == *namespace) {
+            entry.tat = entry.tat.saturating_sub(held.t);
+        }
+    }
+
+    /// Sweeps the next shard in turn when its time has come: a full pass over all shards takes
+    /// one sweep period, and no single call ever sweeps more than one shard.
+    #[inline]
+    fn sweep_if_due(&self, now: u64) {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now < due {
+            return;
+        }
+        let next = now.saturating_add(self.sweep_step);
+        if self
+            .next_sweep
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another caller took this turn
+        }
+        let index = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.shard_mask;
+        // Never queue behind a busy shard for housekeeping; its turn comes again.
+        if let Ok(mut table) = self.shards[index].0.try_lock() {
+            sweep(&mut table, now);
+        }
+    }
+
+    /// The number of namespaces with a bucket of their own right now.
+    pub(crate) fn tracked_namespaces(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().len()).sum()
+    }
+
+    /// Sweeps every shard once; for callers that want memory back now (tests, shutdown).
+    pub(crate) fn evict_all_refilled(&self, now: u64) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| sweep(&mut shard.lock(), now))
+            .sum()
+    }
+}
+
+/// Removes the buckets that have refilled: a full bucket is indistinguishable from one that
+/// was never used, so forgetting it changes no decision.
+fn sweep(table: &mut HashTable<Entry>, now: u64) -> usize {
+    let before = table.len();
+    table.retain(|entry| entry.tat > now);
+    before - table.len()
+}

@@ -1,0 +1,127 @@
+//! Keyed two-level rate limiting: one global bucket plus one bucket per [`Namespace`].
+//!
+//! A Kubernetes operator reconciling many tenants against one API must never overload it (mass
+//! reconciliation, a restart) and must not let one tenant monopolise it. [`RateLimiter`] keeps a
+//! global bucket (default 50 req/s, burst 100) and one bucket per namespace (default 5 req/s,
+//! burst 10, with per-namespace overrides); every request takes a slot in both.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pacer::Namespace;
+//! use pacer::rate_limit::{Quota, RateLimiter};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limiter = RateLimiter::builder()
+//!     .global(Quota::per_second(50)?.with_burst(100)?)
+//!     .per_namespace(Quota::per_second(5)?.with_burst(10)?)
+//!     .namespace_override("platform", Quota::per_second(20)?.with_burst(40)?)
+//!     .max_wait(Duration::from_secs(30))
+//!     .build()?;
+//!
+//! let team_a = Namespace::new("team-a");
+//! limiter.acquire(&team_a).await?; // waits for a slot if needed, at most `max_wait`
+//! limiter.try_acquire(&team_a)?; // never waits
+//! # Ok(()) }
+//! ```
+//!
+//! As tower middleware, over any `http` service:
+//!
+//! ```
+//! use pacer::Namespace;
+//! use pacer::rate_limit::{RateLimitLayer, RateLimiter};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let limiter = RateLimiter::builder().build()?;
+//! let client = ServiceBuilder::new()
+//!     .layer(RateLimitLayer::new(limiter))
+//!     .service(service_fn(|_req: http::Request<()>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(()))
+//!     }));
+//!
+//! let mut request = http::Request::new(());
+//! request.extensions_mut().insert(Namespace::new("team-a"));
+//! let response = client.oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(()) }
+//! ```
+//!
+//! # Algorithm
+//!
+//! Each bucket is a GCRA cell (generic cell rate algorithm): one theoretical arrival time, the
+//! exact equivalent of a token bucket, kept in nanoseconds on [`tokio::time::Instant`] so that
+//! tests with paused time are exact. It is implemented here rather than taken from governor,
+//! whose clock ignores tokio's paused time and which cannot decide two limits atomically.
+//!
+//! # Semantics
+//!
+//! - **Order.** A request takes its namespace slot first and waits for it, then takes a global
+//!   slot and waits for that. A namespace that is itself waiting never holds a global slot in
+//!   the future, so a tenant with a deep backlog draws on the global bucket no faster than its
+//!   own rate and cannot push other tenants back.
+//! - **Both or neither.** A request refused by the global bucket leaves no trace in its
+//!   namespace bucket, and a refusal consumes nothing.
+//! - **`max_wait`.** A request that would wait longer than `max_wait` fails at once with
+//!   [`RateLimited`] (which level, how long) instead of waiting.
+//! - **Cancellation.** Dropping a waiting [`Acquire`] (or the layer's response future) gives its
+//!   reservations back. A refund returns one slot's worth of capacity to the bucket, which the
+//!   next arrival may use: when the dropped waiter was the last in line this is exactly as if it
+//!   had never come; otherwise the next arrival takes the freed slot at the end of the line, so
+//!   at one instant one more request than the burst may pass per refund, and the long-run rate
+//!   is unchanged.
+//! - **Restart protection.** [`RateLimiterBuilder::initial_fill`] below 1 starts every bucket
+//!   partly empty, as if it had been in use up to the limiter's creation, so a restarted process
+//!   cannot send a full burst at once. A namespace first seen later starts as full as it would be
+//!   had it existed since then.
+//!
+//! # Memory
+//!
+//! Namespaces may come from untrusted input (a server keying on a header), so the table is
+//! bounded:
+//!
+//! - A namespace whose bucket has refilled is indistinguishable from one never seen, so it is
+//!   forgotten. Eviction is incremental: the table is split into shards of about 512 entries,
+//!   and one shard is swept at a time, paced so that every shard is swept once per refill time
+//!   of the slowest namespace quota. No call ever sweeps more than one shard (plus its own when
+//!   it is full), so there is no stop-the-world pause.
+//! - `max_namespaces` (default 100 000) caps the table; the cap is split evenly across shards.
+//!   **Overflow policy:** when a new namespace finds its shard full even after that shard's
+//!   refilled buckets were evicted, it is accounted to one shared *overflow* bucket with the
+//!   default per-namespace quota (and, as always, to the global bucket). A flood of made-up
+//!   names therefore gets one namespace's worth of capacity in total, cannot evict or reset
+//!   real tenants' buckets, and cannot grow memory; real tenants that arrive during such a flood
+//!   share that overflow bucket until their shard has room again.
+//!
+//! # Server mode
+//!
+//! [`RateLimitLayer::reject`] never waits: it answers `429 Too Many Requests` with
+//! `Retry-After` (whole seconds, rounded up, at least 1) and the IETF
+//! `RateLimit-Policy`/`RateLimit` fields (draft-ietf-httpapi-ratelimit-headers), e.g.
+//!
+//! ```text
+//! Retry-After: 1
+//! RateLimit-Policy: "namespace";q=10;w=2, "global";q=100;w=2
+//! RateLimit: "namespace";r=0;t=1
+//! ```
+//!
+//! where `q` is the bucket's burst, `w` the seconds it takes to refill from empty, `r` the
+//! remaining requests and `t` the seconds until the refusing bucket has a slot again.
+//! Use [`FromHeader`] (or a closure) to key on what the client sends; malformed or oversized
+//! names fall back to the default namespace.
+
+mod layer;
+mod limiter;
+mod memory;
+mod quota;
+
+pub use layer::{
+    ExtractNamespace, FromExtension, FromHeader, RATELIMIT, RATELIMIT_POLICY, RateLimit,
+    RateLimitLayer, Reject, RejectFuture, ResponseFuture, Wait,
+};
+pub use limiter::{Acquire, BuildError, Level, RateLimited, RateLimiter, RateLimiterBuilder};
+pub use quota::{Quota, QuotaError};
+
+#[cfg(test)]
+mod tests;
