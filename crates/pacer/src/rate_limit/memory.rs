@@ -62,7 +62,10 @@ pub(crate) struct MemoryState {
     hasher: RandomState,
     shards: Box<[Shard]>,
     shard_mask: usize,
+    /// Every shard holds `per_shard_cap` entries, the first `cap_remainder` one more: the caps
+    /// add up to `max_namespaces` exactly.
     per_shard_cap: usize,
+    cap_remainder: usize,
     /// Namespaces that find their shard full share this bucket (default namespace quota).
     overflow_tat: Mutex<u64>,
     /// Incremental eviction: one shard is swept every `sweep_step` nanoseconds, in turn.
@@ -87,7 +90,8 @@ impl MemoryState {
             .div_ceil(TARGET_PER_SHARD)
             .next_power_of_two()
             .clamp(16, 8192);
-        let per_shard_cap = max_namespaces.div_ceil(shard_count).max(1);
+        let per_shard_cap = max_namespaces / shard_count;
+        let cap_remainder = max_namespaces % shard_count;
         let shards = (0..shard_count)
             .map(|_| Shard(Mutex::new(HashTable::new())))
             .collect();
@@ -101,6 +105,7 @@ impl MemoryState {
             shards,
             shard_mask: shard_count - 1,
             per_shard_cap,
+            cap_remainder,
             sweep_step: (sweep_period / shard_count as u64).max(1),
             next_sweep: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
@@ -113,9 +118,18 @@ impl MemoryState {
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> &Shard {
+    fn shard_index(&self, hash: u64) -> usize {
         // hashbrown indexes with the low bits and tags with the top seven: shard by others.
-        &self.shards[(hash >> 32) as usize & self.shard_mask]
+        (hash >> 32) as usize & self.shard_mask
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[self.shard_index(hash)]
+    }
+
+    fn shard_cap(&self, index: usize) -> usize {
+        self.per_shard_cap + usize::from(index < self.cap_remainder)
     }
 
     #[inline]
@@ -136,14 +150,16 @@ impl MemoryState {
         self.sweep_if_due(now);
         let hash = self.hash(namespace);
         let gcra = self.gcra_for(namespace);
-        let mut table = self.shard(hash).lock();
+        let index = self.shard_index(hash);
+        let mut table = self.shards[index].lock();
         if let Some(entry) = table.find_mut(hash, |e| e.namespace == *namespace) {
             return self.decide_bucket(&mut entry.tat, gcra, now, max_wait, hash, false);
         }
-        if table.len() >= self.per_shard_cap {
+        let cap = self.shard_cap(index);
+        if table.len() >= cap {
             sweep(&mut table, now);
         }
-        if table.len() >= self.per_shard_cap {
+        if table.len() >= cap {
             drop(table);
             let mut tat = self
                 .overflow_tat
