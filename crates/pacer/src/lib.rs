@@ -4,11 +4,16 @@
 //! |---|---|
 //! | [`namespace`] | [`Namespace`], the request extension naming the tenant a request is made for |
 //! | [`rate_limit`] | the keyed two-level rate limiter and its tower layer (wait and reject modes) |
+//! | [`events`] | the observer trait the layers report to; metrics and tracing subscribe to it |
+//! | `metrics` | feature `metrics`: prometheus-client metrics and `MetricsLayer` |
 //!
 //! See the README for how the layers compose.
 #![deny(unsafe_code, missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod events;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod namespace;
 pub mod rate_limit;
 

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tokio::time::{Instant, Sleep};
 use super::memory::{Decision, Held, MemoryState};
 use super::quota::{Gcra, Quota, QuotaError};
 use crate::Namespace;
+use crate::events::{Event, Events};
 
 /// The two-level limiter: one global bucket and one bucket per [`Namespace`].
 ///
@@ -33,6 +34,7 @@ struct Shared {
     overrides: HashMap<Namespace, Quota, RandomState>,
     max_namespaces: usize,
     state: MemoryState,
+    events: Events,
 }
 
 impl RateLimiter {
@@ -81,6 +83,15 @@ impl RateLimiter {
         self.shared.state.evict_all_refilled(self.now())
     }
 
+    /// How many requests the global bucket would admit at once right now (its token count).
+    pub fn global_available(&self) -> u32 {
+        self.shared.state.global_available(self.now())
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakRateLimiter {
+        WeakRateLimiter(Arc::downgrade(&self.shared))
+    }
+
     /// The global quota.
     pub fn global_quota(&self) -> Quota {
         self.shared.global
@@ -106,11 +117,24 @@ impl RateLimiter {
         u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
     }
 
+    fn waited(&self, namespace: &Namespace, level: Level, nanos: u64) {
+        self.shared.events.emit(|| Event::RateLimitWait {
+            namespace,
+            level,
+            waited: Duration::from_nanos(nanos),
+        });
+    }
+
     fn instant(&self, at: u64) -> Instant {
         self.shared.epoch + Duration::from_nanos(at)
     }
 
     fn refusal(&self, namespace: &Namespace, level: Level, wait: u64) -> RateLimited {
+        self.shared.events.emit(|| Event::RateLimitRefused {
+            namespace,
+            level,
+            retry_after: Duration::from_nanos(wait),
+        });
         RateLimited {
             namespace: namespace.clone(),
             level,
@@ -141,11 +165,13 @@ impl RateLimiter {
             Decision::Admitted { global_slot, ns } => State::WaitGlobal {
                 sleep: Box::pin(tokio::time::sleep_until(self.instant(global_slot))),
                 ns,
+                since: now,
             },
             Decision::Queued { slot, ns } => State::WaitNamespace {
                 sleep: Box::pin(tokio::time::sleep_until(self.instant(slot))),
                 ns,
                 deadline,
+                since: now,
             },
         };
         Ok(Some(state))
@@ -164,6 +190,16 @@ impl fmt::Debug for RateLimiter {
     }
 }
 
+/// A limiter held without keeping it alive (for scrape-time metrics).
+#[derive(Clone)]
+pub(crate) struct WeakRateLimiter(Weak<Shared>);
+
+impl WeakRateLimiter {
+    pub(crate) fn upgrade(&self) -> Option<RateLimiter> {
+        self.0.upgrade().map(|shared| RateLimiter { shared })
+    }
+}
+
 /// Builds a [`RateLimiter`]; see [`RateLimiter::builder`] for the defaults.
 #[derive(Debug, Clone)]
 pub struct RateLimiterBuilder {
@@ -173,6 +209,7 @@ pub struct RateLimiterBuilder {
     max_wait: Duration,
     max_namespaces: usize,
     initial_fill: f64,
+    events: Events,
 }
 
 impl Default for RateLimiterBuilder {
@@ -184,6 +221,7 @@ impl Default for RateLimiterBuilder {
             max_wait: Duration::from_secs(30),
             max_namespaces: 100_000,
             initial_fill: 1.0,
+            events: Events::none(),
         }
     }
 }
@@ -226,6 +264,12 @@ impl RateLimiterBuilder {
     /// (default 1). Below 1, a restarted process cannot send a full burst at once.
     pub fn initial_fill(mut self, fill: f64) -> Self {
         self.initial_fill = fill;
+        self
+    }
+
+    /// Reports waits and refusals to `observer` (see [`crate::events`]).
+    pub fn observer(mut self, observer: impl Into<Events>) -> Self {
+        self.events = observer.into();
         self
     }
 
@@ -275,6 +319,7 @@ impl RateLimiterBuilder {
                 overrides,
                 max_namespaces: self.max_namespaces,
                 state,
+                events: self.events,
             }),
         })
     }
@@ -381,11 +426,13 @@ enum State {
         sleep: Pin<Box<Sleep>>,
         ns: Held,
         deadline: u64,
+        since: u64,
     },
     /// Both slots are taken; the global one is in the future.
     WaitGlobal {
         sleep: Pin<Box<Sleep>>,
         ns: Held,
+        since: u64,
     },
     Done,
 }
@@ -412,11 +459,13 @@ impl Future for Acquire {
                     sleep,
                     ns,
                     deadline,
+                    since,
                 } => {
                     ready!(sleep.as_mut().poll(cx));
                     let (ns, deadline) = (*ns, *deadline);
                     let limiter = &this.limiter;
                     let now = limiter.now();
+                    limiter.waited(&this.namespace, Level::Namespace, now - (*since).min(now));
                     let state = &limiter.shared.state;
                     match state.reserve_global(now, deadline.saturating_sub(now)) {
                         Ok(slot) if slot <= now => {
@@ -427,6 +476,7 @@ impl Future for Acquire {
                             this.state = State::WaitGlobal {
                                 sleep: Box::pin(tokio::time::sleep_until(limiter.instant(slot))),
                                 ns,
+                                since: now,
                             };
                         }
                         Err(wait) => {
@@ -441,8 +491,12 @@ impl Future for Acquire {
                         }
                     }
                 }
-                State::WaitGlobal { sleep, .. } => {
+                State::WaitGlobal { sleep, since, .. } => {
                     ready!(sleep.as_mut().poll(cx));
+                    let now = this.limiter.now();
+                    let since = *since;
+                    this.limiter
+                        .waited(&this.namespace, Level::Global, now - since.min(now));
                     this.state = State::Done;
                     return Poll::Ready(Ok(()));
                 }

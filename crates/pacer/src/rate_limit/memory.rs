@@ -252,6 +252,15 @@ impl MemoryState {
         }
     }
 
+    /// Requests the global bucket admits at once at `now`.
+    pub(crate) fn global_available(&self, now: u64) -> u32 {
+        let gcra = self.global_gcra;
+        let tat = self.global_tat.0.load(Ordering::Acquire);
+        // Slots free = how far the bucket is from its limit `now + tau + t`, in intervals.
+        let headroom = now.saturating_add(gcra.tau).saturating_add(gcra.t);
+        u32::try_from(headroom.saturating_sub(tat.max(now)) / gcra.t).unwrap_or(u32::MAX)
+    }
+
     /// Gives back one global slot.
     pub(crate) fn refund_global(&self) {
         let t = self.global_gcra.t;

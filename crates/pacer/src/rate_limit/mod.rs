@@ -112,7 +112,7 @@
 //! names fall back to the default namespace.
 
 mod layer;
-mod limiter;
+pub(crate) mod limiter;
 mod memory;
 mod quota;
 

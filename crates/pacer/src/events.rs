@@ -1,0 +1,304 @@
+//! What the layers report: rate-limit waits and refusals, retries, give-ups, shared pauses and
+//! timeouts, delivered to an [`Observer`].
+//!
+//! Each layer takes an observer at construction (through its builder; there are no globals).
+//! With none, reporting costs one branch. [`Metrics`](crate::metrics::Metrics) is one observer,
+//! [`TracingObserver`] (feature `tracing`) another; a tuple `(A, B)` reports to both.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use pacer::events::{Event, Observer};
+//! use pacer::rate_limit::RateLimiter;
+//!
+//! #[derive(Default)]
+//! struct CountRefusals(AtomicU64);
+//!
+//! impl Observer for CountRefusals {
+//!     fn observe(&self, event: &Event<'_>) {
+//!         if let Event::RateLimitRefused { .. } = event {
+//!             self.0.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let limiter = RateLimiter::builder().observer(CountRefusals::default()).build()?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+
+use crate::Namespace;
+use crate::rate_limit::Level;
+
+/// Receives the events the layers report. Called inline on the request's task: keep it cheap
+/// and never block.
+pub trait Observer: Send + Sync + 'static {
+    /// One event happened.
+    fn observe(&self, event: &Event<'_>);
+}
+
+impl<O: Observer + ?Sized> Observer for Arc<O> {
+    fn observe(&self, event: &Event<'_>) {
+        (**self).observe(event);
+    }
+}
+
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    fn observe(&self, event: &Event<'_>) {
+        self.0.observe(event);
+        self.1.observe(event);
+    }
+}
+
+/// Something worth counting that a layer saw.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// A request waited for a rate-limit slot (reported for waits above zero only).
+    RateLimitWait {
+        /// The namespace the request was made for.
+        namespace: &'a Namespace,
+        /// The bucket it waited for.
+        level: Level,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// A request was refused by the rate limiter (wait beyond `max_wait`, or reject mode).
+    RateLimitRefused {
+        /// The namespace the request was made for.
+        namespace: &'a Namespace,
+        /// The bucket that refused it.
+        level: Level,
+        /// How long until that bucket has a slot.
+        retry_after: Duration,
+    },
+    /// A request is about to be sent again after `delay`.
+    Retry {
+        /// The request.
+        request: RequestInfo<'a>,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// Why it is retried.
+        reason: RetryReason,
+        /// How long it waits before the next attempt.
+        delay: Duration,
+        /// Whether `delay` is what the server asked for (`Retry-After` and kin) rather than the
+        /// computed backoff.
+        from_server: bool,
+    },
+    /// A request failed and will not be retried because its retries ran out (`max_retries`
+    /// or the deadline); the last outcome is returned.
+    RetriesExhausted {
+        /// The request.
+        request: RequestInfo<'a>,
+        /// How many times it was sent.
+        attempts: u32,
+    },
+    /// A retry was skipped because the retry budget was empty.
+    RetryBudgetExhausted {
+        /// The request.
+        request: RequestInfo<'a>,
+    },
+    /// An upstream asked for a pause; requests to it wait until it ends.
+    PauseStarted {
+        /// The upstream (scheme and authority, or the key the layer was configured with).
+        upstream: &'a str,
+        /// How long the pause lasts.
+        delay: Duration,
+    },
+    /// A pause ended and the requests held by it were released.
+    PauseEnded {
+        /// The upstream.
+        upstream: &'a str,
+    },
+    /// An attempt timed out.
+    Timeout {
+        /// The request.
+        request: RequestInfo<'a>,
+        /// The per-attempt timeout that elapsed.
+        after: Duration,
+    },
+}
+
+/// The parts of a request an event names. Only the method, the URI path (never the query, which
+/// may carry credentials) and the namespace: no headers, no bodies.
+#[derive(Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI path.
+    pub path: &'a str,
+    /// The namespace.
+    pub namespace: &'a Namespace,
+}
+
+impl fmt::Debug for RequestInfo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.method, self.path, self.namespace)
+    }
+}
+
+/// Why a request is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryReason {
+    /// The server refused it for load (429, or 503 with a delay).
+    Throttled,
+    /// A server error (408, 500, 502, 503, 504).
+    ServerError,
+    /// The attempt timed out.
+    Timeout,
+    /// The connection failed.
+    Transport,
+}
+
+impl RetryReason {
+    /// `throttled`, `server_error`, `timeout` or `transport`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Throttled => "throttled",
+            Self::ServerError => "server_error",
+            Self::Timeout => "timeout",
+            Self::Transport => "transport",
+        }
+    }
+}
+
+impl fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a layer sends its events: no observer (the default, one branch per event) or a shared
+/// one. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Events(Option<Arc<dyn Observer>>);
+
+impl Events {
+    /// Reports nothing.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Reports to `observer`.
+    pub fn new(observer: impl Observer) -> Self {
+        Self(Some(Arc::new(observer)))
+    }
+
+    /// Whether an observer is attached.
+    #[inline]
+    pub fn is_enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Reports the event `make` builds, building it only when someone listens.
+    #[inline]
+    pub fn emit<'a>(&self, make: impl FnOnce() -> Event<'a>) {
+        if let Some(observer) = &self.0 {
+            observer.observe(&make());
+        }
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Events(observer)"
+        } else {
+            "Events(none)"
+        })
+    }
+}
+
+impl<O: Observer> From<O> for Events {
+    fn from(observer: O) -> Self {
+        Self::new(observer)
+    }
+}
+
+/// Logs events with `tracing`: throttled retries and give-ups at WARN (one line per throttled
+/// retry, with method, URL path, attempt and delay; never headers, queries or bodies), other
+/// retries, refusals and pauses at INFO, waits at DEBUG.
+#[cfg(feature = "tracing")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingObserver;
+
+#[cfg(feature = "tracing")]
+impl Observer for TracingObserver {
+    fn observe(&self, event: &Event<'_>) {
+        use tracing::{debug, info, warn};
+        match *event {
+            Event::RateLimitWait {
+                namespace,
+                level,
+                waited,
+            } => debug!(%namespace, %level, ?waited, "rate limit wait"),
+            Event::RateLimitRefused {
+                namespace,
+                level,
+                retry_after,
+            } => info!(%namespace, %level, ?retry_after, "rate limited"),
+            Event::Retry {
+                request,
+                attempt,
+                reason: RetryReason::Throttled,
+                delay,
+                from_server,
+            } => warn!(
+                method = %request.method,
+                path = request.path,
+                namespace = %request.namespace,
+                attempt,
+                ?delay,
+                from_server,
+                "throttled by the server, retrying"
+            ),
+            Event::Retry {
+                request,
+                attempt,
+                reason,
+                delay,
+                ..
+            } => info!(
+                method = %request.method,
+                path = request.path,
+                namespace = %request.namespace,
+                attempt,
+                %reason,
+                ?delay,
+                "retrying"
+            ),
+            Event::RetriesExhausted { request, attempts } => warn!(
+                method = %request.method,
+                path = request.path,
+                namespace = %request.namespace,
+                attempts,
+                "retries exhausted"
+            ),
+            Event::RetryBudgetExhausted { request } => warn!(
+                method = %request.method,
+                path = request.path,
+                namespace = %request.namespace,
+                "retry budget exhausted, not retrying"
+            ),
+            Event::PauseStarted { upstream, delay } => {
+                info!(upstream, ?delay, "upstream asked for a pause")
+            }
+            Event::PauseEnded { upstream } => debug!(upstream, "pause ended"),
+            Event::Timeout { request, after } => info!(
+                method = %request.method,
+                path = request.path,
+                namespace = %request.namespace,
+                ?after,
+                "attempt timed out"
+            ),
+        }
+    }
+}
