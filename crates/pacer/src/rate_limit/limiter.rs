@@ -2,7 +2,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+#[cfg(feature = "metrics")]
+use std::sync::Weak;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -88,6 +90,7 @@ impl RateLimiter {
         self.shared.state.global_available(self.now())
     }
 
+    #[cfg(feature = "metrics")]
     pub(crate) fn downgrade(&self) -> WeakRateLimiter {
         WeakRateLimiter(Arc::downgrade(&self.shared))
     }
@@ -191,9 +194,11 @@ impl fmt::Debug for RateLimiter {
 }
 
 /// A limiter held without keeping it alive (for scrape-time metrics).
+#[cfg(feature = "metrics")]
 #[derive(Clone)]
 pub(crate) struct WeakRateLimiter(Weak<Shared>);
 
+#[cfg(feature = "metrics")]
 impl WeakRateLimiter {
     pub(crate) fn upgrade(&self) -> Option<RateLimiter> {
         self.0.upgrade().map(|shared| RateLimiter { shared })
