@@ -91,6 +91,34 @@ use crate::events::{Event, Observer};
 use crate::rate_limit::limiter::WeakRateLimiter;
 use crate::rate_limit::{Level, RateLimiter};
 
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of the classic Prometheus text format (0.0.4).
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Encodes `registry` for a `/metrics` endpoint in the format the scraper accepts: OpenMetrics
+/// when its `Accept` header names `application/openmetrics-text` (as Prometheus does), the
+/// classic Prometheus text format otherwise (what older tools such as `promtool check metrics`
+/// read). Returns the content type and the body.
+pub fn render(
+    registry: &Registry,
+    accept: Option<&http::HeaderValue>,
+) -> Result<(&'static str, String), fmt::Error> {
+    let openmetrics = accept
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("application/openmetrics-text"));
+    let mut text = String::new();
+    if openmetrics {
+        prometheus_client::encoding::text::encode(&mut text, registry)?;
+        Ok((OPENMETRICS_CONTENT_TYPE, text))
+    } else {
+        prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
+        Ok((PROMETHEUS_TEXT_CONTENT_TYPE, text))
+    }
+}
+
 const DURATION_BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
