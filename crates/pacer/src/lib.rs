@@ -6,11 +6,14 @@
 //! | [`rate_limit`] | the keyed two-level rate limiter and its tower layer (wait and reject modes) |
 //! | [`events`] | the observer trait the layers report to; metrics and tracing subscribe to it |
 //! | `metrics` | feature `metrics`: prometheus-client metrics and `MetricsLayer` |
+//! | `config` | feature `config`: `Config` with the defaults, from files and environment variables |
 //!
 //! See the README for how the layers compose.
 #![deny(unsafe_code, missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "config")]
+pub mod config;
 pub mod events;
 #[cfg(feature = "metrics")]
 pub mod metrics;
