@@ -27,7 +27,8 @@
 //! cannot be copied is sent once and not retried. The body of a failed response that is small
 //! (known length at most [`drain_limit`](RetryPolicy::drain_limit), 64 KiB by default) is read and
 //! discarded while the backoff sleep runs, so the connection can be reused; a larger one is
-//! dropped.
+//! dropped. A drain that has not finished when the sleep ends may hold the next attempt back
+//! until one second after the failure (never past the deadline); then it is dropped too.
 //!
 //! # Outcome
 //!
@@ -335,6 +336,9 @@ impl RetryPolicy {
     }
 }
 
+/// How long a drain of a failed response body may delay the next attempt past its backoff.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
 /// The server-requested delay of a response, if any.
 // TODO(merge): use retry_after::parse_retry_after
 fn server_delay(headers: &HeaderMap) -> Option<Duration> {
@@ -492,7 +496,15 @@ pin_project! {
     #[project = StateProj]
     enum State<F, ResBody> {
         Calling { #[pin] future: F },
-        Waiting { #[pin] sleep: Sleep, drain: Option<Pin<Box<ResBody>>> },
+        Waiting {
+            #[pin]
+            sleep: Sleep,
+            drain: Option<Pin<Box<ResBody>>>,
+            // When the next attempt may be sent.
+            wake: Instant,
+            // How long an unfinished drain may hold the next attempt back.
+            drain_until: Instant,
+        },
         Ready,
         Done,
     }
@@ -579,10 +591,10 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
                     .delay(self.attempts - 1, self.prev_delay, rng)
             }
         };
-        if let (Some(started), Some(deadline)) = (self.started, policy.deadline) {
+        if policy.deadline.is_some() {
             let fits = Instant::now()
                 .checked_add(delay)
-                .zip(started.checked_add(deadline))
+                .zip(self.deadline_end())
                 .is_some_and(|(wake, end)| wake < end);
             if !fits {
                 return Next::Return(self.finish(outcome, true));
@@ -609,6 +621,10 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
             (len <= policy.drain_limit && !body.is_end_stream()).then(|| Box::pin(body))
         });
         Next::Wait { delay, drain }
+    }
+
+    fn deadline_end(&self) -> Option<Instant> {
+        self.started?.checked_add(self.policy.deadline?)
     }
 
     fn finish<ResBody>(
@@ -658,25 +674,50 @@ where
                             this.state.set(State::Done);
                             return Poll::Ready(out);
                         }
-                        Next::Wait { delay, mut drain } if delay.is_zero() => {
-                            if let Some(body) = drain.as_mut() {
-                                let _ = poll_drain(body.as_mut(), cx);
-                            }
+                        Next::Wait { delay, drain: None } if delay.is_zero() => {
                             this.state.set(State::Ready);
                         }
                         Next::Wait { delay, drain } => {
-                            let sleep = tokio::time::sleep(delay);
-                            this.state.set(State::Waiting { sleep, drain });
+                            let now = Instant::now();
+                            // Like tokio's `sleep`, an unrepresentable instant becomes ~30 years.
+                            let wake = now
+                                .checked_add(delay)
+                                .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+                            let mut drain_until = now + DRAIN_GRACE;
+                            if let Some(end) = this.attempt.deadline_end() {
+                                drain_until = drain_until.min(end);
+                            }
+                            let drain_until = drain_until.max(wake);
+                            this.state.set(State::Waiting {
+                                sleep: tokio::time::sleep_until(wake),
+                                drain,
+                                wake,
+                                drain_until,
+                            });
                         }
                     }
                 }
-                StateProj::Waiting { sleep, drain } => {
+                StateProj::Waiting {
+                    mut sleep,
+                    drain,
+                    wake,
+                    drain_until,
+                } => {
                     if let Some(body) = drain {
                         if poll_drain(body.as_mut(), cx).is_ready() {
                             *drain = None;
                         }
                     }
-                    ready!(sleep.poll(cx));
+                    if drain.is_none() && Instant::now() >= *wake {
+                        this.state.set(State::Ready);
+                        continue;
+                    }
+                    ready!(sleep.as_mut().poll(cx));
+                    if drain.is_some() && sleep.deadline() < *drain_until {
+                        // Give the drain a little longer, so the connection can be reused.
+                        sleep.as_mut().reset(*drain_until);
+                        continue;
+                    }
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
