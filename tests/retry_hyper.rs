@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body::Frame;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pacer::retry::{Backoff, Jitter, RetryInfo, RetryLayer, RetryPolicy, is_connect_error};
@@ -72,6 +74,24 @@ async fn post_retried_when_hyper_util_cannot_connect() {
     );
 }
 
+/// A body of `len` bytes sent in two halves 20 ms apart, so that it spans several reads and
+/// hyper's own one-read drain cannot swallow it: only a real drain keeps the connection.
+fn slow_body(len: usize) -> BoxBody<Bytes, Infallible> {
+    let half = len / 2;
+    let chunks = futures_util::stream::unfold(0u8, move |step| async move {
+        let chunk = match step {
+            0 => vec![b'x'; half],
+            1 => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                vec![b'x'; len - half]
+            }
+            _ => return None,
+        };
+        Some((Ok(Frame::data(Bytes::from(chunk))), step + 1))
+    });
+    StreamBody::new(chunks).boxed()
+}
+
 /// Serves `first` failed answers with a body of `fail_len` bytes, then `200`; counts connections.
 async fn server(fail_len: usize, first: u32) -> (u16, Arc<AtomicU32>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -94,9 +114,10 @@ async fn server(fail_len: usize, first: u32) -> (u16, Arc<AtomicU32>) {
                         let res = if n < first {
                             Response::builder()
                                 .status(503)
-                                .body(Full::new(Bytes::from(vec![b'x'; fail_len])))
+                                .header("content-length", fail_len)
+                                .body(slow_body(fail_len))
                         } else {
-                            Response::builder().body(Full::new(Bytes::from_static(b"ok")))
+                            Response::builder().body(Full::new(Bytes::from_static(b"ok")).boxed())
                         };
                         Ok::<_, Infallible>(res.unwrap())
                     }
@@ -123,7 +144,7 @@ async fn get(port: u16) -> (Response<hyper::body::Incoming>, u32) {
 
 #[tokio::test]
 async fn small_failed_body_is_drained_so_the_connection_is_reused() {
-    let (port, conns) = server(1024, 1).await;
+    let (port, conns) = server(48 * 1024, 1).await;
     let (res, sends) = get(port).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.extensions().get::<RetryInfo>().unwrap().attempts, 2);
