@@ -278,3 +278,104 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+    type Frames = Vec<Item>;
+    type Stream = StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Item>>>;
+
+    fn stream(frames: Frames) -> Stream {
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    fn data(s: &'static str) -> Item {
+        Ok(Frame::data(Bytes::from_static(s.as_bytes())))
+    }
+
+    #[tokio::test]
+    async fn replays_data_and_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-sum", "42".parse().unwrap());
+        let body = ReplayBody::new(stream(vec![
+            data("a"),
+            data("bc"),
+            Ok(Frame::trailers(trailers.clone())),
+        ]));
+        for _ in 0..3 {
+            let copy = body.try_clone_body().unwrap();
+            let collected = copy.collect().await.unwrap();
+            assert_eq!(collected.trailers(), Some(&trailers));
+            assert_eq!(collected.to_bytes(), "abc");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handle_behind_replays_what_the_front_read() {
+        let body = ReplayBody::new(stream(vec![data("1"), data("2"), data("3")]));
+        let mut first = body.try_clone_body().unwrap();
+        let f = first.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(f, "1");
+        // The first attempt stopped half way (e.g. answered early); the retry gets everything.
+        let second = body.try_clone_body().unwrap();
+        assert_eq!(second.size_hint().exact(), None);
+        assert_eq!(second.collect().await.unwrap().to_bytes(), "123");
+        // The first one continues consistently from the record.
+        assert_eq!(first.collect().await.unwrap().to_bytes(), "23");
+        let third = body.try_clone_body().unwrap();
+        assert_eq!(third.collect().await.unwrap().to_bytes(), "123");
+    }
+
+    #[tokio::test]
+    async fn over_the_limit_streams_once_and_stops_replaying() {
+        let body =
+            ReplayBody::with_limit(stream(vec![data("aaaa"), data("bbbb"), data("cccc")]), 6);
+        let first = body.try_clone_body().unwrap();
+        assert!(body.is_replayable());
+        assert_eq!(first.collect().await.unwrap().to_bytes(), "aaaabbbbcccc");
+        assert!(!body.is_replayable());
+        assert!(body.try_clone_body().is_none());
+    }
+
+    #[test]
+    fn a_size_hint_above_the_limit_is_never_replayable() {
+        let body = ReplayBody::with_limit(
+            http_body_util::Full::new(Bytes::from_static(b"0123456789")),
+            9,
+        );
+        assert!(body.try_clone_body().is_none());
+        assert_eq!(body.size_hint().exact(), Some(10));
+        let body = ReplayBody::with_limit(
+            http_body_util::Full::new(Bytes::from_static(b"0123456789")),
+            10,
+        );
+        assert_eq!(body.try_clone_body().unwrap().size_hint().exact(), Some(10));
+    }
+
+    #[tokio::test]
+    async fn a_failed_source_is_not_replayed() {
+        let body = ReplayBody::new(stream(vec![data("a"), Err(std::io::Error::other("boom"))]));
+        let first = body.try_clone_body().unwrap();
+        assert!(first.collect().await.is_err());
+        assert!(body.try_clone_body().is_none());
+    }
+
+    #[tokio::test]
+    async fn end_of_stream_and_hints_after_replay() {
+        let body = ReplayBody::new(stream(vec![data("ab"), data("c")]));
+        let first = body.try_clone_body().unwrap();
+        assert!(!first.is_end_stream());
+        assert_eq!(first.collect().await.unwrap().to_bytes(), "abc");
+        let mut second = body.try_clone_body().unwrap();
+        second.frame().await.unwrap().unwrap();
+        assert_eq!(second.size_hint().exact(), Some(1));
+        second.frame().await.unwrap().unwrap();
+        assert!(second.is_end_stream());
+        assert!(second.frame().await.is_none());
+    }
+}

@@ -190,3 +190,105 @@ impl RetryBudgetBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn floor_allows_its_rate_and_no_more() {
+        let budget = RetryBudget::builder().min_retries_per_sec(10).build();
+        let granted = (0..100).filter(|_| budget.withdraw()).count();
+        assert_eq!(granted, 10, "a burst of one second's worth");
+        tokio::time::advance(Duration::from_millis(99)).await;
+        assert!(!budget.withdraw());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(budget.withdraw());
+        assert!(!budget.withdraw());
+        // Over 60 s, exactly 10 per second.
+        let mut granted = 0;
+        for _ in 0..600 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            granted += (0..5).filter(|_| budget.withdraw()).count();
+        }
+        assert_eq!(granted, 600);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_are_exact_and_capped() {
+        let budget = RetryBudget::builder()
+            .min_retries_per_sec(0)
+            .max_balance(3)
+            .build();
+        for _ in 0..15 {
+            budget.deposit();
+        }
+        assert_eq!(budget.balance(), 3.0);
+        for _ in 0..100 {
+            budget.deposit();
+        }
+        assert_eq!(budget.balance(), 3.0, "capped");
+        assert_eq!((0..10).filter(|_| budget.withdraw()).count(), 3);
+        assert_eq!(budget.balance(), 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clones_share_one_bucket() {
+        let a = RetryBudget::builder()
+            .min_retries_per_sec(0)
+            .deposit_ratio(0.5)
+            .build();
+        let b = a.clone();
+        a.deposit();
+        b.deposit();
+        assert!(a.withdraw());
+        assert!(!b.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hostile_ratios_are_sanitised() {
+        for ratio in [f64::NAN, -1.0, f64::NEG_INFINITY] {
+            let b = RetryBudget::builder()
+                .deposit_ratio(ratio)
+                .min_retries_per_sec(0)
+                .build();
+            b.deposit();
+            assert_eq!(b.balance(), 0.0);
+        }
+        let b = RetryBudget::builder()
+            .deposit_ratio(f64::INFINITY)
+            .min_retries_per_sec(0)
+            .build();
+        b.deposit();
+        assert_eq!(
+            b.balance(),
+            100.0,
+            "clamped to 1000 per deposit, then to the balance cap"
+        );
+    }
+
+    #[test]
+    fn concurrent_withdrawals_never_overdraw() {
+        let budget = RetryBudget::builder()
+            .min_retries_per_sec(0)
+            .deposit_ratio(1.0)
+            .max_balance(1000)
+            .build();
+        for _ in 0..1000 {
+            budget.deposit();
+        }
+        let granted = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..1000).filter(|_| budget.withdraw()).count()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .sum::<usize>()
+        });
+        assert_eq!(granted, 1000);
+    }
+}

@@ -173,3 +173,153 @@ fn displays_as(e: &dyn Error, expected: &str) -> bool {
     };
     fmt::write(&mut cmp, format_args!("{e}")).is_ok() && cmp.ok && cmp.rest.is_empty()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parts(method: Method) -> request::Parts {
+        http::Request::builder()
+            .method(method)
+            .uri("/")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    fn status(method: Method, code: u16) -> Decision {
+        DefaultClassifier.classify_response(
+            &parts(method),
+            StatusCode::from_u16(code).unwrap(),
+            &HeaderMap::new(),
+        )
+    }
+
+    #[test]
+    fn status_table() {
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::TRACE,
+            Method::PUT,
+            Method::DELETE,
+        ] {
+            for code in [408, 500, 502, 503, 504] {
+                assert!(
+                    matches!(
+                        status(m.clone(), code),
+                        Decision::Retry(RetryReason::Status(_))
+                    ),
+                    "{m} {code}"
+                );
+            }
+            assert_eq!(
+                status(m.clone(), 429),
+                Decision::Retry(RetryReason::TooManyRequests)
+            );
+            for code in [200, 201, 204, 301, 400, 401, 404, 409, 501, 505] {
+                assert_eq!(status(m.clone(), code), Decision::Success, "{m} {code}");
+            }
+        }
+        for m in [Method::POST, Method::PATCH, Method::CONNECT] {
+            assert_eq!(
+                status(m.clone(), 429),
+                Decision::Retry(RetryReason::TooManyRequests)
+            );
+            for code in [408, 500, 502, 503, 504] {
+                assert!(
+                    matches!(status(m.clone(), code), Decision::Failure(_)),
+                    "{m} {code}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn marked_requests_are_idempotent() {
+        let mut p = parts(Method::POST);
+        assert!(!is_idempotent(&p));
+        p.extensions.insert(Idempotent);
+        assert!(is_idempotent(&p));
+        let mut p = parts(Method::PATCH);
+        p.headers.insert("Idempotency-Key", "k".parse().unwrap());
+        assert!(is_idempotent(&p));
+    }
+
+    #[derive(Debug)]
+    struct Outer(&'static str, Option<Box<dyn Error + Send + Sync>>);
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{}", self.0)
+        }
+    }
+
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn errors_are_found_down_the_chain() {
+        let refused = Outer(
+            "a",
+            Some(Box::new(Outer(
+                "b",
+                Some(Box::new(io::Error::from(io::ErrorKind::ConnectionRefused))),
+            ))),
+        );
+        assert!(is_connect_error(&refused));
+        assert!(!is_timeout(&refused));
+        let hyper_util_like = Outer(
+            "client error (Connect)",
+            Some(Box::new(Outer("dns error", None))),
+        );
+        assert!(is_connect_error(&hyper_util_like));
+        for not_connect in [
+            "client error (SendRequest)",
+            "client error (Connect) ",
+            "client error (",
+            "",
+        ] {
+            assert!(
+                !is_connect_error(&Outer(not_connect, None)),
+                "{not_connect:?}"
+            );
+        }
+        let timeout = Outer("x", Some(Box::new(tower::timeout::error::Elapsed::new())));
+        assert!(is_timeout(&timeout));
+        assert!(is_timeout(&io::Error::from(io::ErrorKind::TimedOut)));
+        assert!(!is_connect_error(&timeout));
+
+        let post = parts(Method::POST);
+        let c = DefaultClassifier;
+        assert_eq!(
+            c.classify_error(&post, &refused),
+            Decision::Retry(RetryReason::Connect)
+        );
+        assert_eq!(
+            c.classify_error(&post, &timeout),
+            Decision::Failure(RetryReason::Timeout)
+        );
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            c.classify_error(&post, &reset),
+            Decision::Failure(RetryReason::Transport)
+        );
+        let get = parts(Method::GET);
+        assert_eq!(
+            c.classify_error(&get, &timeout),
+            Decision::Retry(RetryReason::Timeout)
+        );
+        assert_eq!(
+            c.classify_error(&get, &reset),
+            Decision::Retry(RetryReason::Transport)
+        );
+    }
+}

@@ -742,3 +742,65 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn delay_of(value: &[u8]) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_bytes(value).unwrap(),
+        );
+        server_delay(&headers)
+    }
+
+    #[test]
+    fn delay_seconds() {
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(delay_of(b"5"), secs(5));
+        assert_eq!(delay_of(b"0"), secs(0));
+        assert_eq!(delay_of(b" 120\t"), secs(120));
+        assert_eq!(delay_of(b"007"), secs(7));
+        assert_eq!(delay_of(b"99999999999999999999999999"), secs(u64::MAX));
+        for bad in [
+            &b""[..],
+            b" ",
+            b"-1",
+            b"+1",
+            b"1.5",
+            b"1e3",
+            b"5 s",
+            b"soon",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(delay_of(bad), None, "{bad:?}");
+        }
+        assert_eq!(server_delay(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn types_are_clone_debug_send_sync() {
+        fn check<T: Clone + fmt::Debug + Send + Sync + 'static>() {}
+        check::<RetryLayer>();
+        check::<RetryPolicy>();
+        check::<RetryBudget>();
+        check::<Retry<tower::timeout::Timeout<()>>>();
+        check::<RetryInfo>();
+        check::<RetryAfterExceeded>();
+    }
+
+    #[test]
+    fn response_future_is_send() {
+        fn check<T: Send>(_: &T) {}
+        let svc = tower::service_fn(|_: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        });
+        let mut retry = Retry::new(svc, RetryPolicy::new());
+        let fut = retry.call(Request::new(String::from("x")));
+        check(&fut);
+    }
+}
