@@ -65,6 +65,10 @@ impl<B: Clone> TryCloneBody for B {
 /// `try_clone_body` returns `None`: the attempt in flight keeps streaming, but there is no retry.
 /// A body whose wrapped stream failed cannot be replayed either.
 ///
+/// Handles are meant to be read one after the other, as retries are: if two handles are polled
+/// concurrently they still yield the same bytes, but the wrapped body keeps only the waker of the
+/// last handle that found it pending.
+///
 /// Data frames are yielded as [`Bytes`] (`copy_to_bytes`, which does not copy when the wrapped
 /// body yields `Bytes`); trailers are replayed too.
 pub struct ReplayBody<B> {

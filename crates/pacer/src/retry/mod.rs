@@ -21,9 +21,9 @@
 //! # Bodies
 //!
 //! Each attempt gets its own copy of the request body through
-//! [`TryCloneBody`](crate::body::TryCloneBody): bodies that are `Clone` (such as
+//! [`TryCloneBody`]: bodies that are `Clone` (such as
 //! `http_body_util::Full<Bytes>`) are cloned, other bodies can be wrapped in
-//! [`ReplayBody`](crate::body::ReplayBody), which buffers up to a limit; a request whose body
+//! [`ReplayBody`], which buffers up to a limit; a request whose body
 //! cannot be copied is sent once and not retried. The body of a failed response that is small
 //! (known length at most [`drain_limit`](RetryPolicy::drain_limit), 64 KiB by default) is read and
 //! discarded while the backoff sleep runs, so the connection can be reused; a larger one is
@@ -119,6 +119,8 @@ use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
+#[cfg(doc)]
+use crate::body::ReplayBody;
 use crate::body::TryCloneBody;
 
 /// The error type of [`Retry`]: the inner service's error, boxed, or a [`RetryAfterExceeded`].
