@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,8 +14,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, StreamBody};
 use pacer::body::ReplayBody;
 use pacer::retry::{
-    Backoff, BoxError, Idempotent, Jitter, RetryAfterExceeded, RetryAfterMode, RetryInfo,
-    RetryLayer, RetryPolicy,
+    Backoff, BoxError, DeadlineExceeded, Idempotent, Jitter, RetryAfterExceeded, RetryAfterMode,
+    RetryInfo, RetryLayer, RetryPolicy,
 };
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
@@ -27,6 +27,8 @@ enum Step {
     Refused,
     Timeout,
     Reset,
+    /// Never answers.
+    Hang,
     /// A response with a body whose end is observed.
     Tracked(u16, usize, Arc<AtomicBool>),
 }
@@ -54,6 +56,9 @@ struct Scripted {
     last: Arc<Mutex<Option<Step>>>,
     log: Arc<Mutex<Vec<Sent>>>,
     epoch: Instant,
+    /// `poll_ready` stays pending forever once this many calls were made.
+    ready_limit: usize,
+    calls: Arc<AtomicUsize>,
 }
 
 impl Scripted {
@@ -63,7 +68,14 @@ impl Scripted {
             last: Arc::new(Mutex::new(None)),
             log: Arc::default(),
             epoch: Instant::now(),
+            ready_limit: usize::MAX,
+            calls: Arc::default(),
         }
+    }
+
+    fn never_ready_after(mut self, calls: usize) -> Self {
+        self.ready_limit = calls;
+        self
     }
 
     fn sends(&self) -> usize {
@@ -109,10 +121,14 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        if self.calls.load(Ordering::SeqCst) >= self.ready_limit {
+            return Poll::Pending;
+        }
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let at = self.epoch.elapsed();
         let step = self.next_step();
         let log = Arc::clone(&self.log);
@@ -148,6 +164,7 @@ where
                     std::io::ErrorKind::ConnectionRefused,
                 ))) as BoxError),
                 Step::Timeout => Err(Box::new(tower::timeout::error::Elapsed::new()) as BoxError),
+                Step::Hang => std::future::pending().await,
                 Step::Reset => Err(Box::new(Wrapped(std::io::Error::from(
                     std::io::ErrorKind::ConnectionReset,
                 ))) as BoxError),
@@ -697,4 +714,43 @@ async fn seeded_full_jitter_is_reproducible_and_bounded() {
             "retry {n}: {gap:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_cancels_an_attempt_in_flight() {
+    // The second attempt (at 1 s) never answers: cut at exactly 10 s.
+    let server = Scripted::new([st(503), Step::Hang]);
+    let (res, took) = run(
+        policy().deadline(Duration::from_secs(10)),
+        &server,
+        req(Method::GET),
+    )
+    .await;
+    let err = res.unwrap_err();
+    let exceeded = err.downcast_ref::<DeadlineExceeded>().unwrap();
+    assert_eq!(exceeded.deadline(), Duration::from_secs(10));
+    assert_eq!(exceeded.attempts(), 2);
+    assert_eq!(took, Duration::from_secs(10));
+    assert_eq!(server.sends(), 2);
+
+    // Without a deadline the same request would wait forever.
+    let server = Scripted::new([st(503), Step::Hang]);
+    let svc = RetryLayer::new(policy()).layer(server.clone());
+    let out = tokio::time::timeout(Duration::from_secs(3600), svc.oneshot(req(Method::GET))).await;
+    assert!(out.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_covers_waiting_for_the_inner_service_to_be_ready() {
+    // After the first call the inner service (think: a rate limiter) is never ready again.
+    let server = Scripted::new([st(503), st(200)]).never_ready_after(1);
+    let (res, took) = run(
+        policy().deadline(Duration::from_secs(5)),
+        &server,
+        req(Method::GET),
+    )
+    .await;
+    assert!(res.unwrap_err().is::<DeadlineExceeded>());
+    assert_eq!(took, Duration::from_secs(5));
+    assert_eq!(server.sends(), 1);
 }

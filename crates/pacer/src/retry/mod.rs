@@ -9,7 +9,8 @@
 //!   default; above the cap, either clamped or failed fast with [`RetryAfterExceeded`], see
 //!   [`RetryAfterMode`]), or else a [`Backoff`] delay (default base 0.5 s, max 60 s, full jitter);
 //! - an optional total [`deadline`](RetryPolicy::deadline) for the logical request: a sleep that
-//!   could not end before it is never started, the last outcome is returned instead;
+//!   could not end before it is never started, the last outcome is returned instead, and an
+//!   attempt still running when it passes is cancelled with [`DeadlineExceeded`];
 //! - a [`RetryBudget`] shared by all clones of the policy, so that a broad outage adds a small
 //!   share of retries to the load instead of multiplying it.
 //!
@@ -181,6 +182,39 @@ impl fmt::Display for RetryAfterExceeded {
 
 impl StdError for RetryAfterExceeded {}
 
+/// The error returned when the total [deadline](RetryPolicy::deadline) passes while an attempt
+/// is in flight or waits for the inner service to be ready (e.g. for a rate-limit token). The
+/// attempt is dropped (cancelled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeadlineExceeded {
+    deadline: Duration,
+    attempts: u32,
+}
+
+impl DeadlineExceeded {
+    /// The configured total deadline.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Attempts started, including the one cut short.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "retry deadline of {:?} exceeded during attempt {}",
+            self.deadline, self.attempts
+        )
+    }
+}
+
+impl StdError for DeadlineExceeded {}
+
 /// Retry facts, inserted into the extensions of a response that needed more than one attempt or
 /// that is a transient failure the layer gave up on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,9 +295,13 @@ impl RetryPolicy {
         self
     }
 
-    /// A total deadline for the logical request, counted from the first call. No sleep is
-    /// started unless it ends before the deadline; otherwise the last outcome is returned.
-    /// (Attempts themselves are bounded by a per-attempt timeout layer, not by this.)
+    /// A total deadline for the logical request, counted from the call, covering attempts,
+    /// waits for the inner service to be ready and sleeps.
+    ///
+    /// No sleep is started unless it ends before the deadline; otherwise the last outcome is
+    /// returned as is. If the deadline passes while an attempt is in flight (or waiting to be
+    /// sent), the attempt is cancelled and the error is a [`DeadlineExceeded`]. Needs a tokio
+    /// runtime with the time driver (as any sleep does).
     #[must_use]
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
@@ -450,11 +488,17 @@ where
             None => (body, None),
         };
         let future = service.call(Request::from_parts(parts.clone(), send));
+        let started = self.policy.deadline.map(|_| Instant::now());
+        let deadline = started
+            .zip(self.policy.deadline)
+            .and_then(|(start, d)| start.checked_add(d))
+            .map(|end| Box::pin(tokio::time::sleep_until(end)));
         ResponseFuture {
             state: State::Calling { future },
             service,
+            deadline,
             attempt: Attempt {
-                started: self.policy.deadline.map(|_| Instant::now()),
+                started,
                 policy: Arc::clone(&self.policy),
                 parts,
                 template,
@@ -477,6 +521,8 @@ pin_project! {
         #[pin]
         state: State<S::Future, ResBody>,
         service: S,
+        // Fires at the end of the total deadline, if there is one.
+        deadline: Option<Pin<Box<Sleep>>>,
         attempt: Attempt<ReqBody>,
     }
 }
@@ -625,6 +671,25 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
         Next::Wait { delay, drain }
     }
 
+    /// Pending until the total deadline passes, then the [`DeadlineExceeded`] error.
+    fn poll_deadline(
+        &self,
+        deadline: &mut Option<Pin<Box<Sleep>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<BoxError> {
+        match deadline {
+            Some(sleep) => {
+                ready!(sleep.as_mut().poll(cx));
+                *deadline = None;
+                Poll::Ready(Box::new(DeadlineExceeded {
+                    deadline: self.policy.deadline.unwrap_or_default(),
+                    attempts: self.attempts.saturating_add(1),
+                }))
+            }
+            None => Poll::Pending,
+        }
+    }
+
     fn deadline_end(&self) -> Option<Instant> {
         self.started?.checked_add(self.policy.deadline?)
     }
@@ -670,7 +735,14 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let outcome = ready!(future.poll(cx)).map_err(Into::into);
+                    let outcome = match future.poll(cx) {
+                        Poll::Ready(outcome) => outcome.map_err(Into::into),
+                        Poll::Pending => {
+                            let err = ready!(this.attempt.poll_deadline(this.deadline, cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(err));
+                        }
+                    };
                     match this.attempt.on_outcome(outcome) {
                         Next::Return(out) => {
                             this.state.set(State::Done);
@@ -723,7 +795,15 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                    let ready = match this.service.poll_ready(cx) {
+                        Poll::Ready(ready) => ready,
+                        Poll::Pending => {
+                            let err = ready!(this.attempt.poll_deadline(this.deadline, cx));
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(err));
+                        }
+                    };
+                    if let Err(e) = ready {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(e.into()));
                     }
