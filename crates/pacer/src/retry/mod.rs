@@ -545,8 +545,8 @@ pin_project! {
     enum State<F, ResBody> {
         Calling { #[pin] future: F },
         Waiting {
-            #[pin]
-            sleep: Sleep,
+            // Boxed: keeps the future small on the happy path, which never sleeps.
+            sleep: Pin<Box<Sleep>>,
             drain: Option<Pin<Box<ResBody>>>,
             // When the next attempt may be sent.
             wake: Instant,
@@ -570,7 +570,7 @@ struct Attempt<ReqBody> {
     started: Option<Instant>,
     prev_delay: Duration,
     last_retry_after: Option<Duration>,
-    rng: Option<SmallRng>,
+    rng: Option<Box<SmallRng>>,
 }
 
 enum Next<ResBody> {
@@ -633,7 +633,7 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
             },
             Some(d) => d,
             None => {
-                let rng = self.rng.get_or_insert_with(|| policy.rng());
+                let rng = self.rng.get_or_insert_with(|| Box::new(policy.rng()));
                 policy
                     .backoff
                     .delay(self.attempts - 1, self.prev_delay, rng)
@@ -763,7 +763,7 @@ where
                             }
                             let drain_until = drain_until.max(wake);
                             this.state.set(State::Waiting {
-                                sleep: tokio::time::sleep_until(wake),
+                                sleep: Box::pin(tokio::time::sleep_until(wake)),
                                 drain,
                                 wake,
                                 drain_until,
@@ -772,7 +772,7 @@ where
                     }
                 }
                 StateProj::Waiting {
-                    mut sleep,
+                    sleep,
                     drain,
                     wake,
                     drain_until,
