@@ -488,17 +488,12 @@ where
             None => (body, None),
         };
         let future = service.call(Request::from_parts(parts.clone(), send));
-        let started = self.policy.deadline.map(|_| Instant::now());
-        let deadline = started
-            .zip(self.policy.deadline)
-            .and_then(|(start, d)| start.checked_add(d))
-            .map(|end| Box::pin(tokio::time::sleep_until(end)));
         ResponseFuture {
             state: State::Calling { future },
             service,
-            deadline,
+            deadline: None,
             attempt: Attempt {
-                started,
+                started: self.policy.deadline.map(|_| Instant::now()),
                 policy: Arc::clone(&self.policy),
                 parts,
                 template,
@@ -521,7 +516,7 @@ pin_project! {
         #[pin]
         state: State<S::Future, ResBody>,
         service: S,
-        // Fires at the end of the total deadline, if there is one.
+        // Fires at the end of the total deadline; armed the first time an attempt is pending.
         deadline: Option<Pin<Box<Sleep>>>,
         attempt: Attempt<ReqBody>,
     }
@@ -677,17 +672,20 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
         deadline: &mut Option<Pin<Box<Sleep>>>,
         cx: &mut Context<'_>,
     ) -> Poll<BoxError> {
-        match deadline {
-            Some(sleep) => {
-                ready!(sleep.as_mut().poll(cx));
-                *deadline = None;
-                Poll::Ready(Box::new(DeadlineExceeded {
-                    deadline: self.policy.deadline.unwrap_or_default(),
-                    attempts: self.attempts.saturating_add(1),
-                }))
+        if deadline.is_none() {
+            match self.deadline_end() {
+                Some(end) => *deadline = Some(Box::pin(tokio::time::sleep_until(end))),
+                None => return Poll::Pending,
             }
-            None => Poll::Pending,
         }
+        let Some(sleep) = deadline else {
+            return Poll::Pending;
+        };
+        ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(Box::new(DeadlineExceeded {
+            deadline: self.policy.deadline.unwrap_or_default(),
+            attempts: self.attempts.saturating_add(1),
+        }))
     }
 
     fn deadline_end(&self) -> Option<Instant> {
