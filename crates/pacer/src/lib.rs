@@ -12,6 +12,7 @@
 #![deny(unsafe_code, missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod body;
 #[cfg(feature = "config")]
 pub mod config;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod events;
 pub mod metrics;
 pub mod namespace;
 pub mod rate_limit;
+pub mod retry;
 
 pub use namespace::Namespace;
 
