@@ -39,20 +39,20 @@
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), std::convert::Infallible> {
-//! let mut first = true;
-//! let upstream = service_fn(move |_req: Request<()>| {
-//!     let res = if std::mem::take(&mut first) {
+//! // An upstream that is busy on `/busy` and asks for 5 seconds of quiet.
+//! let upstream = service_fn(|req: Request<()>| async move {
+//!     let res = if req.uri().path() == "/busy" {
 //!         Response::builder().status(StatusCode::TOO_MANY_REQUESTS).header("retry-after", "5")
 //!     } else {
 //!         Response::builder().status(StatusCode::OK)
 //!     };
-//!     async move { Ok::<_, std::convert::Infallible>(res.body(()).unwrap()) }
+//!     Ok::<_, std::convert::Infallible>(res.body(()).unwrap())
 //! });
 //! let layer = RetryAfterLayer::new().max_delay(Duration::from_secs(30));
 //! let svc = ServiceBuilder::new().layer(layer).service(upstream);
 //!
 //! let start = tokio::time::Instant::now();
-//! let res = svc.clone().oneshot(Request::get("http://api.example/a").body(()).unwrap()).await?;
+//! let res = svc.clone().oneshot(Request::get("http://api.example/busy").body(()).unwrap()).await?;
 //! assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
 //!
 //! // Another request to the same upstream waits for the pause (5 s, released within 1 s more).

@@ -442,7 +442,9 @@ mod tests {
         assert_eq!(resolve_two_digit_year(10, 2090), 2110);
         assert_eq!(resolve_two_digit_year(40, 2090), 2140);
         assert_eq!(resolve_two_digit_year(41, 2090), 2041);
-        assert_eq!(resolve_two_digit_year(69, 1999), 2069);
+        assert_eq!(resolve_two_digit_year(69, 1999), 1969); // 2069 is 70 years ahead
+        assert_eq!(resolve_two_digit_year(49, 1999), 2049);
+        assert_eq!(resolve_two_digit_year(50, 1999), 1950);
     }
 
     #[test]
