@@ -47,12 +47,20 @@ impl PauseKey {
     /// not hold requests of another.
     pub fn new(authority: &str, namespace: Option<&str>) -> Self {
         let mut h = key_state().build_hasher();
-        let mut buf = [0u8; 64];
-        for chunk in authority.as_bytes().chunks(buf.len()) {
-            let lower = &mut buf[..chunk.len()];
-            lower.copy_from_slice(chunk);
-            lower.make_ascii_lowercase();
-            h.write(lower);
+        let bytes = authority.as_bytes();
+        if bytes.iter().any(u8::is_ascii_uppercase) {
+            let mut buf = [0u8; 64];
+            for chunk in bytes.chunks(buf.len()) {
+                let lower = &mut buf[..chunk.len()];
+                lower.copy_from_slice(chunk);
+                lower.make_ascii_lowercase();
+                h.write(lower);
+            }
+        } else {
+            // Hosts are almost always lowercase already: hash in place.
+            for chunk in bytes.chunks(64) {
+                h.write(chunk);
+            }
         }
         h.write_usize(authority.len());
         match namespace {
