@@ -94,8 +94,9 @@ impl PauseKey {
 /// pauses are removed when next looked up, and all at once when the gate sees that every
 /// pause has ended or when it is full. Overflow policy: when the gate is full of pauses that
 /// are all still running, a new upstream's pause evicts the pause that ends soonest (the one
-/// that protects least). Pauses are only ever set from responses, which the caller's own
-/// upstreams send, and each entry is 16 bytes, so the default cap is generous.
+/// that protects least); the requests it held keep waiting for their own release time, only
+/// new requests to that upstream go through. Pauses are only ever set from responses of the
+/// caller's own upstreams, and an entry is a few dozen bytes, so the default cap is generous.
 ///
 /// # Release spreading
 ///

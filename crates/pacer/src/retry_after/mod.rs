@@ -231,7 +231,8 @@ impl RetryAfterLayer {
 
     /// Replaces the function mapping a request (its URI and extensions) to the key its
     /// pauses are shared under. The default is [`PauseKey::authority`] of the URI's
-    /// authority. To key by tenant as well, read the namespace from the extensions:
+    /// authority. To key by tenant as well, read the namespace from the extensions (with
+    /// pacer's own `Namespace` extension it is the same line with `ext.get::<Namespace>()`):
     ///
     /// ```
     /// # use pacer::retry_after::{PauseKey, RetryAfterLayer};
