@@ -1,7 +1,6 @@
 //! The shared pause gate.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
@@ -31,9 +30,49 @@ impl fmt::Debug for PauseKey {
     }
 }
 
-fn key_state() -> &'static foldhash::fast::RandomState {
-    static STATE: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
-    STATE.get_or_init(foldhash::fast::RandomState::default)
+/// Per-process random seed of the key hash.
+fn key_seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        use std::hash::BuildHasher as _;
+        std::collections::hash_map::RandomState::new().hash_one(0x9e37_79b9_7f4a_7c15_u64)
+    })
+}
+
+/// Folded 64x64->128 multiply, the mixing step of wyhash/foldhash.
+#[inline(always)]
+fn mix(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+const K1: u64 = 0xa076_1d64_78bd_642f;
+const K2: u64 = 0xe703_7ed1_a0b4_28db;
+
+/// ASCII-lowercases 8 bytes at once (SWAR); non-ASCII bytes are left alone.
+#[inline(always)]
+fn lower8(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    let ge_a = low7 + 0x3f3f_3f3f_3f3f_3f3f; // high bit set where byte >= b'A'
+    let gt_z = low7 + 0x2525_2525_2525_2525; // high bit set where byte > b'Z'
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// Hashes `bytes` (ASCII-lowercased) into `h`, 8 bytes at a time.
+#[inline]
+fn absorb(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        h = mix(h ^ lower8(u64::from_le_bytes(w)), K1);
+    }
+    let rest = chunks.remainder();
+    let mut w = [0u8; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    mix(h ^ lower8(u64::from_le_bytes(w)), K2 ^ bytes.len() as u64)
 }
 
 impl PauseKey {
@@ -44,34 +83,13 @@ impl PauseKey {
     }
 
     /// The key of an upstream narrowed to a namespace (tenant): pauses of one namespace do
-    /// not hold requests of another.
+    /// not hold requests of another. Namespaces are compared case-insensitively (ASCII).
     pub fn new(authority: &str, namespace: Option<&str>) -> Self {
-        let mut h = key_state().build_hasher();
-        let bytes = authority.as_bytes();
-        if bytes.iter().any(u8::is_ascii_uppercase) {
-            let mut buf = [0u8; 64];
-            for chunk in bytes.chunks(buf.len()) {
-                let lower = &mut buf[..chunk.len()];
-                lower.copy_from_slice(chunk);
-                lower.make_ascii_lowercase();
-                h.write(lower);
-            }
-        } else {
-            // Hosts are almost always lowercase already: hash in place.
-            for chunk in bytes.chunks(64) {
-                h.write(chunk);
-            }
+        let mut h = absorb(key_seed(), authority.as_bytes());
+        if let Some(ns) = namespace {
+            h = absorb(mix(h, K2), ns.as_bytes());
         }
-        h.write_usize(authority.len());
-        match namespace {
-            Some(ns) => {
-                h.write_u8(1);
-                h.write(ns.as_bytes());
-                h.write_usize(ns.len());
-            }
-            None => h.write_u8(0),
-        }
-        PauseKey(h.finish())
+        PauseKey(mix(h, K1))
     }
 }
 
@@ -363,5 +381,39 @@ impl PauseGate {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swar_lowercase_matches_std() {
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b, b'A', b'z', b'Z', b'@', b'[', 0x80 | b'A', b]);
+            let mut expect = w.to_le_bytes();
+            expect.make_ascii_lowercase();
+            assert_eq!(lower8(w).to_le_bytes(), expect, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_and_distinct() {
+        assert_eq!(
+            PauseKey::authority("API.Example.com:8443"),
+            PauseKey::authority("api.example.com:8443")
+        );
+        assert_ne!(
+            PauseKey::authority("api.example.com"),
+            PauseKey::authority("api.example.co")
+        );
+        assert_ne!(PauseKey::authority("a"), PauseKey::authority("a\0"));
+        assert_ne!(PauseKey::new("a", None), PauseKey::new("a", Some("")));
+        assert_ne!(PauseKey::new("a", Some("x")), PauseKey::new("a", Some("y")));
+        assert_ne!(
+            PauseKey::new("ab", Some("c")),
+            PauseKey::new("a", Some("bc"))
+        );
     }
 }
