@@ -703,3 +703,30 @@ fn layer_and_service_are_clone_and_debug() {
     let layer = RetryAfterLayer::new();
     assert!(format!("{layer:?}").contains("RetryAfterLayer"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn gate_is_usable_without_tower() {
+    let gate = PauseGate::builder()
+        .seed(3)
+        .release_window(Duration::from_millis(500))
+        .build();
+    let key = PauseKey::new("kc.test", Some("tenant-a"));
+    let t0 = Instant::now();
+    gate.wait(key).await; // not paused: immediate
+    assert_eq!(Instant::now(), t0);
+
+    let past = t0.checked_sub(Duration::from_secs(1)).unwrap_or(t0);
+    gate.pause_until(key, past); // already over: ignored
+    assert!(gate.is_empty());
+    gate.pause(key, Duration::from_secs(3));
+    gate.pause(key, Duration::from_secs(1)); // never shortens
+    assert_eq!(gate.paused_until(key), Some(t0 + Duration::from_secs(3)));
+    assert!(!gate.is_paused(PauseKey::new("kc.test", Some("tenant-b"))));
+    assert!(!gate.is_paused(PauseKey::authority("kc.test")));
+
+    let clone = gate.clone();
+    clone.wait(key).await;
+    let waited = Instant::now() - t0;
+    assert!(waited >= Duration::from_secs(3) && waited < Duration::from_millis(3_500));
+    assert!(!gate.is_paused(key));
+}
