@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod rate_limit;
 pub mod retry;
+pub mod retry_after;
 
 pub use namespace::Namespace;
 

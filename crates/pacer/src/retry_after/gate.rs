@@ -1,0 +1,419 @@
+//! The shared pause gate.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+/// Default number of upstreams a [`PauseGate`] tracks at once.
+pub const DEFAULT_MAX_UPSTREAMS: usize = 1024;
+/// Default width of the window over which held requests are released.
+pub const DEFAULT_RELEASE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Identifies what a pause applies to: an upstream (URI authority), optionally narrowed to a
+/// namespace.
+///
+/// A key is a 64-bit hash (seeded randomly once per process), so computing one never
+/// allocates and the gate stores 8 bytes per upstream. The authority is compared
+/// case-insensitively, as hosts are. Two different upstreams colliding would only make them
+/// share pauses; with a random seed that cannot be arranged from outside.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PauseKey(u64);
+
+impl fmt::Debug for PauseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PauseKey({:016x})", self.0)
+    }
+}
+
+/// Per-process random seed of the key hash.
+fn key_seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        use std::hash::BuildHasher as _;
+        std::collections::hash_map::RandomState::new().hash_one(0x9e37_79b9_7f4a_7c15_u64)
+    })
+}
+
+/// Folded 64x64->128 multiply, the mixing step of wyhash/foldhash.
+#[inline(always)]
+fn mix(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+const K1: u64 = 0xa076_1d64_78bd_642f;
+const K2: u64 = 0xe703_7ed1_a0b4_28db;
+
+/// ASCII-lowercases 8 bytes at once (SWAR); non-ASCII bytes are left alone.
+#[inline(always)]
+fn lower8(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    let ge_a = low7 + 0x3f3f_3f3f_3f3f_3f3f; // high bit set where byte >= b'A'
+    let gt_z = low7 + 0x2525_2525_2525_2525; // high bit set where byte > b'Z'
+    let upper = ge_a & !gt_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// Hashes `bytes` (ASCII-lowercased) into `h`, 8 bytes at a time.
+#[inline]
+fn absorb(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        h = mix(h ^ lower8(u64::from_le_bytes(w)), K1);
+    }
+    let rest = chunks.remainder();
+    let mut w = [0u8; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    mix(h ^ lower8(u64::from_le_bytes(w)), K2 ^ bytes.len() as u64)
+}
+
+impl PauseKey {
+    /// The key of an upstream, e.g. `"api.example.com:443"` (an [`http::uri::Authority`]
+    /// string). Case-insensitive.
+    pub fn authority(authority: &str) -> Self {
+        Self::new(authority, None)
+    }
+
+    /// The key of an upstream narrowed to a namespace (tenant): pauses of one namespace do
+    /// not hold requests of another. Namespaces are compared case-insensitively (ASCII).
+    pub fn new(authority: &str, namespace: Option<&str>) -> Self {
+        let mut h = absorb(key_seed(), authority.as_bytes());
+        if let Some(ns) = namespace {
+            h = absorb(mix(h, K2), ns.as_bytes());
+        }
+        PauseKey(mix(h, K1))
+    }
+}
+
+/// Shared pause state: "upstream X must not be sent anything before instant T".
+///
+/// A `PauseGate` is cheap to clone (an `Arc` inside); clones share the same pauses, so one
+/// gate can be given to several [`RetryAfterLayer`](super::RetryAfterLayer)s or consulted by
+/// other layers directly ([`PauseGate::release_at`], [`PauseGate::wait`]).
+///
+/// Times are [`tokio::time::Instant`], so tests under `tokio::time::pause` are exact.
+///
+/// # Cost when nothing is paused
+///
+/// Every check starts with one atomic load of the latest pause end; when no pause was ever
+/// set, or all have ended, no lock is taken, no clock read beyond that, nothing allocated.
+///
+/// # Bounded memory
+///
+/// At most `max_upstreams` pauses are tracked (default [`DEFAULT_MAX_UPSTREAMS`]). Ended
+/// pauses are removed when next looked up, and all at once when the gate sees that every
+/// pause has ended or when it is full. Overflow policy: when the gate is full of pauses that
+/// are all still running, a new upstream's pause evicts the pause that ends soonest (the one
+/// that protects least); the requests it held keep waiting for their own release time, only
+/// new requests to that upstream go through. Pauses are only ever set from responses of the
+/// caller's own upstreams, and an entry is a few dozen bytes, so the default cap is generous.
+///
+/// # Release spreading
+///
+/// A request held by a pause is released at a uniformly random instant in
+/// `[end, end + release_window)` rather than at `end` itself, so held requests do not hit the
+/// upstream all at once when the pause ends. The random source can be seeded for tests.
+#[derive(Clone)]
+pub struct PauseGate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Origin of the nanosecond offsets stored in `deadline`.
+    base: Instant,
+    /// Latest pause end over all keys, in nanoseconds since `base`, plus one; 0 = no pause.
+    deadline: AtomicU64,
+    state: Mutex<State>,
+    max_upstreams: usize,
+    release_window: Duration,
+}
+
+struct State {
+    pauses: hashbrown::HashMap<PauseKey, Instant, foldhash::fast::FixedState>,
+    rng: SmallRng,
+}
+
+impl fmt::Debug for PauseGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PauseGate")
+            .field("tracked", &self.len())
+            .field("max_upstreams", &self.inner.max_upstreams)
+            .field("release_window", &self.inner.release_window)
+            .finish()
+    }
+}
+
+impl Default for PauseGate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds a [`PauseGate`]; see [`PauseGate::builder`].
+#[derive(Debug, Clone)]
+pub struct PauseGateBuilder {
+    max_upstreams: usize,
+    release_window: Duration,
+    seed: Option<u64>,
+}
+
+impl PauseGateBuilder {
+    /// Caps the number of upstreams tracked at once (default [`DEFAULT_MAX_UPSTREAMS`],
+    /// at least 1). See the overflow policy on [`PauseGate`].
+    pub fn max_upstreams(mut self, max: usize) -> Self {
+        self.max_upstreams = max.max(1);
+        self
+    }
+
+    /// Width of the window over which held requests are released after a pause ends
+    /// (default [`DEFAULT_RELEASE_WINDOW`]). `Duration::ZERO` releases them all at the end.
+    pub fn release_window(mut self, window: Duration) -> Self {
+        self.release_window = window;
+        self
+    }
+
+    /// Seeds the random release offsets, for reproducible tests. By default the generator
+    /// is seeded from the operating system.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Builds the gate.
+    pub fn build(self) -> PauseGate {
+        let rng = match self.seed {
+            Some(seed) => SmallRng::seed_from_u64(seed),
+            None => SmallRng::from_os_rng(),
+        };
+        PauseGate {
+            inner: Arc::new(Inner {
+                base: Instant::now(),
+                deadline: AtomicU64::new(0),
+                state: Mutex::new(State {
+                    pauses: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::default()),
+                    rng,
+                }),
+                max_upstreams: self.max_upstreams,
+                release_window: self.release_window,
+            }),
+        }
+    }
+}
+
+impl PauseGate {
+    /// A gate with the defaults: [`DEFAULT_MAX_UPSTREAMS`], [`DEFAULT_RELEASE_WINDOW`],
+    /// OS-seeded release jitter.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder to change the defaults.
+    pub fn builder() -> PauseGateBuilder {
+        PauseGateBuilder {
+            max_upstreams: DEFAULT_MAX_UPSTREAMS,
+            release_window: DEFAULT_RELEASE_WINDOW,
+            seed: None,
+        }
+    }
+
+    /// The release window this gate spreads held requests over.
+    pub fn release_window(&self) -> Duration {
+        self.inner.release_window
+    }
+
+    /// Pauses `key` for `delay` from now. A pause never shortens one already running: the
+    /// later end wins. A zero delay does nothing.
+    pub fn pause(&self, key: PauseKey, delay: Duration) {
+        if delay.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        // An absurd delay (callers cap it) must not overflow the clock.
+        let until = now
+            .checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        self.pause_until(key, until);
+    }
+
+    /// Pauses `key` until `until`. A pause never shortens one already running: the later
+    /// end wins. An instant that has already passed does nothing.
+    pub fn pause_until(&self, key: PauseKey, until: Instant) {
+        let now = Instant::now();
+        if until <= now {
+            return;
+        }
+        let mut state = self.lock();
+        if let Some(end) = state.pauses.get_mut(&key) {
+            *end = (*end).max(until);
+        } else {
+            if state.pauses.len() >= self.inner.max_upstreams {
+                state.pauses.retain(|_, end| *end > now);
+            }
+            if state.pauses.len() >= self.inner.max_upstreams {
+                // Full of running pauses: evict the one ending soonest.
+                let soonest = state
+                    .pauses
+                    .iter()
+                    .min_by_key(|(_, end)| **end)
+                    .map(|(k, _)| *k);
+                if let Some(k) = soonest {
+                    state.pauses.remove(&k);
+                }
+            }
+            state.pauses.insert(key, until);
+        }
+        self.inner
+            .deadline
+            .fetch_max(self.offset(until), Ordering::AcqRel);
+    }
+
+    /// When the pause of `key` ends, or `None` if `key` is not paused.
+    pub fn paused_until(&self, key: PauseKey) -> Option<Instant> {
+        let now = self.any_pause_running()?;
+        let mut state = self.lock();
+        match state.pauses.get(&key) {
+            Some(end) if *end > now => Some(*end),
+            Some(_) => {
+                state.pauses.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Whether `key` is paused right now.
+    pub fn is_paused(&self, key: PauseKey) -> bool {
+        self.paused_until(key).is_some()
+    }
+
+    /// When a request for `key` arriving now may go: `None` if `key` is not paused (go at
+    /// once), otherwise `(end, release)` with `release` drawn uniformly from
+    /// `[end, end + release_window)`.
+    ///
+    /// Callers that sleep until `release` should call this again when they wake: the pause
+    /// may have been extended meanwhile (this is what [`PauseGate::wait`] does).
+    pub fn release_at(&self, key: PauseKey) -> Option<(Instant, Instant)> {
+        let now = self.any_pause_running()?;
+        let mut state = self.lock();
+        let end = match state.pauses.get(&key) {
+            Some(end) if *end > now => *end,
+            Some(_) => {
+                state.pauses.remove(&key);
+                return None;
+            }
+            None => return None,
+        };
+        let window = u64::try_from(self.inner.release_window.as_nanos()).unwrap_or(u64::MAX);
+        let offset = if window == 0 {
+            0
+        } else {
+            state.rng.random_range(0..window)
+        };
+        Some((end, end + Duration::from_nanos(offset)))
+    }
+
+    /// Waits until requests for `key` may go (at once if it is not paused). Dropping the
+    /// future at any point leaves nothing behind.
+    pub async fn wait(&self, key: PauseKey) {
+        while let Some((_, release)) = self.release_at(key) {
+            tokio::time::sleep_until(release).await;
+        }
+    }
+
+    /// Number of upstreams currently tracked (including ended pauses not yet removed).
+    pub fn len(&self) -> usize {
+        self.lock().pauses.len()
+    }
+
+    /// Whether no upstream is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fast check. `None` when no pause can be running (the common case: one atomic
+    /// load, plus a clock read only if some pause was set); otherwise `Some(now)`.
+    #[inline]
+    fn any_pause_running(&self) -> Option<Instant> {
+        let deadline = self.inner.deadline.load(Ordering::Acquire);
+        if deadline == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        if self.offset(now) >= deadline {
+            self.clear_ended(now);
+            return None;
+        }
+        Some(now)
+    }
+
+    /// Every pause has ended: drop them all, unless another thread is busy with the map.
+    #[cold]
+    fn clear_ended(&self, now: Instant) {
+        let Ok(mut state) = self.inner.state.try_lock() else {
+            return;
+        };
+        state.pauses.retain(|_, end| *end > now);
+        let latest = state
+            .pauses
+            .values()
+            .max()
+            .map_or(0, |end| self.offset(*end));
+        self.inner.deadline.store(latest, Ordering::Release);
+    }
+
+    fn offset(&self, t: Instant) -> u64 {
+        let nanos = t.saturating_duration_since(self.inner.base).as_nanos();
+        u64::try_from(nanos)
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swar_lowercase_matches_std() {
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b, b'A', b'z', b'Z', b'@', b'[', 0x80 | b'A', b]);
+            let mut expect = w.to_le_bytes();
+            expect.make_ascii_lowercase();
+            assert_eq!(lower8(w).to_le_bytes(), expect, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_and_distinct() {
+        assert_eq!(
+            PauseKey::authority("API.Example.com:8443"),
+            PauseKey::authority("api.example.com:8443")
+        );
+        assert_ne!(
+            PauseKey::authority("api.example.com"),
+            PauseKey::authority("api.example.co")
+        );
+        assert_ne!(PauseKey::authority("a"), PauseKey::authority("a\0"));
+        assert_ne!(PauseKey::new("a", None), PauseKey::new("a", Some("")));
+        assert_ne!(PauseKey::new("a", Some("x")), PauseKey::new("a", Some("y")));
+        assert_ne!(
+            PauseKey::new("ab", Some("c")),
+            PauseKey::new("a", Some("bc"))
+        );
+    }
+}
