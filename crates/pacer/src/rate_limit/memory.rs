@@ -38,12 +38,19 @@ struct Entry {
     tat: u64,
 }
 
+struct Table {
+    entries: HashTable<Entry>,
+    /// A lower bound of the entries' theoretical arrival times: no entry can be evicted before
+    /// then, so a sweep that would free nothing costs O(1) instead of a scan of the shard.
+    next_evictable: u64,
+}
+
 /// Padded so that two shards' locks never share a cache line.
 #[repr(align(128))]
-struct Shard(Mutex<HashTable<Entry>>);
+struct Shard(Mutex<Table>);
 
 impl Shard {
-    fn lock(&self) -> MutexGuard<'_, HashTable<Entry>> {
+    fn lock(&self) -> MutexGuard<'_, Table> {
         // Nothing panics while holding the lock; if something did, the table is still valid.
         self.0
             .lock()
@@ -93,7 +100,12 @@ impl MemoryState {
         let per_shard_cap = max_namespaces / shard_count;
         let cap_remainder = max_namespaces % shard_count;
         let shards = (0..shard_count)
-            .map(|_| Shard(Mutex::new(HashTable::new())))
+            .map(|_| {
+                Shard(Mutex::new(Table {
+                    entries: HashTable::new(),
+                    next_evictable: u64::MAX,
+                }))
+            })
             .collect();
         Self {
             global_tat: GlobalCell(AtomicU64::new(global_gcra.initial_tat)),
@@ -152,14 +164,15 @@ impl MemoryState {
         let gcra = self.gcra_for(namespace);
         let index = self.shard_index(hash);
         let mut table = self.shards[index].lock();
-        if let Some(entry) = table.find_mut(hash, |e| e.namespace == *namespace) {
+        if let Some(entry) = table.entries.find_mut(hash, |e| e.namespace == *namespace) {
+            // Admitting only moves `tat` later, so `next_evictable` stays a lower bound.
             return self.decide_bucket(&mut entry.tat, gcra, now, max_wait, hash, false);
         }
         let cap = self.shard_cap(index);
-        if table.len() >= cap {
+        if table.entries.len() >= cap {
             sweep(&mut table, now);
         }
-        if table.len() >= cap {
+        if table.entries.len() >= cap {
             drop(table);
             let mut tat = self
                 .overflow_tat
@@ -170,12 +183,13 @@ impl MemoryState {
         let mut tat = gcra.initial_tat;
         let decision = self.decide_bucket(&mut tat, gcra, now, max_wait, hash, false);
         if !matches!(decision, Decision::Refused { .. }) {
-            if table.len() == table.capacity() {
+            if table.entries.len() == table.entries.capacity() {
                 // Reclaim refilled buckets before the table grows for good.
                 sweep(&mut table, now);
             }
+            table.next_evictable = table.next_evictable.min(tat);
             let hasher = &self.hasher;
-            table.insert_unique(
+            table.entries.insert_unique(
                 hash,
                 Entry {
                     namespace: namespace.clone(),
@@ -283,8 +297,13 @@ impl MemoryState {
             return;
         }
         let mut table = self.shard(held.hash).lock();
-        if let Some(entry) = table.find_mut(held.hash, |e| e.namespace == *namespace) {
+        let table = &mut *table;
+        if let Some(entry) = table
+            .entries
+            .find_mut(held.hash, |e| e.namespace == *namespace)
+        {
             entry.tat = entry.tat.saturating_sub(held.t);
+            table.next_evictable = table.next_evictable.min(entry.tat);
         }
     }
 
@@ -313,7 +332,10 @@ impl MemoryState {
 
     /// The number of namespaces with a bucket of their own right now.
     pub(crate) fn tracked_namespaces(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().entries.len())
+            .sum()
     }
 
     /// Sweeps every shard once; for callers that want memory back now (tests, shutdown).
@@ -326,9 +348,21 @@ impl MemoryState {
 }
 
 /// Removes the buckets that have refilled: a full bucket is indistinguishable from one that
-/// was never used, so forgetting it changes no decision.
-fn sweep(table: &mut HashTable<Entry>, now: u64) -> usize {
-    let before = table.len();
-    table.retain(|entry| entry.tat > now);
-    before - table.len()
+/// was never used, so forgetting it changes no decision. Skips the scan when no bucket can
+/// have refilled yet.
+fn sweep(table: &mut Table, now: u64) -> usize {
+    if now < table.next_evictable {
+        return 0;
+    }
+    let before = table.entries.len();
+    let mut next = u64::MAX;
+    table.entries.retain(|entry| {
+        let keep = entry.tat > now;
+        if keep {
+            next = next.min(entry.tat);
+        }
+        keep
+    });
+    table.next_evictable = next;
+    before - table.entries.len()
 }
