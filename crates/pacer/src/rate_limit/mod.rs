@@ -115,6 +115,9 @@ mod layer;
 mod limiter;
 mod memory;
 mod quota;
+#[cfg(feature = "redis")]
+pub mod redis;
+mod store;
 
 pub use layer::{
     ExtractNamespace, FromExtension, FromHeader, RATELIMIT, RATELIMIT_POLICY, RateLimit,
@@ -122,6 +125,9 @@ pub use layer::{
 };
 pub use limiter::{Acquire, BuildError, Level, RateLimited, RateLimiter, RateLimiterBuilder};
 pub use quota::{Quota, QuotaError};
+pub use store::{
+    RateLimitStore, Refund, StoreDecision, StoreError, StoreFailure, StoreFuture, StoreRequest,
+};
 
 #[cfg(test)]
 mod tests;
