@@ -173,12 +173,13 @@ impl Refund {
 /// so an outage costs each request at most one timeout; then the next request tries the store
 /// again, and the first success ends the fallback. Each request decided under this policy is
 /// counted by [`RateLimiter::store_fallbacks`](super::RateLimiter::store_fallbacks).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub enum StoreFailure {
     /// Refuse: the request fails with [`RateLimited`](super::RateLimited) at level
     /// [`Level::Store`] (reject mode answers `503` with `Retry-After`). The default: an outage
     /// of the store never lets the replicas together exceed the shared limits.
+    #[default]
     FailClosed,
     /// Decide in a local in-memory limiter whose quotas (rates and bursts, overrides included)
     /// are the shared ones scaled by `share` (in `(0, 1]`, typically `1 / replicas`): the
@@ -196,12 +197,6 @@ impl StoreFailure {
         Self::Local {
             share: 1.0 / f64::from(replicas.max(1)),
         }
-    }
-}
-
-impl Default for StoreFailure {
-    fn default() -> Self {
-        Self::FailClosed
     }
 }
 
