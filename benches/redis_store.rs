@@ -78,7 +78,10 @@ impl Drop for RedisServer {
 
 /// Quotas that never bind: the figures are the cost of deciding, not of waiting.
 fn limiter_builder() -> pacer::rate_limit::RateLimiterBuilder {
-    let roomy = Quota::per_second(1e6).unwrap().with_burst(1_000_000).unwrap();
+    let roomy = Quota::per_second(1e6)
+        .unwrap()
+        .with_burst(1_000_000)
+        .unwrap();
     RateLimiter::builder().global(roomy).per_namespace(roomy)
 }
 

@@ -431,7 +431,9 @@ impl RateLimiterBuilder {
     }
 
     /// The share of each bucket's burst available when the limiter starts, in `0.0..=1.0`
-    /// (default 1). Below 1, a restarted process cannot send a full burst at once.
+    /// (default 1). Below 1, a restarted process cannot send a full burst at once. With a
+    /// shared store this applies to the local fallback only: the shared buckets outlive any
+    /// one replica's restart.
     pub fn initial_fill(mut self, fill: f64) -> Self {
         self.initial_fill = fill;
         self
