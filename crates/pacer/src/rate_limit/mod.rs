@@ -1,4 +1,4 @@
-//! Keyed two-level rate limiting: one global bucket plus one bucket per [`Namespace`].
+//! Keyed two-level rate limiting: one global bucket plus one bucket per [`Namespace`](crate::Namespace).
 //!
 //! A Kubernetes operator reconciling many tenants against one API must never overload it (mass
 //! reconciliation, a restart) and must not let one tenant monopolise it. [`RateLimiter`] keeps a
