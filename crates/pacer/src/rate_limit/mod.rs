@@ -115,6 +115,9 @@
 //!   The store is then left alone for [`RateLimiterBuilder::store_retry_interval`], and
 //!   [`RateLimiter::store_fallbacks`] counts the decisions made meanwhile. A request never
 //!   waits longer than the store's timeout plus `max_wait`.
+//! - **Clocks.** A shared store decides on its own clock (Redis: its `TIME`) and answers
+//!   waits as durations, which the limiter sleeps on [`tokio::time`]; tokio's paused time
+//!   therefore does not move a shared store's buckets.
 //! - **Restart protection and `max_namespaces`** apply to the in-memory state (and to the
 //!   local fallback); a shared store keeps its buckets across client restarts and bounds its
 //!   own memory (Redis keys expire once refilled).
