@@ -490,6 +490,51 @@ async fn replicas_share_namespace_limits_in_wait_mode() {
     );
 }
 
+/// Waiters holding a future global slot (their namespace slot was free) give both back when
+/// dropped, so the next request, on another replica, waits as if they had never come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_global_waiters_give_their_slots_back() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let builder = || {
+        RateLimiter::builder()
+            .global(quota(1.0, 1))
+            .per_namespace(quota(100.0, 100))
+            .max_wait(Duration::from_secs(30))
+    };
+    let (first, second) = (
+        limiter(&server, builder()).await,
+        limiter(&server, builder()).await,
+    );
+    first.try_acquire_async(&ns("a")).await.unwrap();
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let first = first.clone();
+            tokio::spawn(async move { first.acquire(&ns("b")).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // All five hold a global slot, 1 to 5 s ahead.
+    let held = second.try_acquire_async(&ns("c")).await.unwrap_err();
+    assert_eq!(held.level, Level::Global);
+    assert!(held.retry_after > Duration::from_secs(4), "{held:?}");
+    for waiter in &waiters {
+        waiter.abort();
+    }
+    for waiter in waiters {
+        assert!(waiter.await.unwrap_err().is_cancelled());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // refunds run on spawned tasks
+    let refused = second.try_acquire_async(&ns("c")).await.unwrap_err();
+    assert_eq!(refused.level, Level::Global);
+    assert!(
+        refused.retry_after <= Duration::from_secs(1),
+        "dropped waiters still hold global slots: next in {:?}",
+        refused.retry_after
+    );
+}
+
 /// Keys carry a TTL that ends when their bucket has refilled: memory in Redis is bounded by
 /// the namespaces active within one refill time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
