@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::limiter::{Acquire, RateLimited, RateLimiter};
+use super::limiter::{Acquire, Level, RateLimited, RateLimiter};
 use crate::{BoxError, Namespace};
 
 /// Finds the namespace a request is made for.
@@ -285,15 +285,18 @@ impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
     }
 }
 
+/// Reject mode. With the in-memory state the decision is synchronous, in `call`; with a shared
+/// store it takes a round trip, so the future asks the store first (a clone of the service is
+/// called once the slot is granted, hence `S: Clone`, as in wait mode).
 impl<S, E, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimit<S, Reject, E>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: Default,
     E: ExtractNamespace<ReqBody>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = RejectFuture<S::Future, ResBody>;
+    type Future = RejectFuture<S, Request<ReqBody>, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -301,9 +304,15 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let namespace = self.extractor.extract(&request);
-        let kind = match self.limiter.try_acquire(&namespace) {
-            Ok(()) => RejectKind::Inner {
+        let kind = match self.limiter.begin_now(namespace) {
+            Ok(None) => RejectKind::Inner {
                 future: self.inner.call(request),
+            },
+            Ok(Some(acquire)) => RejectKind::Deciding {
+                acquire,
+                limiter: self.limiter.clone(),
+                service: self.inner.clone(),
+                request: Some(request),
             },
             Err(refused) => RejectKind::Rejected {
                 response: Some(too_many_requests(&self.limiter, &refused)),
@@ -315,18 +324,30 @@ where
 
 pin_project! {
     /// The response future of [`RateLimit`] in reject mode.
-    pub struct RejectFuture<F, B> {
+    pub struct RejectFuture<S, Req, B>
+    where
+        S: Service<Req>,
+    {
         #[pin]
-        kind: RejectKind<F, B>,
+        kind: RejectKind<S, Req, B>,
     }
 }
 
 pin_project! {
     #[project = RejectProj]
-    enum RejectKind<F, B> {
+    enum RejectKind<S, Req, B>
+    where
+        S: Service<Req>,
+    {
+        Deciding {
+            acquire: Acquire,
+            limiter: RateLimiter,
+            service: S,
+            request: Option<Req>,
+        },
         Inner {
             #[pin]
-            future: F,
+            future: S::Future,
         },
         Rejected {
             response: Option<Response<B>>,
@@ -334,27 +355,55 @@ pin_project! {
     }
 }
 
-impl<F, B, Error> Future for RejectFuture<F, B>
+impl<S, Req, B> Future for RejectFuture<S, Req, B>
 where
-    F: Future<Output = Result<Response<B>, Error>>,
+    S: Service<Req, Response = Response<B>>,
     B: Default,
 {
-    type Output = Result<Response<B>, Error>;
+    type Output = Result<Response<B>, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            RejectProj::Inner { future } => future.poll(cx),
-            // Polled again after completion: answer another 429 rather than panic.
-            RejectProj::Rejected { response } => Poll::Ready(Ok(response
-                .take()
-                .unwrap_or_else(|| status_only(StatusCode::TOO_MANY_REQUESTS)))),
+        let mut kind = self.project().kind;
+        loop {
+            match kind.as_mut().project() {
+                RejectProj::Deciding {
+                    acquire,
+                    limiter,
+                    service,
+                    request,
+                } => {
+                    let next = match ready!(Pin::new(acquire).poll(cx)) {
+                        Err(refused) => RejectKind::Rejected {
+                            response: Some(too_many_requests(limiter, &refused)),
+                        },
+                        Ok(()) => {
+                            ready!(service.poll_ready(cx))?;
+                            match request.take() {
+                                Some(request) => RejectKind::Inner {
+                                    future: service.call(request),
+                                },
+                                None => RejectKind::Rejected { response: None },
+                            }
+                        }
+                    };
+                    kind.set(next);
+                }
+                RejectProj::Inner { future } => return future.poll(cx),
+                // Polled again after completion: answer another 429 rather than panic.
+                RejectProj::Rejected { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .unwrap_or_else(|| status_only(StatusCode::TOO_MANY_REQUESTS))));
+                }
+            }
         }
     }
 }
 
-impl<F, B> fmt::Debug for RejectFuture<F, B> {
+impl<S: Service<Req>, Req, B> fmt::Debug for RejectFuture<S, Req, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.kind {
+            RejectKind::Deciding { .. } => "RejectFuture::Deciding",
             RejectKind::Inner { .. } => "RejectFuture::Inner",
             RejectKind::Rejected { .. } => "RejectFuture::Rejected",
         })
@@ -379,13 +428,21 @@ fn whole_seconds(delay: Duration) -> u64 {
 }
 
 /// The `429` reject mode answers: `Retry-After`, both buckets' policies, and the state of the
-/// bucket that refused.
+/// bucket that refused. A refusal because the shared store is out ([`Level::Store`], fail
+/// closed) is not a rate limit: it answers `503 Service Unavailable` with `Retry-After` only.
 pub(crate) fn too_many_requests<B: Default>(
     limiter: &RateLimiter,
     refused: &RateLimited,
 ) -> Response<B> {
-    let mut response = status_only(StatusCode::TOO_MANY_REQUESTS);
     let wait = whole_seconds(refused.retry_after);
+    if refused.level == Level::Store {
+        let mut response = status_only(StatusCode::SERVICE_UNAVAILABLE);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait));
+        return response;
+    }
+    let mut response = status_only(StatusCode::TOO_MANY_REQUESTS);
     let namespace = limiter.namespace_quota(&refused.namespace);
     let global = limiter.global_quota();
     let policy = format!(

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 #[cfg(feature = "metrics")]
 use std::sync::Weak;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::memory::{Decision, Held, MemoryState};
 use super::quota::{Gcra, Quota, QuotaError};
+use super::store::{
+    RateLimitStore, Refund, StoreDecision, StoreError, StoreFailure, StoreFuture, StoreRequest,
+};
 use crate::Namespace;
 use crate::events::{Event, Events};
 
@@ -35,8 +39,37 @@ struct Shared {
     namespace: Quota,
     overrides: HashMap<Namespace, Quota, RandomState>,
     max_namespaces: usize,
-    state: MemoryState,
+    backend: Backend,
     events: Events,
+}
+
+/// Where the buckets live. The in-memory state is the default, concrete path: one predictable
+/// branch, no virtual call, no allocation. A shared store pays for boxed futures, which its
+/// network round trip dwarfs.
+enum Backend {
+    Memory(MemoryState),
+    Shared(SharedBackend),
+}
+
+struct SharedBackend {
+    store: Arc<dyn RateLimitStore>,
+    policy: StoreFailure,
+    /// The local limiter of [`StoreFailure::Local`], at its share of every quota.
+    fallback: Option<MemoryState>,
+    fallbacks: AtomicU64,
+    /// After a failure, the store is left alone until then (nanoseconds since the epoch).
+    down_until: AtomicU64,
+    retry_interval: u64,
+}
+
+/// A reservation that a waiting [`Acquire`] holds, where it is held.
+#[derive(Debug, Clone, Copy)]
+enum Hold {
+    /// In the limiter's local memory state (the in-memory backend, or the fallback of a shared
+    /// one).
+    Local(Held),
+    /// In the shared store.
+    Shared,
 }
 
 impl RateLimiter {
@@ -55,44 +88,82 @@ impl RateLimiter {
         Acquire {
             limiter: self.clone(),
             namespace: namespace.clone(),
+            max_wait: self.shared.max_wait,
             state: State::Start,
+            started: 0,
         }
     }
 
     /// Takes a slot for `namespace` if both buckets have one now; never waits. A refusal
     /// consumes nothing and tells how long until a slot would be free.
+    ///
+    /// This is synchronous, so over a shared store (which needs a round trip) it cannot ask the
+    /// store: it decides as when the store has failed, by the [`StoreFailure`] policy (in the
+    /// local fallback limiter, or refusing with [`Level::Store`]), and counts a fallback. Use
+    /// [`try_acquire_async`](Self::try_acquire_async) with a shared store; the
+    /// [`RateLimitLayer`](super::RateLimitLayer) does so by itself.
     pub fn try_acquire(&self, namespace: &Namespace) -> Result<(), RateLimited> {
-        match self.shared.state.decide(namespace, self.now(), 0) {
+        let state = match &self.shared.backend {
+            Backend::Memory(state) => state,
+            Backend::Shared(shared) => self.store_unavailable(shared, namespace)?,
+        };
+        match state.decide(namespace, self.now(), 0) {
             Decision::Admitted { .. } => Ok(()),
             Decision::Refused { level, wait } => Err(self.refusal(namespace, level, wait)),
             // Unreachable with no wait allowed; refusing is the safe answer if it ever were.
             Decision::Queued { slot, ns } => {
-                self.shared.state.refund_namespace(namespace, ns);
+                state.refund_namespace(namespace, ns);
                 Err(self.refusal(namespace, Level::Namespace, slot - self.now()))
             }
         }
     }
 
+    /// Takes a slot for `namespace` if both buckets have one now, never waiting for a slot;
+    /// works with every store (a shared store is asked, one round trip). With the in-memory
+    /// state it completes on its first poll, exactly like [`try_acquire`](Self::try_acquire).
+    /// Dropping it before it completes gives back whatever it took.
+    pub fn try_acquire_async(&self, namespace: &Namespace) -> Acquire {
+        Acquire {
+            limiter: self.clone(),
+            namespace: namespace.clone(),
+            max_wait: 0,
+            state: State::Start,
+            started: 0,
+        }
+    }
+
+    /// The shared store, if the limiter has one: for the shared `Retry-After` pause
+    /// ([`RateLimitStore::pause_upstream`], [`RateLimitStore::paused_until`]).
+    pub fn store(&self) -> Option<&Arc<dyn RateLimitStore>> {
+        match &self.shared.backend {
+            Backend::Memory(_) => None,
+            Backend::Shared(shared) => Some(&shared.store),
+        }
+    }
+
+    /// How many decisions were made under the [`StoreFailure`] policy because the shared store
+    /// failed or was being left alone after a failure (always 0 without a store).
+    pub fn store_fallbacks(&self) -> u64 {
+        match &self.shared.backend {
+            Backend::Memory(_) => 0,
+            Backend::Shared(shared) => shared.fallbacks.load(Ordering::Relaxed),
+        }
+    }
+
     /// The number of namespaces holding a bucket of their own (refilled ones are evicted over
     /// time). Takes each shard's lock briefly: meant for scrapes, not for the hot path.
+    ///
+    /// With a shared store these are the local fallback's namespaces (0 without one): the
+    /// store bounds its own memory.
     pub fn tracked_namespaces(&self) -> usize {
-        self.shared.state.tracked_namespaces()
+        self.local().map_or(0, MemoryState::tracked_namespaces)
     }
 
     /// Evicts every refilled namespace bucket now, returning how many; the limiter also does
     /// this incrementally on its own.
     pub fn evict_refilled(&self) -> usize {
-        self.shared.state.evict_all_refilled(self.now())
-    }
-
-    /// How many requests the global bucket would admit at once right now (its token count).
-    pub fn global_available(&self) -> u32 {
-        self.shared.state.global_available(self.now())
-    }
-
-    #[cfg(feature = "metrics")]
-    pub(crate) fn downgrade(&self) -> WeakRateLimiter {
-        WeakRateLimiter(Arc::downgrade(&self.shared))
+        self.local()
+            .map_or(0, |state| state.evict_all_refilled(self.now()))
     }
 
     /// The global quota.
@@ -121,11 +192,25 @@ impl RateLimiter {
     }
 
     fn waited(&self, namespace: &Namespace, level: Level, nanos: u64) {
-        self.shared.events.emit(|| Event::RateLimitWait {
-            namespace,
-            level,
-            waited: Duration::from_nanos(nanos),
-        });
+        if nanos > 0 {
+            self.shared.events.emit(|| Event::RateLimitWait {
+                namespace,
+                level,
+                waited: Duration::from_nanos(nanos),
+            });
+        }
+    }
+
+    /// How many requests the global bucket would admit at once right now (its token count);
+    /// with a shared store, the local fallback's (0 without one).
+    pub fn global_available(&self) -> u32 {
+        self.local()
+            .map_or(0, |state| state.global_available(self.now()))
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn downgrade(&self) -> WeakRateLimiter {
+        WeakRateLimiter(Arc::downgrade(&self.shared))
     }
 
     fn instant(&self, at: u64) -> Instant {
@@ -146,38 +231,155 @@ impl RateLimiter {
     }
 
     /// The first step of an acquisition, done eagerly: `Ok(None)` when the request may go now,
-    /// otherwise the future that waits for the rest.
+    /// otherwise the future that waits for the rest (or, with a shared store, asks it).
     pub(crate) fn begin(&self, namespace: Namespace) -> Result<Option<Acquire>, RateLimited> {
-        Ok(self.first_step(&namespace)?.map(|state| Acquire {
+        self.begin_with(namespace, self.shared.max_wait)
+    }
+
+    /// [`begin`](Self::begin) never waiting for a slot: the reject mode's first step.
+    pub(crate) fn begin_now(&self, namespace: Namespace) -> Result<Option<Acquire>, RateLimited> {
+        self.begin_with(namespace, 0)
+    }
+
+    #[inline]
+    fn begin_with(
+        &self,
+        namespace: Namespace,
+        max_wait: u64,
+    ) -> Result<Option<Acquire>, RateLimited> {
+        Ok(self.first_step(&namespace, max_wait)?.map(|state| Acquire {
             limiter: self.clone(),
             namespace,
+            max_wait,
             state,
+            started: self.now(),
         }))
     }
 
-    fn first_step(&self, namespace: &Namespace) -> Result<Option<State>, RateLimited> {
+    #[inline]
+    fn first_step(
+        &self,
+        namespace: &Namespace,
+        max_wait: u64,
+    ) -> Result<Option<State>, RateLimited> {
+        match &self.shared.backend {
+            Backend::Memory(state) => self.first_step_local(state, namespace, max_wait),
+            Backend::Shared(shared) => {
+                let now = self.now();
+                if now < shared.down_until.load(Ordering::Relaxed) {
+                    let state = self.store_unavailable(shared, namespace)?;
+                    return self.first_step_local(state, namespace, max_wait);
+                }
+                let request = StoreRequest::new(
+                    namespace.clone(),
+                    self.namespace_quota(namespace),
+                    self.shared.global,
+                    Duration::from_nanos(max_wait),
+                );
+                Ok(Some(State::Deciding {
+                    future: shared.store.decide(request),
+                    deadline: now.saturating_add(max_wait),
+                }))
+            }
+        }
+    }
+
+    #[inline]
+    fn first_step_local(
+        &self,
+        state: &MemoryState,
+        namespace: &Namespace,
+        max_wait: u64,
+    ) -> Result<Option<State>, RateLimited> {
         let now = self.now();
-        let deadline = now.saturating_add(self.shared.max_wait);
-        let state = match self
-            .shared
-            .state
-            .decide(namespace, now, self.shared.max_wait)
-        {
+        let deadline = now.saturating_add(max_wait);
+        let state = match state.decide(namespace, now, max_wait) {
             Decision::Admitted { global_slot, .. } if global_slot <= now => return Ok(None),
             Decision::Refused { level, wait } => return Err(self.refusal(namespace, level, wait)),
             Decision::Admitted { global_slot, ns } => State::WaitGlobal {
                 sleep: Box::pin(tokio::time::sleep_until(self.instant(global_slot))),
-                ns,
-                since: now,
+                hold: Hold::Local(ns),
             },
             Decision::Queued { slot, ns } => State::WaitNamespace {
                 sleep: Box::pin(tokio::time::sleep_until(self.instant(slot))),
-                ns,
+                hold: Hold::Local(ns),
                 deadline,
-                since: now,
             },
         };
         Ok(Some(state))
+    }
+
+    /// The in-memory state this limiter decides in locally: its own, or its shared store's
+    /// fallback.
+    fn local(&self) -> Option<&MemoryState> {
+        match &self.shared.backend {
+            Backend::Memory(state) => Some(state),
+            Backend::Shared(shared) => shared.fallback.as_ref(),
+        }
+    }
+
+    /// The shared store could not decide (it failed, or is left alone after a failure): applies
+    /// the failure policy, answering the local limiter to decide in, or the refusal.
+    fn store_unavailable<'a>(
+        &self,
+        shared: &'a SharedBackend,
+        namespace: &Namespace,
+    ) -> Result<&'a MemoryState, RateLimited> {
+        shared.fallbacks.fetch_add(1, Ordering::Relaxed);
+        // Hook for the `events` module (a later issue): report the fallback here.
+        match &shared.fallback {
+            Some(state) => Ok(state),
+            None => {
+                let now = self.now();
+                let wait = shared
+                    .down_until
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(now)
+                    .max(1);
+                Err(self.refusal(namespace, Level::Store, wait))
+            }
+        }
+    }
+
+    /// Records a failure of the shared store: it is left alone for the retry interval.
+    fn store_failed(&self, shared: &SharedBackend, error: &StoreError) {
+        // Hook for the `events` module (a later issue): report `error` here.
+        let _ = error;
+        let until = self.now().saturating_add(shared.retry_interval);
+        shared.down_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    fn shared_backend(&self) -> Option<&SharedBackend> {
+        match &self.shared.backend {
+            Backend::Memory(_) => None,
+            Backend::Shared(shared) => Some(shared),
+        }
+    }
+
+    /// Gives back shared-store slots from a task of its own: never blocks, and does nothing
+    /// outside a tokio runtime (the slots then come back as the buckets refill).
+    fn refund_shared(&self, namespace: Option<&Namespace>, global: bool) {
+        let Some(shared) = self.shared_backend() else {
+            return;
+        };
+        let mut refund = Refund::new();
+        if let Some(namespace) = namespace {
+            refund = refund.namespace(namespace.clone(), self.namespace_quota(namespace));
+        }
+        if global {
+            refund = refund.global(self.shared.global);
+        }
+        spawn_detached(shared.store.refund(refund));
+    }
+}
+
+/// Runs `future` to completion on the current tokio runtime, if there is one; never blocks.
+fn spawn_detached<T: Send + 'static>(future: StoreFuture<T>) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        drop(handle.spawn(async move {
+            // A refund that fails is lost: the slot comes back as the bucket refills.
+            let _ = future.await;
+        }));
     }
 }
 
@@ -189,6 +391,11 @@ impl fmt::Debug for RateLimiter {
             .field("overrides", &self.shared.overrides.len())
             .field("max_wait", &self.max_wait())
             .field("max_namespaces", &self.shared.max_namespaces)
+            .field("store", &self.store())
+            .field(
+                "on_store_failure",
+                &self.shared_backend().map(|shared| shared.policy),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +422,9 @@ pub struct RateLimiterBuilder {
     max_namespaces: usize,
     initial_fill: f64,
     events: Events,
+    store: Option<Arc<dyn RateLimitStore>>,
+    on_store_failure: StoreFailure,
+    store_retry_interval: Duration,
 }
 
 impl Default for RateLimiterBuilder {
@@ -227,6 +437,9 @@ impl Default for RateLimiterBuilder {
             max_namespaces: 100_000,
             initial_fill: 1.0,
             events: Events::none(),
+            store: None,
+            on_store_failure: StoreFailure::FailClosed,
+            store_retry_interval: Duration::from_millis(250),
         }
     }
 }
@@ -266,7 +479,9 @@ impl RateLimiterBuilder {
     }
 
     /// The share of each bucket's burst available when the limiter starts, in `0.0..=1.0`
-    /// (default 1). Below 1, a restarted process cannot send a full burst at once.
+    /// (default 1). Below 1, a restarted process cannot send a full burst at once. With a
+    /// shared store this applies to the local fallback only: the shared buckets outlive any
+    /// one replica's restart.
     pub fn initial_fill(mut self, fill: f64) -> Self {
         self.initial_fill = fill;
         self
@@ -275,6 +490,32 @@ impl RateLimiterBuilder {
     /// Reports waits and refusals to `observer` (see [`crate::events`]).
     pub fn observer(mut self, observer: impl Into<Events>) -> Self {
         self.events = observer.into();
+        self
+    }
+
+    /// Keeps the buckets in a shared store (e.g. [`RedisStore`](super::redis::RedisStore)) so
+    /// that several replicas share their limits, instead of in this process's memory.
+    pub fn store(mut self, store: impl RateLimitStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// [`store`](Self::store) for a store that is already shared.
+    pub fn shared_store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// What to do when the shared store fails (default [`StoreFailure::FailClosed`]).
+    pub fn on_store_failure(mut self, policy: StoreFailure) -> Self {
+        self.on_store_failure = policy;
+        self
+    }
+
+    /// How long the shared store is left alone after a failure (default 250 ms): requests are
+    /// decided by the failure policy meanwhile, without paying another timeout each.
+    pub fn store_retry_interval(mut self, interval: Duration) -> Self {
+        self.store_retry_interval = interval;
         self
     }
 
@@ -308,13 +549,49 @@ impl RateLimiterBuilder {
             .max()
             .unwrap_or_default()
             .clamp(Duration::from_millis(100), Duration::from_secs(600));
-        let state = MemoryState::new(
-            Gcra::new(global, fill),
-            Gcra::new(namespace, fill),
-            gcra_overrides,
-            self.max_namespaces,
-            u64::try_from(sweep_period.as_nanos()).unwrap_or(u64::MAX),
-        );
+        let sweep_period = u64::try_from(sweep_period.as_nanos()).unwrap_or(u64::MAX);
+        let backend = match self.store {
+            None => Backend::Memory(MemoryState::new(
+                Gcra::new(global, fill),
+                Gcra::new(namespace, fill),
+                gcra_overrides,
+                self.max_namespaces,
+                sweep_period,
+            )),
+            Some(store) => {
+                let fallback = match self.on_store_failure {
+                    StoreFailure::FailClosed => None,
+                    StoreFailure::Local { share } => {
+                        let scaled = |quota: Quota| {
+                            quota
+                                .scaled(share)
+                                .map(|q| Gcra::new(q, fill))
+                                .map_err(|_| BuildError::StoreFailureShare(share))
+                        };
+                        let mut local_overrides = HashMap::with_hasher(RandomState::default());
+                        for (name, quota) in &overrides {
+                            local_overrides.insert(name.clone(), scaled(*quota)?);
+                        }
+                        Some(MemoryState::new(
+                            scaled(global)?,
+                            scaled(namespace)?,
+                            local_overrides,
+                            self.max_namespaces,
+                            sweep_period,
+                        ))
+                    }
+                };
+                Backend::Shared(SharedBackend {
+                    store,
+                    policy: self.on_store_failure,
+                    fallback,
+                    fallbacks: AtomicU64::new(0),
+                    down_until: AtomicU64::new(0),
+                    retry_interval: u64::try_from(self.store_retry_interval.as_nanos())
+                        .unwrap_or(u64::MAX),
+                })
+            }
+        };
         Ok(RateLimiter {
             shared: Arc::new(Shared {
                 epoch: Instant::now(),
@@ -323,7 +600,7 @@ impl RateLimiterBuilder {
                 namespace,
                 overrides,
                 max_namespaces: self.max_namespaces,
-                state,
+                backend,
                 events: self.events,
             }),
         })
@@ -344,6 +621,8 @@ pub enum BuildError {
     InitialFill(f64),
     /// `max_namespaces` is zero.
     MaxNamespaces,
+    /// The share of [`StoreFailure::Local`] is not in `(0, 1]`, or makes a quota too small.
+    StoreFailureShare(f64),
 }
 
 impl fmt::Display for BuildError {
@@ -354,6 +633,10 @@ impl fmt::Display for BuildError {
             Self::OverrideQuota(ns, e) => write!(f, "quota override for namespace {ns:?}: {e}"),
             Self::InitialFill(fill) => write!(f, "initial fill {fill} is not within 0..=1"),
             Self::MaxNamespaces => f.write_str("max_namespaces must be at least 1"),
+            Self::StoreFailureShare(share) => write!(
+                f,
+                "local fallback share {share} is not within (0, 1] or makes a quota invalid"
+            ),
         }
     }
 }
@@ -374,14 +657,18 @@ pub enum Level {
     Global,
     /// The bucket of the request's namespace.
     Namespace,
+    /// Not a bucket: the shared store could not decide, and the failure policy is
+    /// [`StoreFailure::FailClosed`]. Nothing was consumed.
+    Store,
 }
 
 impl Level {
-    /// `"global"` or `"namespace"`.
+    /// `"global"`, `"namespace"` or `"store"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Global => "global",
             Self::Namespace => "namespace",
+            Self::Store => "store",
         }
     }
 }
@@ -415,31 +702,87 @@ impl fmt::Display for RateLimited {
 
 impl std::error::Error for RateLimited {}
 
-/// The future of [`RateLimiter::acquire`]. Dropping it before it completes gives back the
-/// slots it had reserved.
+/// The future of [`RateLimiter::acquire`] (and of
+/// [`try_acquire_async`](RateLimiter::try_acquire_async)). Dropping it before it completes
+/// gives back the slots it had reserved; with a shared store, from a spawned task (a store call
+/// in flight is finished there, and whatever it reserved given back), never blocking in `drop`.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire {
     limiter: RateLimiter,
     namespace: Namespace,
+    max_wait: u64,
     state: State,
+    /// When the current wait began (nanoseconds since the epoch), for the wait events.
+    started: u64,
 }
 
 enum State {
     Start,
+    /// A shared store is deciding the first step.
+    Deciding {
+        future: StoreFuture<StoreDecision>,
+        deadline: u64,
+    },
     /// The namespace slot is reserved for later; the global one is taken when it comes.
     WaitNamespace {
         sleep: Pin<Box<Sleep>>,
-        ns: Held,
+        hold: Hold,
         deadline: u64,
-        since: u64,
+    },
+    /// The namespace slot (in the shared store) has come; the store is taking a global one.
+    ReservingGlobal {
+        future: StoreFuture<Result<Duration, Duration>>,
+        deadline: u64,
     },
     /// Both slots are taken; the global one is in the future.
     WaitGlobal {
         sleep: Pin<Box<Sleep>>,
-        ns: Held,
-        since: u64,
+        hold: Hold,
     },
     Done,
+}
+
+fn sleep_for(wait: Duration) -> Pin<Box<Sleep>> {
+    Box::pin(tokio::time::sleep_until(Instant::now() + wait))
+}
+
+impl Acquire {
+    /// The shared store failed: the policy decides the request afresh (in the local fallback,
+    /// with what is left of its wait) or refuses it.
+    fn after_store_failure(
+        &mut self,
+        error: Option<&StoreError>,
+        deadline: u64,
+    ) -> Option<Poll<<Self as Future>::Output>> {
+        let limiter = &self.limiter;
+        let Some(shared) = limiter.shared_backend() else {
+            self.state = State::Done;
+            return Some(Poll::Ready(Ok(())));
+        };
+        if let Some(error) = error {
+            limiter.store_failed(shared, error);
+        }
+        let outcome = limiter
+            .store_unavailable(shared, &self.namespace)
+            .and_then(|local| {
+                let left = deadline.saturating_sub(limiter.now());
+                limiter.first_step_local(local, &self.namespace, left)
+            });
+        match outcome {
+            Ok(None) => {
+                self.state = State::Done;
+                Some(Poll::Ready(Ok(())))
+            }
+            Ok(Some(next)) => {
+                self.state = next;
+                None
+            }
+            Err(refused) => {
+                self.state = State::Done;
+                Some(Poll::Ready(Err(refused)))
+            }
+        }
+    }
 }
 
 impl Future for Acquire {
@@ -449,7 +792,10 @@ impl Future for Acquire {
         let this = &mut *self;
         loop {
             match &mut this.state {
-                State::Start => match this.limiter.first_step(&this.namespace) {
+                State::Start => match {
+                    this.started = this.limiter.now();
+                    this.limiter.first_step(&this.namespace, this.max_wait)
+                } {
                     Ok(None) => {
                         this.state = State::Done;
                         return Poll::Ready(Ok(()));
@@ -460,18 +806,88 @@ impl Future for Acquire {
                         return Poll::Ready(Err(refused));
                     }
                 },
+                State::Deciding { future, deadline } => {
+                    let result = ready!(future.as_mut().poll(cx));
+                    let deadline = *deadline;
+                    match result {
+                        Ok(StoreDecision::Admitted { global_wait }) if global_wait.is_zero() => {
+                            this.state = State::Done;
+                            return Poll::Ready(Ok(()));
+                        }
+                        Ok(StoreDecision::Admitted { global_wait }) => {
+                            this.state = State::WaitGlobal {
+                                sleep: sleep_for(global_wait),
+                                hold: Hold::Shared,
+                            };
+                        }
+                        Ok(StoreDecision::Queued { wait }) => {
+                            this.state = State::WaitNamespace {
+                                sleep: sleep_for(wait),
+                                hold: Hold::Shared,
+                                deadline,
+                            };
+                        }
+                        Ok(StoreDecision::Refused { level, wait }) => {
+                            this.state = State::Done;
+                            return Poll::Ready(Err(RateLimited {
+                                namespace: this.namespace.clone(),
+                                level,
+                                retry_after: wait,
+                            }));
+                        }
+                        Err(error) => {
+                            this.state = State::Done;
+                            if let Some(done) = this.after_store_failure(Some(&error), deadline) {
+                                return done;
+                            }
+                        }
+                    }
+                }
                 State::WaitNamespace {
                     sleep,
-                    ns,
+                    hold,
                     deadline,
-                    since,
                 } => {
                     ready!(sleep.as_mut().poll(cx));
-                    let (ns, deadline) = (*ns, *deadline);
+                    let woke = this.limiter.now();
+                    this.limiter.waited(
+                        &this.namespace,
+                        Level::Namespace,
+                        woke.saturating_sub(this.started),
+                    );
+                    this.started = woke;
+                    let (hold, deadline) = (*hold, *deadline);
                     let limiter = &this.limiter;
                     let now = limiter.now();
-                    limiter.waited(&this.namespace, Level::Namespace, now - (*since).min(now));
-                    let state = &limiter.shared.state;
+                    let ns = match hold {
+                        Hold::Local(ns) => ns,
+                        Hold::Shared => {
+                            let Some(shared) = limiter.shared_backend() else {
+                                this.state = State::Done;
+                                return Poll::Ready(Ok(()));
+                            };
+                            if now < shared.down_until.load(Ordering::Relaxed) {
+                                // The store is out: give the namespace slot back (it is
+                                // retried when the store answers again) and decide locally.
+                                limiter.refund_shared(Some(&this.namespace), false);
+                                this.state = State::Done;
+                                if let Some(done) = this.after_store_failure(None, deadline) {
+                                    return done;
+                                }
+                                continue;
+                            }
+                            let left = Duration::from_nanos(deadline.saturating_sub(now));
+                            this.state = State::ReservingGlobal {
+                                future: shared.store.reserve_global(limiter.shared.global, left),
+                                deadline,
+                            };
+                            continue;
+                        }
+                    };
+                    let Some(state) = limiter.local() else {
+                        this.state = State::Done;
+                        return Poll::Ready(Ok(()));
+                    };
                     match state.reserve_global(now, deadline.saturating_sub(now)) {
                         Ok(slot) if slot <= now => {
                             this.state = State::Done;
@@ -480,8 +896,7 @@ impl Future for Acquire {
                         Ok(slot) => {
                             this.state = State::WaitGlobal {
                                 sleep: Box::pin(tokio::time::sleep_until(limiter.instant(slot))),
-                                ns,
-                                since: now,
+                                hold: Hold::Local(ns),
                             };
                         }
                         Err(wait) => {
@@ -496,12 +911,47 @@ impl Future for Acquire {
                         }
                     }
                 }
-                State::WaitGlobal { sleep, since, .. } => {
+                State::ReservingGlobal { future, deadline } => {
+                    let result = ready!(future.as_mut().poll(cx));
+                    let deadline = *deadline;
+                    match result {
+                        Ok(Ok(wait)) if wait.is_zero() => {
+                            this.state = State::Done;
+                            return Poll::Ready(Ok(()));
+                        }
+                        Ok(Ok(wait)) => {
+                            this.state = State::WaitGlobal {
+                                sleep: sleep_for(wait),
+                                hold: Hold::Shared,
+                            };
+                        }
+                        Ok(Err(wait)) => {
+                            // Both levels or neither: the namespace slot goes back.
+                            this.limiter.refund_shared(Some(&this.namespace), false);
+                            this.state = State::Done;
+                            return Poll::Ready(Err(RateLimited {
+                                namespace: this.namespace.clone(),
+                                level: Level::Global,
+                                retry_after: wait,
+                            }));
+                        }
+                        Err(error) => {
+                            this.limiter.refund_shared(Some(&this.namespace), false);
+                            this.state = State::Done;
+                            if let Some(done) = this.after_store_failure(Some(&error), deadline) {
+                                return done;
+                            }
+                        }
+                    }
+                }
+                State::WaitGlobal { sleep, .. } => {
                     ready!(sleep.as_mut().poll(cx));
-                    let now = this.limiter.now();
-                    let since = *since;
-                    this.limiter
-                        .waited(&this.namespace, Level::Global, now - since.min(now));
+                    let woke = this.limiter.now();
+                    this.limiter.waited(
+                        &this.namespace,
+                        Level::Global,
+                        woke.saturating_sub(this.started),
+                    );
                     this.state = State::Done;
                     return Poll::Ready(Ok(()));
                 }
@@ -515,12 +965,56 @@ impl Future for Acquire {
 
 impl Drop for Acquire {
     fn drop(&mut self) {
-        let state = &self.limiter.shared.state;
+        let limiter = &self.limiter;
         match std::mem::replace(&mut self.state, State::Done) {
-            State::WaitNamespace { ns, .. } => state.refund_namespace(&self.namespace, ns),
-            State::WaitGlobal { ns, .. } => {
-                state.refund_global();
-                state.refund_namespace(&self.namespace, ns);
+            State::WaitNamespace {
+                hold: Hold::Local(ns),
+                ..
+            } => {
+                if let Some(state) = limiter.local() {
+                    state.refund_namespace(&self.namespace, ns);
+                }
+            }
+            State::WaitGlobal {
+                hold: Hold::Local(ns),
+                ..
+            } => {
+                if let Some(state) = limiter.local() {
+                    state.refund_global();
+                    state.refund_namespace(&self.namespace, ns);
+                }
+            }
+            State::WaitNamespace {
+                hold: Hold::Shared, ..
+            } => limiter.refund_shared(Some(&self.namespace), false),
+            State::WaitGlobal {
+                hold: Hold::Shared, ..
+            } => limiter.refund_shared(Some(&self.namespace), true),
+            // A store call in flight: finish it elsewhere and give back what it reserved.
+            State::Deciding { future, .. } => {
+                let limiter = limiter.clone();
+                let namespace = self.namespace.clone();
+                spawn_detached(Box::pin(async move {
+                    match future.await? {
+                        StoreDecision::Admitted { .. } => {
+                            limiter.refund_shared(Some(&namespace), true);
+                        }
+                        StoreDecision::Queued { .. } => {
+                            limiter.refund_shared(Some(&namespace), false);
+                        }
+                        StoreDecision::Refused { .. } => {}
+                    }
+                    Ok(())
+                }));
+            }
+            State::ReservingGlobal { future, .. } => {
+                let limiter = limiter.clone();
+                let namespace = self.namespace.clone();
+                spawn_detached(Box::pin(async move {
+                    let taken = matches!(future.await, Ok(Ok(_)));
+                    limiter.refund_shared(Some(&namespace), taken);
+                    Ok(())
+                }));
             }
             State::Start | State::Done => {}
         }
@@ -531,7 +1025,9 @@ impl fmt::Debug for Acquire {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Start => "start",
+            State::Deciding { .. } => "asking the shared store",
             State::WaitNamespace { .. } => "waiting for the namespace bucket",
+            State::ReservingGlobal { .. } => "asking the shared store for a global slot",
             State::WaitGlobal { .. } => "waiting for the global bucket",
             State::Done => "done",
         };

@@ -94,6 +94,34 @@
 //!   real tenants' buckets, and cannot grow memory; real tenants that arrive during such a flood
 //!   share that overflow bucket until their shard has room again.
 //!
+//! # Shared store (several replicas)
+//!
+//! The buckets sit behind [`RateLimitStore`]. By default they live in this process's memory,
+//! on a concrete path ([`RateLimiter::try_acquire`] and the layer's synchronous first step stay
+//! allocation-free, with no virtual call). [`RateLimiterBuilder::store`] puts them in a shared
+//! store instead, e.g. [`redis::RedisStore`] (feature `redis`), so that the replicas of a client
+//! share their global and per-namespace limits with the semantics above; the layer works
+//! unchanged over it. The limiter keeps the configuration and passes each request's quotas to
+//! the store.
+//!
+//! - **Async first step.** Asking a shared store takes a round trip, so with a store the
+//!   first step is done by the returned future: [`RateLimiter::acquire`] and the wait-mode
+//!   layer need nothing else, the reject-mode layer awaits the decision before calling the
+//!   service, and [`RateLimiter::try_acquire_async`] is the never-waiting variant.
+//!   [`RateLimiter::try_acquire`], being synchronous, cannot ask the store: over one it decides
+//!   by the failure policy (and counts a fallback).
+//! - **Failures.** A store error or timeout applies [`StoreFailure`]: refuse
+//!   ([`Level::Store`], the default) or decide in a local limiter at a share of the quotas.
+//!   The store is then left alone for [`RateLimiterBuilder::store_retry_interval`], and
+//!   [`RateLimiter::store_fallbacks`] counts the decisions made meanwhile. A request never
+//!   waits longer than the store's timeout plus `max_wait`.
+//! - **Clocks.** A shared store decides on its own clock (Redis: its `TIME`) and answers
+//!   waits as durations, which the limiter sleeps on [`tokio::time`]; tokio's paused time
+//!   therefore does not move a shared store's buckets.
+//! - **Restart protection and `max_namespaces`** apply to the in-memory state (and to the
+//!   local fallback); a shared store keeps its buckets across client restarts and bounds its
+//!   own memory (Redis keys expire once refilled).
+//!
 //! # Server mode
 //!
 //! [`RateLimitLayer::reject`] never waits: it answers `429 Too Many Requests` with
@@ -108,6 +136,8 @@
 //!
 //! where `q` is the bucket's burst, `w` the seconds it takes to refill from empty, `r` the
 //! remaining requests and `t` the seconds until the refusing bucket has a slot again.
+//! A refusal because a shared store is unavailable ([`Level::Store`], fail closed) is not a
+//! rate limit: it is answered `503 Service Unavailable` with `Retry-After` only.
 //! Use [`FromHeader`] (or a closure) to key on what the client sends; malformed or oversized
 //! names fall back to the default namespace.
 
@@ -115,6 +145,9 @@ mod layer;
 pub(crate) mod limiter;
 mod memory;
 mod quota;
+#[cfg(feature = "redis")]
+pub mod redis;
+mod store;
 
 pub use layer::{
     ExtractNamespace, FromExtension, FromHeader, RATELIMIT, RATELIMIT_POLICY, RateLimit,
@@ -122,6 +155,11 @@ pub use layer::{
 };
 pub use limiter::{Acquire, BuildError, Level, RateLimited, RateLimiter, RateLimiterBuilder};
 pub use quota::{Quota, QuotaError};
+pub use store::{
+    RateLimitStore, Refund, StoreDecision, StoreError, StoreFailure, StoreFuture, StoreRequest,
+};
 
+#[cfg(test)]
+mod store_tests;
 #[cfg(test)]
 mod tests;

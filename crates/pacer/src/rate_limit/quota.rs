@@ -106,6 +106,18 @@ impl Quota {
     pub(crate) fn interval_nanos(&self) -> u64 {
         self.interval_nanos
     }
+
+    /// This quota scaled by `share` (one replica's part of a shared quota): the rate times
+    /// `share`, the burst times `share` rounded up (at least 1).
+    pub(crate) fn scaled(&self, share: f64) -> Result<Self, QuotaError> {
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(QuotaError::Rate(self.rate * share));
+        }
+        let burst = (f64::from(self.burst) * share)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX)) as u32;
+        Self::with_rate(self.rate * share, 1.0)?.with_burst(burst)
+    }
 }
 
 impl fmt::Debug for Quota {
