@@ -1,0 +1,140 @@
+//! Counters of what the server saw, readable by tests while it runs.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// At most this many distinct paths are counted one by one; the rest are counted under
+/// [`Stats::OTHER_PATH`], so clients choosing paths cannot grow memory without bound.
+const MAX_PATHS: usize = 4096;
+
+/// Counters of the requests the testbed saw: per path and status, 429s sent (injected or
+/// by the server-side rate limit), 503s injected, connections reset.
+///
+/// Cheap to clone; every clone reads the same counters. Paths are the raw request paths
+/// (without the query string).
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    inner: Arc<Mutex<Counters>>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    by_path_status: BTreeMap<(String, u16), u64>,
+    paths: usize,
+    requests: u64,
+    injected: u64,
+    resets: u64,
+}
+
+/// One row of a [`Stats::snapshot`]: how many responses with `status` went to `path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathCount {
+    /// The request path (or [`Stats::OTHER_PATH`]).
+    pub path: String,
+    /// The response status code.
+    pub status: u16,
+    /// How many such responses were sent.
+    pub count: u64,
+}
+
+impl Stats {
+    /// The path under which requests are counted once [`MAX_PATHS`] distinct paths were seen.
+    pub const OTHER_PATH: &'static str = "(other)";
+
+    fn lock(&self) -> MutexGuard<'_, Counters> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn record(&self, path: &str, status: u16, injected: bool) {
+        let mut counters = self.lock();
+        counters.requests += 1;
+        if injected {
+            counters.injected += 1;
+        }
+        let known = counters.by_path_status.keys().any(|(p, _)| p == path);
+        let key = if known || counters.paths < MAX_PATHS {
+            if !known {
+                counters.paths += 1;
+            }
+            (path.to_owned(), status)
+        } else {
+            (Self::OTHER_PATH.to_owned(), status)
+        };
+        *counters.by_path_status.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn record_reset(&self) {
+        let mut counters = self.lock();
+        counters.requests += 1;
+        counters.resets += 1;
+    }
+
+    /// Every request seen, including those answered by an injected fault or reset.
+    pub fn requests(&self) -> u64 {
+        self.lock().requests
+    }
+
+    /// Requests to `path` that got a response (any status).
+    pub fn requests_to(&self, path: &str) -> u64 {
+        self.lock()
+            .by_path_status
+            .iter()
+            .filter(|((p, _), _)| p == path)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Responses with `status` (any path).
+    pub fn responses(&self, status: u16) -> u64 {
+        self.lock()
+            .by_path_status
+            .iter()
+            .filter(|((_, s), _)| *s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Responses with `status` to `path`.
+    pub fn count(&self, path: &str, status: u16) -> u64 {
+        self.lock()
+            .by_path_status
+            .get(&(path.to_owned(), status))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// `429 Too Many Requests` responses sent, injected or from the server-side rate limit.
+    pub fn too_many_requests(&self) -> u64 {
+        self.responses(429)
+    }
+
+    /// Responses produced by fault injection (429 storms, 503s), not by the fakes.
+    pub fn injected(&self) -> u64 {
+        self.lock().injected
+    }
+
+    /// Connections closed with a reset instead of a response.
+    pub fn resets(&self) -> u64 {
+        self.lock().resets
+    }
+
+    /// Every (path, status) counter, sorted by path then status.
+    pub fn snapshot(&self) -> Vec<PathCount> {
+        self.lock()
+            .by_path_status
+            .iter()
+            .map(|((path, status), count)| PathCount {
+                path: path.clone(),
+                status: *status,
+                count: *count,
+            })
+            .collect()
+    }
+
+    /// Sets every counter back to zero.
+    pub fn clear(&self) {
+        *self.lock() = Counters::default();
+    }
+}
