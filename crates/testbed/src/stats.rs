@@ -3,10 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// At most this many distinct paths are counted one by one; the rest are counted under
-/// [`Stats::OTHER_PATH`], so clients choosing paths cannot grow memory without bound.
-const MAX_PATHS: usize = 4096;
-
 /// Counters of the requests the testbed saw: per path and status, 429s sent (injected or
 /// by the server-side rate limit), 503s injected, connections reset.
 ///
@@ -38,7 +34,12 @@ pub struct PathCount {
 }
 
 impl Stats {
-    /// The path under which requests are counted once [`MAX_PATHS`] distinct paths were seen.
+    /// At most this many distinct paths are counted one by one; the rest are counted under
+    /// [`Stats::OTHER_PATH`], so clients choosing paths cannot grow memory without bound.
+    pub const MAX_PATHS: usize = 4096;
+
+    /// The path under which requests are counted once [`Stats::MAX_PATHS`] distinct paths
+    /// were seen.
     pub const OTHER_PATH: &'static str = "(other)";
 
     fn lock(&self) -> MutexGuard<'_, Counters> {
@@ -53,8 +54,12 @@ impl Stats {
         if injected {
             counters.injected += 1;
         }
-        let known = counters.by_path_status.keys().any(|(p, _)| p == path);
-        let key = if known || counters.paths < MAX_PATHS {
+        let known = counters
+            .by_path_status
+            .range((path.to_owned(), 0)..=(path.to_owned(), u16::MAX))
+            .next()
+            .is_some();
+        let key = if known || counters.paths < Self::MAX_PATHS {
             if !known {
                 counters.paths += 1;
             }
