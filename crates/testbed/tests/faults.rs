@@ -109,6 +109,16 @@ async fn connection_reset_is_a_client_error() {
         !error.is_connect(),
         "the connection was established: {error:?}"
     );
+    // The server closed with SO_LINGER 0: the client sees a TCP reset, not a clean close.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut reset = false;
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            reset |= io.kind() == std::io::ErrorKind::ConnectionReset;
+        }
+        source = current.source();
+    }
+    assert!(reset, "expected ECONNRESET in {error:?}");
     assert_eq!(tb.stats().resets(), 1);
     // The next request gets a fresh connection and an answer.
     let reply = send(&client, get(&url)).await;
