@@ -19,6 +19,7 @@ struct Counters {
     paths: usize,
     requests: u64,
     injected: u64,
+    injected_429: u64,
     resets: u64,
 }
 
@@ -53,6 +54,9 @@ impl Stats {
         counters.requests += 1;
         if injected {
             counters.injected += 1;
+            if status == 429 {
+                counters.injected_429 += 1;
+            }
         }
         let known = counters
             .by_path_status
@@ -113,6 +117,12 @@ impl Stats {
     /// `429 Too Many Requests` responses sent, injected or from the server-side rate limit.
     pub fn too_many_requests(&self) -> u64 {
         self.responses(429)
+    }
+
+    /// `429` responses sent by the server-side rate limit (not injected).
+    pub fn rate_limited(&self) -> u64 {
+        let injected = self.lock().injected_429;
+        self.responses(429).saturating_sub(injected)
     }
 
     /// Responses produced by fault injection (429 storms, 503s), not by the fakes.

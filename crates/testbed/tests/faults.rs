@@ -30,6 +30,7 @@ async fn storm_of_429_with_retry_after_for_the_next_requests() {
     assert_eq!(reply.status, 401);
     assert_eq!(tb.stats().too_many_requests(), 2);
     assert_eq!(tb.stats().injected(), 2);
+    assert_eq!(tb.stats().rate_limited(), 0);
     assert_eq!(tb.stats().count("/admin/serverinfo", 429), 2);
     assert_eq!(tb.stats().count("/admin/serverinfo", 401), 1);
     assert_eq!(tb.stats().requests(), 3);
@@ -165,6 +166,7 @@ async fn server_side_rate_limit_answers_429_with_retry_after() {
     assert!(limited.header("ratelimit-policy").is_some());
     assert!(limited.header("ratelimit").unwrap().contains("\"global\""));
     assert_eq!(tb.stats().too_many_requests(), 1);
+    assert_eq!(tb.stats().rate_limited(), 1);
     assert_eq!(tb.stats().injected(), 0);
 }
 
