@@ -6,6 +6,8 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::util::deadline;
+
 /// Faults the testbed injects before a request reaches the fakes (and before the
 /// server-side rate limit).
 ///
@@ -100,7 +102,7 @@ impl Faults {
     /// A 429 storm for a time window: every request arriving in the next `window` gets 429.
     pub fn storm_for(&self, window: Duration, retry_after: Option<Duration>) {
         let mut state = self.lock();
-        state.storm.until = Instant::now().checked_add(window);
+        state.storm.until = Some(deadline(window));
         state.storm.retry_after = retry_after;
     }
 
@@ -115,7 +117,7 @@ impl Faults {
     /// Every request arriving in the next `window` is answered `503 Service Unavailable`.
     pub fn unavailable_for(&self, window: Duration, retry_after: Option<Duration>) {
         let mut state = self.lock();
-        state.unavailable.until = Instant::now().checked_add(window);
+        state.unavailable.until = Some(deadline(window));
         state.unavailable.retry_after = retry_after;
     }
 

@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 /// Nesting depth past which a document is refused, so hostile input cannot overflow the stack.
 const MAX_DEPTH: usize = 64;
 
+/// Fields one selection set may expand to through fragments, so fragments that spread each
+/// other several times cannot blow up exponentially.
+const MAX_FIELDS: usize = 10_000;
+
 /// A GraphQL input value, before variables are substituted.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Input {
@@ -112,7 +116,12 @@ impl Document {
         }
         for item in selection {
             match item {
-                Selection::Field(field) => out.push(field.clone()),
+                Selection::Field(field) => {
+                    if out.len() >= MAX_FIELDS {
+                        return Err("Selection set expands to too many fields.".into());
+                    }
+                    out.push(field.clone());
+                }
                 Selection::Inline(inner) => self.flatten_into(inner, out, depth + 1)?,
                 Selection::Spread(name) => {
                     let fragment = self
@@ -613,5 +622,17 @@ mod tests {
         assert!(parse(&deep).is_err());
         let deep_value = format!("{{ a(b: {}) }}", "[".repeat(10_000));
         assert!(parse(&deep_value).is_err());
+        // Fragments spreading each other twice per level: refused, not expanded 2^30 times.
+        let mut bomb = String::from("{ ...F0 } ");
+        for i in 0..30 {
+            bomb.push_str(&format!(
+                "fragment F{i} on Q {{ ...F{} ...F{} }} ",
+                i + 1,
+                i + 1
+            ));
+        }
+        bomb.push_str("fragment F30 on Q { a }");
+        let document = parse(&bomb).expect("parses");
+        assert!(document.flatten(&document.operations[0].selection).is_err());
     }
 }

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::Credentials;
 use crate::graphql::{self, Field, Input, OperationKind};
-use crate::util::{bearer, json, jwt, new_id, unix_now};
+use crate::util::{bearer, deadline, json, jwt, new_id, unix_now};
 
 /// The Infrahub version the fake claims to be (`InfrahubInfo`).
 pub(crate) const VERSION: &str = "1.10.6";
@@ -259,7 +259,7 @@ impl Infrahub {
         let token = jwt("access", subject, "infrahub", self.token_lifetime.as_secs());
         state
             .access
-            .insert(token.clone(), now + self.token_lifetime);
+            .insert(token.clone(), deadline(self.token_lifetime));
         token
     }
 }
@@ -306,7 +306,7 @@ async fn login(State(ih): State<Arc<Infrahub>>, body: Bytes) -> Response {
     );
     state
         .refresh
-        .insert(refresh.clone(), now + ih.refresh_lifetime);
+        .insert(refresh.clone(), deadline(ih.refresh_lifetime));
     json(
         StatusCode::OK,
         &json!({"access_token": access, "refresh_token": refresh}),

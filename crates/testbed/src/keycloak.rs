@@ -24,8 +24,8 @@ use tokio::time::Instant;
 
 use crate::Credentials;
 use crate::util::{
-    base_url, basic, bearer, empty, json, jwt, location, new_id, parse_pairs, random_secret,
-    unix_now,
+    base_url, basic, bearer, deadline, empty, json, jwt, location, new_id, parse_pairs,
+    random_secret, unix_now,
 };
 
 /// The Keycloak version the fake claims to be (`GET /admin/serverinfo`).
@@ -447,7 +447,9 @@ async fn token(
     }
     let issuer = format!("{}/realms/{realm}", kc.fallback_base);
     let access = jwt("Bearer", &subject, &issuer, kc.token_lifetime.as_secs());
-    state.access.insert(access.clone(), now + kc.token_lifetime);
+    state
+        .access
+        .insert(access.clone(), deadline(kc.token_lifetime));
     let mut body = json!({
         "access_token": access,
         "expires_in": kc.token_lifetime.as_secs(),
@@ -464,7 +466,7 @@ async fn token(
                 realm: realm.clone(),
                 client_id,
                 subject,
-                expires: now + kc.refresh_lifetime,
+                expires: deadline(kc.refresh_lifetime),
             },
         );
         body["refresh_token"] = Value::String(refresh);

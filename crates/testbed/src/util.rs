@@ -1,7 +1,7 @@
 //! Small helpers shared by both fakes: JSON responses, ids, tokens, query strings.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::response::Response;
@@ -9,6 +9,7 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use rand::Rng;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 /// A JSON response with `status`.
 pub(crate) fn json(status: StatusCode, value: &Value) -> Response {
@@ -41,6 +42,15 @@ pub(crate) fn new_id() -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+/// The instant `lifetime` from now, saturating at about 30 years (a lifetime given as
+/// "forever" must not overflow the clock).
+pub(crate) fn deadline(lifetime: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(lifetime)
+        .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 /// Seconds since the Unix epoch.
@@ -104,7 +114,7 @@ pub(crate) fn jwt(typ: &str, subject: &str, issuer: &str, lifetime_secs: u64) ->
     let now = unix_now();
     let header = json!({"alg": "HS256", "typ": "JWT"});
     let claims = json!({
-        "exp": now + lifetime_secs,
+        "exp": now.saturating_add(lifetime_secs),
         "iat": now,
         "jti": new_id(),
         "iss": issuer,
