@@ -153,3 +153,27 @@ impl Stats {
         *self.lock() = Counters::default();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_past_the_cap_are_counted_as_other() {
+        let stats = Stats::default();
+        for i in 0..Stats::MAX_PATHS + 10 {
+            stats.record(&format!("/p/{i}"), 200, false);
+        }
+        stats.record("/p/0", 404, false);
+        stats.record("/p/0", 429, true);
+        assert_eq!(stats.requests(), Stats::MAX_PATHS as u64 + 12);
+        assert_eq!(stats.count(Stats::OTHER_PATH, 200), 10);
+        assert_eq!(stats.requests_to("/p/0"), 3);
+        assert_eq!(stats.too_many_requests(), 1);
+        assert_eq!(stats.rate_limited(), 0);
+        assert_eq!(stats.injected(), 1);
+        assert_eq!(stats.snapshot().len(), Stats::MAX_PATHS + 3);
+        stats.clear();
+        assert_eq!(stats.requests(), 0);
+    }
+}

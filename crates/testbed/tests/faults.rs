@@ -210,3 +210,23 @@ async fn shutdown_stops_the_server() {
         "nothing listens after shutdown"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_testbed_stops_the_server() {
+    let tb = Testbed::start().await.unwrap();
+    let addr = tb.addr();
+    drop(tb);
+    // The accept loop notices the drop at its next poll; wait for that, bounded.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let connect = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr)).await;
+        if matches!(connect, Ok(Err(_))) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still listening after drop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
