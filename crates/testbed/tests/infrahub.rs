@@ -170,6 +170,23 @@ async fn graphql_crud_for_builtin_tag() {
         "query { BuiltinTag(offset: 1, limit: 1) { count edges { node { id display_label name { value } description { value } } } } }",
     )
     .await;
+    // Fields come back in selection order, as GraphQL servers send them.
+    let raw = graphql_at(
+        &client,
+        &tb,
+        "/graphql",
+        "{ BuiltinTag(limit: 1) { edges { node { name { value } id } } count } }",
+        Value::Null,
+    )
+    .await;
+    let text = String::from_utf8(raw.body.to_vec()).unwrap();
+    assert!(
+        text.starts_with(
+            r#"{"data":{"BuiltinTag":{"edges":[{"node":{"name":{"value":"red"},"id":"#
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with(r#""count":3}}}"#), "{text}");
     let page = &list["data"]["BuiltinTag"];
     assert_eq!(page["count"], 3);
     assert_eq!(page["edges"].as_array().unwrap().len(), 1);
