@@ -1,0 +1,1265 @@
+//! The fake Infrahub: GraphQL (`POST /graphql`, `POST /graphql/{branch}`), login and refresh
+//! (`POST /api/auth/login`, `POST /api/auth/refresh`), API keys (`X-INFRAHUB-KEY`), and
+//! `GET /api/schema`.
+//!
+//! Nodes are stored per branch and kind as JSON attribute values; queries and mutations are
+//! resolved generically for every kind the testbed was given (see [`KindSchema`]).
+
+// Handlers answer errors as ready responses (`Result<Response, Response>`, the axum idiom);
+// their size does not matter for a test server.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use crate::Credentials;
+use crate::graphql::{self, Field, Input, OperationKind};
+use crate::util::{bearer, deadline, json, jwt, new_id, unix_now};
+
+/// The Infrahub version the fake claims to be (`InfrahubInfo`).
+pub(crate) const VERSION: &str = "1.10.6";
+
+/// The header Infrahub reads API keys from.
+pub const API_KEY_HEADER: &str = "x-infrahub-key";
+
+const PRUNE_AT: usize = 4096;
+
+/// The schema of one node kind the fake Infrahub serves: its name (`BuiltinTag`) and its
+/// attributes (all text-like: values are stored as given, as JSON).
+///
+/// ```
+/// use pacer_testbed::KindSchema;
+///
+/// let device = KindSchema::new("InfraDevice")
+///     .unique("name") // required, unique, and the kind's human friendly id
+///     .attribute("description")
+///     .required("role");
+/// assert_eq!(device.kind(), "InfraDevice");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KindSchema {
+    kind: String,
+    attributes: Vec<AttributeSchema>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AttributeSchema {
+    name: String,
+    unique: bool,
+    optional: bool,
+}
+
+impl KindSchema {
+    /// A kind named `kind` (`Namespace` + `Name` in CamelCase, e.g. `BuiltinTag`), with no
+    /// attributes yet.
+    pub fn new(kind: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            attributes: Vec::new(),
+        }
+    }
+
+    /// Adds an optional attribute.
+    pub fn attribute(mut self, name: impl Into<String>) -> Self {
+        self.attributes.push(AttributeSchema {
+            name: name.into(),
+            unique: false,
+            optional: true,
+        });
+        self
+    }
+
+    /// Adds a required attribute.
+    pub fn required(mut self, name: impl Into<String>) -> Self {
+        self.attributes.push(AttributeSchema {
+            name: name.into(),
+            unique: false,
+            optional: false,
+        });
+        self
+    }
+
+    /// Adds a required, unique attribute; the first one is the kind's human friendly id
+    /// (`hfid`) and what `Upsert` matches on when no id is given.
+    pub fn unique(mut self, name: impl Into<String>) -> Self {
+        self.attributes.push(AttributeSchema {
+            name: name.into(),
+            unique: true,
+            optional: false,
+        });
+        self
+    }
+
+    /// The kind's name.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The kind's namespace and name: `BuiltinTag` is (`Builtin`, `Tag`).
+    fn split(&self) -> (&str, &str) {
+        let at = self
+            .kind
+            .char_indices()
+            .skip(1)
+            .find(|(_, c)| c.is_ascii_uppercase())
+            .map_or(self.kind.len(), |(i, _)| i);
+        self.kind.split_at(at)
+    }
+
+    fn attr(&self, name: &str) -> Option<&AttributeSchema> {
+        self.attributes.iter().find(|a| a.name == name)
+    }
+
+    fn hfid_attr(&self) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.unique)
+            .map(|a| a.name.as_str())
+    }
+
+    /// The kinds a stock Infrahub has that the testbed serves by default: `BuiltinTag`,
+    /// `CoreRepository` and `CoreStandardGroup`.
+    pub fn defaults() -> Vec<KindSchema> {
+        vec![
+            KindSchema::new("BuiltinTag")
+                .unique("name")
+                .attribute("description"),
+            KindSchema::new("CoreRepository")
+                .unique("name")
+                .required("location")
+                .attribute("description")
+                .attribute("default_branch")
+                .attribute("commit"),
+            KindSchema::new("CoreStandardGroup")
+                .unique("name")
+                .attribute("label")
+                .attribute("description"),
+        ]
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Infrahub {
+    state: Mutex<IhState>,
+    kinds: BTreeMap<String, KindSchema>,
+    credentials: Credentials,
+    token_lifetime: Duration,
+    refresh_lifetime: Duration,
+}
+
+#[derive(Debug, Default)]
+struct IhState {
+    branches: BTreeMap<String, Branch>,
+    access: HashMap<String, Instant>,
+    refresh: HashMap<String, Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Branch {
+    meta: Map<String, Value>,
+    /// kind -> nodes in creation order
+    nodes: BTreeMap<String, Vec<Node>>,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    id: String,
+    attrs: Map<String, Value>,
+}
+
+fn branch_meta(
+    name: &str,
+    description: &str,
+    default: bool,
+    sync_with_git: bool,
+) -> Map<String, Value> {
+    match json!({
+        "id": new_id(),
+        "name": name,
+        "description": description,
+        "origin_branch": "main",
+        "branched_from": format!("{}", unix_now()),
+        "status": "OPEN",
+        "graph_version": 1,
+        "created_at": format!("{}", unix_now()),
+        "sync_with_git": sync_with_git,
+        "is_default": default,
+        "has_schema_changes": false,
+    }) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+impl Infrahub {
+    pub(crate) fn new(
+        kinds: Vec<KindSchema>,
+        credentials: Credentials,
+        token_lifetime: Duration,
+        refresh_lifetime: Duration,
+    ) -> Self {
+        let mut state = IhState::default();
+        state.branches.insert(
+            "main".into(),
+            Branch {
+                meta: branch_meta("main", "Default Branch", true, true),
+                nodes: BTreeMap::new(),
+            },
+        );
+        Self {
+            state: Mutex::new(state),
+            kinds: kinds.into_iter().map(|k| (k.kind.clone(), k)).collect(),
+            credentials,
+            token_lifetime,
+            refresh_lifetime,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, IhState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Ok` for a live access token or the API key, else Infrahub's 401.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+        if let Some(key) = headers.get(API_KEY_HEADER) {
+            return if key.as_bytes() == self.credentials.infrahub_api_key.as_bytes() {
+                Ok(())
+            } else {
+                Err(unauthorized("Invalid token"))
+            };
+        }
+        let Some(token) = bearer(headers) else {
+            return Err(unauthorized(
+                "Authentication is required to perform this operation",
+            ));
+        };
+        match self.lock().access.get(token) {
+            Some(expires) if Instant::now() < *expires => Ok(()),
+            // The message the Python SDK looks for before it refreshes its token.
+            Some(_) => Err(unauthorized("Expired Signature")),
+            None => Err(unauthorized("Invalid token")),
+        }
+    }
+
+    fn issue_access(&self, state: &mut IhState, subject: &str) -> String {
+        let now = Instant::now();
+        if state.access.len() >= PRUNE_AT {
+            state.access.retain(|_, e| *e > now);
+        }
+        let token = jwt("access", subject, "infrahub", self.token_lifetime.as_secs());
+        state
+            .access
+            .insert(token.clone(), deadline(self.token_lifetime));
+        token
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    json(
+        StatusCode::UNAUTHORIZED,
+        &json!({"data": null, "errors": [{"message": message, "extensions": {"code": 401}}]}),
+    )
+}
+
+pub(crate) fn router(ih: Arc<Infrahub>) -> Router {
+    Router::new()
+        .route("/graphql", post(graphql_main))
+        .route("/graphql/{branch}", post(graphql_branch))
+        .route("/api/auth/login", post(login))
+        .route("/api/auth/refresh", post(refresh))
+        .route("/api/schema", get(schema))
+        .route("/api/branch", get(branches))
+        .with_state(ih)
+}
+
+async fn login(State(ih): State<Arc<Infrahub>>, body: Bytes) -> Response {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let username = parsed.get("username").and_then(Value::as_str);
+    let password = parsed.get("password").and_then(Value::as_str);
+    if username != Some(ih.credentials.infrahub_user.as_str())
+        || password != Some(ih.credentials.infrahub_password.as_str())
+    {
+        return unauthorized("Incorrect username or password");
+    }
+    let mut state = ih.lock();
+    let subject = ih.credentials.infrahub_user.clone();
+    let access = ih.issue_access(&mut state, &subject);
+    let now = Instant::now();
+    if state.refresh.len() >= PRUNE_AT {
+        state.refresh.retain(|_, e| *e > now);
+    }
+    let refresh = jwt(
+        "refresh",
+        &subject,
+        "infrahub",
+        ih.refresh_lifetime.as_secs(),
+    );
+    state
+        .refresh
+        .insert(refresh.clone(), deadline(ih.refresh_lifetime));
+    json(
+        StatusCode::OK,
+        &json!({"access_token": access, "refresh_token": refresh}),
+    )
+}
+
+async fn refresh(State(ih): State<Arc<Infrahub>>, headers: HeaderMap) -> Response {
+    let Some(token) = bearer(&headers) else {
+        return unauthorized("Authentication is required to perform this operation");
+    };
+    let mut state = ih.lock();
+    match state.refresh.get(token) {
+        Some(expires) if Instant::now() < *expires => {
+            let subject = ih.credentials.infrahub_user.clone();
+            let access = ih.issue_access(&mut state, &subject);
+            json(StatusCode::OK, &json!({"access_token": access}))
+        }
+        Some(_) => unauthorized("Expired Signature"),
+        None => unauthorized("Invalid token"),
+    }
+}
+
+async fn schema(State(ih): State<Arc<Infrahub>>, headers: HeaderMap) -> Result<Response, Response> {
+    ih.authorize(&headers)?;
+    let nodes: Vec<Value> = ih
+        .kinds
+        .values()
+        .map(|k| {
+            let (namespace, name) = k.split();
+            json!({
+                "id": format!("schema-{}", k.kind),
+                "kind": k.kind,
+                "namespace": namespace,
+                "name": name,
+                "human_friendly_id": k.hfid_attr().map(|a| vec![format!("{a}__value")]),
+                "attributes": k.attributes.iter().map(|a| json!({
+                    "name": a.name,
+                    "kind": "Text",
+                    "unique": a.unique,
+                    "optional": a.optional,
+                })).collect::<Vec<_>>(),
+                "relationships": [],
+            })
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({"main": "testbed", "nodes": nodes, "generics": [], "profiles": [], "templates": []}),
+    ))
+}
+
+async fn branches(
+    State(ih): State<Arc<Infrahub>>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    ih.authorize(&headers)?;
+    let state = ih.lock();
+    let list: Vec<Value> = state
+        .branches
+        .values()
+        .map(|b| Value::Object(b.meta.clone()))
+        .collect();
+    Ok(json(StatusCode::OK, &Value::Array(list)))
+}
+
+async fn graphql_main(
+    State(ih): State<Arc<Infrahub>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    ih.authorize(&headers)?;
+    Ok(execute_request(&ih, "main", &body))
+}
+
+async fn graphql_branch(
+    State(ih): State<Arc<Infrahub>>,
+    Path(branch): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    ih.authorize(&headers)?;
+    Ok(execute_request(&ih, &branch, &body))
+}
+
+fn errors_only(message: String) -> Response {
+    json(
+        StatusCode::OK,
+        &json!({"data": null, "errors": [{"message": message}]}),
+    )
+}
+
+fn execute_request(ih: &Infrahub, branch: &str, body: &[u8]) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(_) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &json!({"data": null, "errors": [{"message": "Unable to parse request body as JSON"}]}),
+            );
+        }
+    };
+    let Some(query) = request.get("query").and_then(Value::as_str) else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &json!({"data": null, "errors": [{"message": "The query must be a string."}]}),
+        );
+    };
+    let variables = match request.get("variables") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
+    };
+    let operation_name = request.get("operationName").and_then(Value::as_str);
+    let document = match graphql::parse(query) {
+        Ok(document) => document,
+        Err(message) => return errors_only(message),
+    };
+    let operation = match operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .find(|op| op.name.as_deref() == Some(name)),
+        None if document.operations.len() == 1 => document.operations.first(),
+        None => {
+            return errors_only(
+                "Must provide operation name if query contains multiple operations.".into(),
+            );
+        }
+    };
+    let Some(operation) = operation else {
+        return errors_only(format!(
+            "Unknown operation named '{}'.",
+            operation_name.unwrap_or("")
+        ));
+    };
+    let mut vars = Map::new();
+    for (name, default) in &operation.defaults {
+        vars.insert(name.clone(), default.resolve(&Map::new()));
+    }
+    vars.extend(variables);
+    let fields = match document.flatten(&operation.selection) {
+        Ok(fields) => fields,
+        Err(message) => return errors_only(message),
+    };
+    let mut state = ih.lock();
+    if !state.branches.contains_key(branch) {
+        return errors_only(format!("Branch: {branch} not found."));
+    }
+    let exec = Exec {
+        ih,
+        document: &document,
+        vars: &vars,
+    };
+    let root = match operation.kind {
+        OperationKind::Query => "Query",
+        OperationKind::Mutation => "Mutation",
+        OperationKind::Subscription => {
+            return errors_only("Subscriptions are not supported by the testbed.".into());
+        }
+    };
+    // Validate everything first, so a bad document changes nothing (as GraphQL servers do).
+    for field in &fields {
+        if let Err(message) = exec.validate_root(root, field) {
+            return errors_only(message);
+        }
+    }
+    let mut data = Map::new();
+    let mut errors = Vec::new();
+    for field in &fields {
+        let result = if root == "Query" {
+            exec.query(&state, branch, field)
+        } else {
+            exec.mutate(&mut state, branch, field)
+        };
+        match result {
+            Ok(value) => {
+                data.insert(field.key().to_owned(), value);
+            }
+            Err(message) => {
+                data.insert(field.key().to_owned(), Value::Null);
+                errors.push(json!({"message": message, "path": [field.key()]}));
+            }
+        }
+    }
+    // GraphQL responses list fields in selection order (serde_json's map is sorted).
+    let mut body = String::from("{\"data\":");
+    write_ordered(&mut body, &Value::Object(data), &fields, &document, 0);
+    if !errors.is_empty() {
+        body.push_str(",\"errors\":");
+        body.push_str(&Value::Array(errors).to_string());
+    }
+    body.push('}');
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Writes `value` as JSON with each object's keys in the order `fields` selects them.
+fn write_ordered(
+    out: &mut String,
+    value: &Value,
+    fields: &[Field],
+    document: &graphql::Document,
+    depth: usize,
+) {
+    match value {
+        Value::Object(map) if !fields.is_empty() && depth < 64 => {
+            out.push('{');
+            let mut written: Vec<&str> = Vec::with_capacity(fields.len());
+            for field in fields {
+                let key = field.key();
+                let Some(item) = map.get(key) else { continue };
+                if written.contains(&key) {
+                    continue;
+                }
+                if !written.is_empty() {
+                    out.push(',');
+                }
+                written.push(key);
+                out.push_str(&Value::String(key.to_owned()).to_string());
+                out.push(':');
+                let sub = document.flatten(&field.selection).unwrap_or_default();
+                write_ordered(out, item, &sub, document, depth + 1);
+            }
+            // Anything the selection does not name (none today) still goes out.
+            for (key, item) in map {
+                if !written.contains(&key.as_str()) {
+                    if !written.is_empty() {
+                        out.push(',');
+                    }
+                    written.push(key);
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    out.push_str(&item.to_string());
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) if depth < 64 => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_ordered(out, item, fields, document, depth + 1);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+struct Exec<'a> {
+    ih: &'a Infrahub,
+    document: &'a graphql::Document,
+    vars: &'a Map<String, Value>,
+}
+
+const MUTATION_SUFFIXES: [&str; 4] = ["Create", "Update", "Upsert", "Delete"];
+const ATTRIBUTE_FIELDS: [&str; 8] = [
+    "value",
+    "is_default",
+    "is_protected",
+    "is_visible",
+    "id",
+    "updated_at",
+    "is_from_profile",
+    "__typename",
+];
+const BRANCH_FIELDS: [&str; 12] = [
+    "id",
+    "name",
+    "description",
+    "origin_branch",
+    "branched_from",
+    "status",
+    "graph_version",
+    "created_at",
+    "sync_with_git",
+    "is_default",
+    "has_schema_changes",
+    "__typename",
+];
+
+fn cannot_query(field: &str, on: &str) -> String {
+    format!("Cannot query field '{field}' on type '{on}'.")
+}
+
+fn unknown_argument(argument: &str, on: &str) -> String {
+    format!("Unknown argument '{argument}' on field '{on}'.")
+}
+
+fn needs_subfields(field: &Field, on: &str) -> Result<(), String> {
+    if field.selection.is_empty() {
+        Err(format!(
+            "Field '{}' of type '{on}' must have a selection of subfields. Did you mean '{} {{ ... }}'?",
+            field.name, field.name
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn no_subfields(field: &Field, on: &str) -> Result<(), String> {
+    if field.selection.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "Field '{}' must not have a selection since type '{on}' has no subfields.",
+            field.name
+        ))
+    }
+}
+
+impl Exec<'_> {
+    fn fields(&self, field: &Field) -> Result<Vec<Field>, String> {
+        self.document.flatten(&field.selection)
+    }
+
+    fn arg(&self, field: &Field, name: &str) -> Option<Value> {
+        field
+            .arguments
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v): &(String, Input)| v.resolve(self.vars))
+    }
+
+    fn kind(&self, name: &str) -> Option<&KindSchema> {
+        self.ih.kinds.get(name)
+    }
+
+    fn split_mutation<'n>(&self, name: &'n str) -> Option<(&KindSchema, &'n str)> {
+        MUTATION_SUFFIXES.iter().find_map(|suffix| {
+            let kind = name.strip_suffix(suffix)?;
+            Some((self.kind(kind)?, *suffix))
+        })
+    }
+
+    // ---- validation
+
+    fn validate_root(&self, root: &str, field: &Field) -> Result<(), String> {
+        if field.name == "__typename" {
+            return no_subfields(field, "String");
+        }
+        if root == "Query" {
+            if field.name == "Branch" {
+                for (arg, _) in &field.arguments {
+                    if arg != "ids" && arg != "name" {
+                        return Err(unknown_argument(arg, "Query.Branch"));
+                    }
+                }
+                return self.validate_flat(field, "Branch", &BRANCH_FIELDS);
+            }
+            if field.name == "InfrahubInfo" {
+                return self.validate_flat(field, "Info", &["version", "__typename"]);
+            }
+            let Some(kind) = self.kind(&field.name) else {
+                return Err(cannot_query(&field.name, "Query"));
+            };
+            for (arg, _) in &field.arguments {
+                let ok = match arg.as_str() {
+                    "offset" | "limit" | "ids" | "hfid" | "order" | "partial_match"
+                    | "any__value" => true,
+                    other => other
+                        .strip_suffix("__value")
+                        .or_else(|| other.strip_suffix("__values"))
+                        .is_some_and(|attr| kind.attr(attr).is_some()),
+                };
+                if !ok {
+                    return Err(unknown_argument(arg, &format!("Query.{}", kind.kind)));
+                }
+            }
+            return self.validate_paginated(kind, field);
+        }
+        if field.name == "BranchCreate" || field.name == "BranchDelete" {
+            let payload = field.name.clone();
+            needs_subfields(field, &payload)?;
+            for sub in self.fields(field)? {
+                match sub.name.as_str() {
+                    "ok" | "__typename" => no_subfields(&sub, "Boolean")?,
+                    "object" if field.name == "BranchCreate" => {
+                        self.validate_flat(&sub, "Branch", &BRANCH_FIELDS)?
+                    }
+                    other => return Err(cannot_query(other, &payload)),
+                }
+            }
+            return Ok(());
+        }
+        let Some((kind, suffix)) = self.split_mutation(&field.name) else {
+            return Err(cannot_query(&field.name, "Mutation"));
+        };
+        for (arg, _) in &field.arguments {
+            if !matches!(arg.as_str(), "data" | "context") {
+                return Err(unknown_argument(arg, &format!("Mutation.{}", field.name)));
+            }
+        }
+        let data = match self.arg(field, "data") {
+            Some(Value::Object(data)) => data,
+            _ => {
+                return Err(format!(
+                    "Field '{}' argument 'data' of type '{}{suffix}Input!' is required, but it was not provided.",
+                    field.name, kind.kind
+                ));
+            }
+        };
+        let input_type = if suffix == "Delete" {
+            "DeleteInput".to_owned()
+        } else {
+            format!("{}{suffix}Input", kind.kind)
+        };
+        for key in data.keys() {
+            let ok = match key.as_str() {
+                "id" => true,
+                "hfid" => suffix != "Create",
+                other => suffix != "Delete" && kind.attr(other).is_some(),
+            };
+            if !ok {
+                return Err(format!(
+                    "Field '{key}' is not defined by type '{input_type}'."
+                ));
+            }
+        }
+        needs_subfields(field, &field.name)?;
+        for sub in self.fields(field)? {
+            match sub.name.as_str() {
+                "ok" | "__typename" => no_subfields(&sub, "Boolean")?,
+                "object" if suffix != "Delete" => {
+                    needs_subfields(&sub, &kind.kind)?;
+                    self.validate_node(kind, &sub)?;
+                }
+                other => return Err(cannot_query(other, &field.name)),
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_flat(&self, field: &Field, on: &str, allowed: &[&str]) -> Result<(), String> {
+        needs_subfields(field, on)?;
+        for sub in self.fields(field)? {
+            if !allowed.contains(&sub.name.as_str()) {
+                return Err(cannot_query(&sub.name, on));
+            }
+            no_subfields(&sub, "String")?;
+        }
+        Ok(())
+    }
+
+    fn validate_paginated(&self, kind: &KindSchema, field: &Field) -> Result<(), String> {
+        let on = format!("Paginated{}", kind.kind);
+        needs_subfields(field, &on)?;
+        for sub in self.fields(field)? {
+            match sub.name.as_str() {
+                "count" | "__typename" => no_subfields(&sub, "Int")?,
+                "edges" => {
+                    let edged = format!("Edged{}", kind.kind);
+                    needs_subfields(&sub, &edged)?;
+                    for edge in self.fields(&sub)? {
+                        match edge.name.as_str() {
+                            "node" => {
+                                needs_subfields(&edge, &kind.kind)?;
+                                self.validate_node(kind, &edge)?;
+                            }
+                            "__typename" => no_subfields(&edge, "String")?,
+                            other => return Err(cannot_query(other, &edged)),
+                        }
+                    }
+                }
+                other => return Err(cannot_query(other, &on)),
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_node(&self, kind: &KindSchema, field: &Field) -> Result<(), String> {
+        for sub in self.fields(field)? {
+            match sub.name.as_str() {
+                "id" | "hfid" | "display_label" | "__typename" => no_subfields(&sub, "String")?,
+                name if kind.attr(name).is_some() => {
+                    needs_subfields(&sub, "TextAttribute")?;
+                    for attr_field in self.fields(&sub)? {
+                        if !ATTRIBUTE_FIELDS.contains(&attr_field.name.as_str()) {
+                            return Err(cannot_query(&attr_field.name, "TextAttribute"));
+                        }
+                        no_subfields(&attr_field, "String")?;
+                    }
+                }
+                other => return Err(cannot_query(other, &kind.kind)),
+            }
+        }
+        Ok(())
+    }
+
+    // ---- resolution (after validation)
+
+    fn project_flat(&self, field: &Field, source: &Map<String, Value>, typename: &str) -> Value {
+        let mut out = Map::new();
+        for sub in self.fields(field).unwrap_or_default() {
+            let value = if sub.name == "__typename" {
+                Value::String(typename.to_owned())
+            } else {
+                source.get(&sub.name).cloned().unwrap_or(Value::Null)
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Value::Object(out)
+    }
+
+    fn project_node(&self, kind: &KindSchema, field: &Field, node: &Node) -> Value {
+        let mut out = Map::new();
+        for sub in self.fields(field).unwrap_or_default() {
+            let value = match sub.name.as_str() {
+                "id" => Value::String(node.id.clone()),
+                "__typename" => Value::String(kind.kind.clone()),
+                "hfid" => kind
+                    .hfid_attr()
+                    .and_then(|a| node.attrs.get(a))
+                    .map_or(Value::Null, |v| json!([value_text(v)])),
+                "display_label" => kind
+                    .hfid_attr()
+                    .and_then(|a| node.attrs.get(a))
+                    .map_or(Value::String(node.id.clone()), |v| {
+                        Value::String(value_text(v))
+                    }),
+                attr => {
+                    let value = node.attrs.get(attr).cloned().unwrap_or(Value::Null);
+                    let mut wrapper = Map::new();
+                    for attr_field in self.fields(&sub).unwrap_or_default() {
+                        let v = match attr_field.name.as_str() {
+                            "value" => value.clone(),
+                            "is_default" => Value::Bool(value.is_null()),
+                            "is_protected" | "is_from_profile" => Value::Bool(false),
+                            "is_visible" => Value::Bool(true),
+                            "id" => Value::String(format!("{}-{attr}", node.id)),
+                            "__typename" => Value::String("TextAttribute".into()),
+                            _ => Value::Null,
+                        };
+                        wrapper.insert(attr_field.key().to_owned(), v);
+                    }
+                    Value::Object(wrapper)
+                }
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Value::Object(out)
+    }
+
+    fn query(&self, state: &IhState, branch: &str, field: &Field) -> Result<Value, String> {
+        match field.name.as_str() {
+            "__typename" => return Ok(Value::String("Query".into())),
+            "InfrahubInfo" => {
+                let info = json!({"version": VERSION});
+                let info = match info {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                };
+                return Ok(self.project_flat(field, &info, "Info"));
+            }
+            "Branch" => {
+                let ids = self.arg(field, "ids");
+                let name = self.arg(field, "name");
+                let list = state
+                    .branches
+                    .values()
+                    .filter(|b| match &ids {
+                        Some(Value::Array(ids)) => {
+                            ids.iter().any(|id| b.meta.get("id") == Some(id))
+                        }
+                        _ => true,
+                    })
+                    .filter(|b| match &name {
+                        Some(Value::String(n)) => {
+                            b.meta.get("name") == Some(&Value::String(n.clone()))
+                        }
+                        _ => true,
+                    })
+                    .map(|b| self.project_flat(field, &b.meta, "Branch"))
+                    .collect();
+                return Ok(Value::Array(list));
+            }
+            _ => {}
+        }
+        let kind = self
+            .kind(&field.name)
+            .ok_or_else(|| cannot_query(&field.name, "Query"))?;
+        let empty = Vec::new();
+        let nodes = state
+            .branches
+            .get(branch)
+            .and_then(|b| b.nodes.get(&kind.kind))
+            .unwrap_or(&empty);
+        let matching: Vec<&Node> = nodes
+            .iter()
+            .filter(|n| self.matches(kind, field, n))
+            .collect();
+        let offset = self
+            .arg(field, "offset")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as usize;
+        let limit = self
+            .arg(field, "limit")
+            .and_then(|v| v.as_u64())
+            .map_or(usize::MAX, |l| l as usize);
+        let mut out = Map::new();
+        for sub in self.fields(field)? {
+            let value = match sub.name.as_str() {
+                "count" => json!(matching.len()),
+                "__typename" => Value::String(format!("Paginated{}", kind.kind)),
+                _ => {
+                    let edges = matching
+                        .iter()
+                        .skip(offset)
+                        .take(limit)
+                        .map(|node| {
+                            let mut edge = Map::new();
+                            for edge_field in self.fields(&sub).unwrap_or_default() {
+                                let v = if edge_field.name == "node" {
+                                    self.project_node(kind, &edge_field, node)
+                                } else {
+                                    Value::String(format!("Edged{}", kind.kind))
+                                };
+                                edge.insert(edge_field.key().to_owned(), v);
+                            }
+                            Value::Object(edge)
+                        })
+                        .collect();
+                    Value::Array(edges)
+                }
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn matches(&self, kind: &KindSchema, field: &Field, node: &Node) -> bool {
+        let partial = self.arg(field, "partial_match") == Some(Value::Bool(true));
+        let equal = |stored: Option<&Value>, wanted: &Value| -> bool {
+            let stored = stored.unwrap_or(&Value::Null);
+            if partial {
+                if let (Some(s), Some(w)) = (stored.as_str(), wanted.as_str()) {
+                    return s.to_lowercase().contains(&w.to_lowercase());
+                }
+            }
+            stored == wanted || (!stored.is_null() && value_text(stored) == value_text(wanted))
+        };
+        for (name, input) in &field.arguments {
+            let wanted = input.resolve(self.vars);
+            let ok = match name.as_str() {
+                "offset" | "limit" | "order" | "partial_match" => true,
+                "ids" => match &wanted {
+                    Value::Array(ids) => ids.iter().any(|id| id.as_str() == Some(node.id.as_str())),
+                    Value::Null => true,
+                    one => one.as_str() == Some(node.id.as_str()),
+                },
+                "hfid" => match (&wanted, kind.hfid_attr()) {
+                    (Value::Array(parts), Some(attr)) => parts
+                        .first()
+                        .is_some_and(|p| equal(node.attrs.get(attr), p)),
+                    (Value::Null, _) => true,
+                    _ => false,
+                },
+                "any__value" => {
+                    wanted.is_null() || node.attrs.values().any(|v| equal(Some(v), &wanted))
+                }
+                other => {
+                    if let Some(attr) = other.strip_suffix("__values") {
+                        match &wanted {
+                            Value::Array(options) => {
+                                options.iter().any(|o| equal(node.attrs.get(attr), o))
+                            }
+                            _ => true,
+                        }
+                    } else if let Some(attr) = other.strip_suffix("__value") {
+                        wanted.is_null() || equal(node.attrs.get(attr), &wanted)
+                    } else {
+                        true
+                    }
+                }
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn mutate(&self, state: &mut IhState, branch: &str, field: &Field) -> Result<Value, String> {
+        match field.name.as_str() {
+            "__typename" => return Ok(Value::String("Mutation".into())),
+            "BranchCreate" => return self.branch_create(state, field),
+            "BranchDelete" => return self.branch_delete(state, field),
+            _ => {}
+        }
+        let (kind, suffix) = self
+            .split_mutation(&field.name)
+            .ok_or_else(|| cannot_query(&field.name, "Mutation"))?;
+        let data = match self.arg(field, "data") {
+            Some(Value::Object(data)) => data,
+            _ => return Err("data is required".into()),
+        };
+        let Some(b) = state.branches.get_mut(branch) else {
+            return Err(format!("Branch: {branch} not found."));
+        };
+        let nodes = b.nodes.entry(kind.kind.clone()).or_default();
+        let node = match suffix {
+            "Create" => create(kind, nodes, &data)?,
+            "Update" => {
+                let index = find(kind, nodes, &data)?;
+                update(kind, nodes, index, &data)?
+            }
+            "Upsert" => match find(kind, nodes, &data) {
+                Ok(index) => update(kind, nodes, index, &data)?,
+                Err(_) => {
+                    let mut data = data.clone();
+                    // An upsert by hfid creates the node with that hfid.
+                    if let (Some(Value::Array(parts)), Some(attr)) =
+                        (data.remove("hfid"), kind.hfid_attr())
+                    {
+                        if let Some(first) = parts.first() {
+                            data.entry(attr.to_owned())
+                                .or_insert_with(|| json!({"value": first}));
+                        }
+                    }
+                    create(kind, nodes, &data)?
+                }
+            },
+            _ => {
+                let index = find(kind, nodes, &data)?;
+                nodes.remove(index);
+                return Ok(self.payload(kind, field, None));
+            }
+        };
+        Ok(self.payload(kind, field, Some(&node)))
+    }
+
+    fn payload(&self, kind: &KindSchema, field: &Field, node: Option<&Node>) -> Value {
+        let mut out = Map::new();
+        for sub in self.fields(field).unwrap_or_default() {
+            let value = match (sub.name.as_str(), node) {
+                ("ok", _) => Value::Bool(true),
+                ("__typename", _) => Value::String(field.name.clone()),
+                ("object", Some(node)) => self.project_node(kind, &sub, node),
+                _ => Value::Null,
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Value::Object(out)
+    }
+
+    fn branch_create(&self, state: &mut IhState, field: &Field) -> Result<Value, String> {
+        let data = self.arg(field, "data").unwrap_or(Value::Null);
+        let Some(name) = data.get("name").and_then(Value::as_str) else {
+            return Err("Field 'name' of required type 'String!' was not provided.".into());
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 250
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+        if !valid {
+            return Err(format!("Branch name '{name}' is not valid."));
+        }
+        if state.branches.contains_key(name) {
+            return Err(format!("The branch {name} already exists"));
+        }
+        let description = data
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let sync = data
+            .get("sync_with_git")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let nodes = state
+            .branches
+            .get("main")
+            .map(|b| b.nodes.clone())
+            .unwrap_or_default();
+        let meta = branch_meta(name, description, false, sync);
+        let payload = {
+            let mut out = Map::new();
+            for sub in self.fields(field).unwrap_or_default() {
+                let value = match sub.name.as_str() {
+                    "ok" => Value::Bool(true),
+                    "object" => self.project_flat(&sub, &meta, "Branch"),
+                    _ => Value::String("BranchCreate".into()),
+                };
+                out.insert(sub.key().to_owned(), value);
+            }
+            Value::Object(out)
+        };
+        state
+            .branches
+            .insert(name.to_owned(), Branch { meta, nodes });
+        Ok(payload)
+    }
+
+    fn branch_delete(&self, state: &mut IhState, field: &Field) -> Result<Value, String> {
+        let data = self.arg(field, "data").unwrap_or(Value::Null);
+        let name = data.get("name").and_then(Value::as_str).unwrap_or("");
+        if name == "main" {
+            return Err("Unable to delete the default branch".into());
+        }
+        if state.branches.remove(name).is_none() {
+            return Err(format!("Branch: {name} not found."));
+        }
+        let mut out = Map::new();
+        for sub in self.fields(field).unwrap_or_default() {
+            let value = match sub.name.as_str() {
+                "ok" => Value::Bool(true),
+                _ => Value::String("BranchDelete".into()),
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// The text of a stored value, for hfids, display labels and loose comparisons.
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The value an attribute input carries: `{value: x, ...}` gives `x`.
+fn attribute_value(input: &Value) -> Value {
+    match input {
+        Value::Object(map) => map.get("value").cloned().unwrap_or(Value::Null),
+        // Some clients send the bare value; accept it.
+        other => other.clone(),
+    }
+}
+
+fn unique_clash(
+    kind: &KindSchema,
+    nodes: &[Node],
+    attrs: &Map<String, Value>,
+    skip: Option<usize>,
+) -> Result<(), String> {
+    for attr in kind.attributes.iter().filter(|a| a.unique) {
+        let Some(value) = attrs.get(&attr.name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let clash = nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| Some(i) != skip && n.attrs.get(&attr.name) == Some(value));
+        if clash {
+            return Err(format!(
+                "Violates uniqueness constraint '{}' with '{}'",
+                attr.name,
+                value_text(value)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn create(
+    kind: &KindSchema,
+    nodes: &mut Vec<Node>,
+    data: &Map<String, Value>,
+) -> Result<Node, String> {
+    let mut attrs = Map::new();
+    for (key, input) in data {
+        if key != "id" && key != "hfid" {
+            attrs.insert(key.clone(), attribute_value(input));
+        }
+    }
+    for attr in kind.attributes.iter().filter(|a| !a.optional) {
+        if attrs.get(&attr.name).is_none_or(Value::is_null) {
+            return Err(format!("{} is mandatory for {}", attr.name, kind.kind));
+        }
+    }
+    let id = match data.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => {
+            if nodes.iter().any(|n| n.id == id) {
+                return Err(format!("A node with id '{id}' already exists"));
+            }
+            id.to_owned()
+        }
+        _ => new_id(),
+    };
+    unique_clash(kind, nodes, &attrs, None)?;
+    let node = Node { id, attrs };
+    nodes.push(node.clone());
+    Ok(node)
+}
+
+fn find(kind: &KindSchema, nodes: &[Node], data: &Map<String, Value>) -> Result<usize, String> {
+    if let Some(id) = data.get("id").and_then(Value::as_str) {
+        return nodes.iter().position(|n| n.id == id).ok_or_else(|| {
+            format!(
+                "Unable to find the node {id} / {} in the database.",
+                kind.kind
+            )
+        });
+    }
+    if let (Some(Value::Array(parts)), Some(attr)) = (data.get("hfid"), kind.hfid_attr()) {
+        let wanted = parts.first().cloned().unwrap_or(Value::Null);
+        return nodes
+            .iter()
+            .position(|n| n.attrs.get(attr) == Some(&wanted))
+            .ok_or_else(|| {
+                format!(
+                    "Unable to find the node {} / {} in the database.",
+                    value_text(&wanted),
+                    kind.kind
+                )
+            });
+    }
+    // Upsert without id or hfid: match on the first unique attribute.
+    if let Some(attr) = kind.hfid_attr() {
+        if let Some(wanted) = data.get(attr).map(attribute_value).filter(|v| !v.is_null()) {
+            return nodes
+                .iter()
+                .position(|n| n.attrs.get(attr) == Some(&wanted))
+                .ok_or_else(|| {
+                    format!(
+                        "Unable to find the node {} / {} in the database.",
+                        value_text(&wanted),
+                        kind.kind
+                    )
+                });
+        }
+    }
+    Err(format!(
+        "Either id or hfid must be provided to find a {}",
+        kind.kind
+    ))
+}
+
+fn update(
+    kind: &KindSchema,
+    nodes: &mut [Node],
+    index: usize,
+    data: &Map<String, Value>,
+) -> Result<Node, String> {
+    let mut attrs = nodes[index].attrs.clone();
+    for (key, input) in data {
+        if key != "id" && key != "hfid" {
+            attrs.insert(key.clone(), attribute_value(input));
+        }
+    }
+    for attr in kind.attributes.iter().filter(|a| !a.optional) {
+        if attrs.get(&attr.name).is_none_or(Value::is_null) {
+            return Err(format!("{} is mandatory for {}", attr.name, kind.kind));
+        }
+    }
+    unique_clash(kind, nodes, &attrs, Some(index))?;
+    nodes[index].attrs = attrs;
+    Ok(nodes[index].clone())
+}

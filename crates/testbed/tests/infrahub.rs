@@ -1,0 +1,439 @@
+//! The fake Infrahub over real TCP: auth, GraphQL CRUD, error envelope, branches, schema.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use http::Method;
+use pacer_testbed::{KindSchema, Testbed};
+use serde_json::{Value, json};
+
+async fn login(client: &HttpClient, tb: &Testbed, user: &str, password: &str) -> Reply {
+    let url = format!("{}/api/auth/login", tb.infrahub_url());
+    let body = json!({"username": user, "password": password}).to_string();
+    send(
+        client,
+        request(
+            Method::POST,
+            &url,
+            &[("content-type", "application/json")],
+            body,
+        ),
+    )
+    .await
+}
+
+async fn graphql_bearer(client: &HttpClient, tb: &Testbed, token: &str, query: &str) -> Reply {
+    let url = format!("{}/graphql", tb.infrahub_url());
+    let auth = format!("Bearer {token}");
+    let body = json!({ "query": query }).to_string();
+    send(
+        client,
+        request(
+            Method::POST,
+            &url,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body,
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn login_refresh_api_key_and_expiry() {
+    let tb = Testbed::builder()
+        .token_lifetime(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let client = client();
+    let c = tb.credentials().clone();
+    let query = "{ InfrahubInfo { version } }";
+
+    let bad = login(&client, &tb, &c.infrahub_user, "wrong").await;
+    assert_eq!(bad.status, 401);
+    assert!(bad.json()["errors"][0]["message"].is_string());
+
+    let reply = login(&client, &tb, &c.infrahub_user, &c.infrahub_password).await;
+    assert_eq!(reply.status, 200);
+    let access = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    let ok = graphql_bearer(&client, &tb, &access, query).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["data"]["InfrahubInfo"]["version"], "1.10.6");
+
+    // No credentials, or a made-up token: 401.
+    let url = format!("{}/graphql", tb.infrahub_url());
+    let anonymous = send(
+        &client,
+        request(
+            Method::POST,
+            &url,
+            &[],
+            json!({ "query": query }).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        graphql_bearer(&client, &tb, "nope", query).await.status,
+        401
+    );
+
+    // Expiry says "Expired Signature", as Infrahub does.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let expired = graphql_bearer(&client, &tb, &access, query).await;
+    assert_eq!(expired.status, 401);
+    assert_eq!(expired.json()["errors"][0]["message"], "Expired Signature");
+
+    // Refresh with the refresh token as Bearer.
+    let url = format!("{}/api/auth/refresh", tb.infrahub_url());
+    let auth = format!("Bearer {refresh}");
+    let refreshed = send(
+        &client,
+        request(Method::POST, &url, &[("authorization", &auth)], ""),
+    )
+    .await;
+    assert_eq!(refreshed.status, 200);
+    let new_access = refreshed.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        graphql_bearer(&client, &tb, &new_access, query)
+            .await
+            .status,
+        200
+    );
+    let bogus = send(
+        &client,
+        request(Method::POST, &url, &[("authorization", "Bearer bogus")], ""),
+    )
+    .await;
+    assert_eq!(bogus.status, 401);
+
+    // The API key works and a wrong one does not.
+    let with_key = graphql(&client, &tb, query).await;
+    assert_eq!(with_key["data"]["InfrahubInfo"]["version"], "1.10.6");
+    let wrong_key = send(
+        &client,
+        request(
+            Method::POST,
+            &url.replace("/api/auth/refresh", "/graphql"),
+            &[("x-infrahub-key", "wrong")],
+            json!({ "query": query }).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(wrong_key.status, 401);
+}
+
+#[tokio::test]
+async fn graphql_crud_for_builtin_tag() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+
+    let mut ids = Vec::new();
+    for name in ["red", "green", "blue"] {
+        let reply = graphql(
+            &client,
+            &tb,
+            &format!(
+                r#"mutation {{ BuiltinTagCreate(data: {{name: {{value: "{name}"}}, description: {{value: "a colour"}}}}) {{ ok object {{ id name {{ value }} }} }} }}"#
+            ),
+        )
+        .await;
+        assert!(reply.get("errors").is_none(), "{reply}");
+        assert_eq!(reply["data"]["BuiltinTagCreate"]["ok"], true);
+        assert_eq!(
+            reply["data"]["BuiltinTagCreate"]["object"]["name"]["value"],
+            name
+        );
+        ids.push(
+            reply["data"]["BuiltinTagCreate"]["object"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // List with pagination and count.
+    let list = graphql(
+        &client,
+        &tb,
+        "query { BuiltinTag(offset: 1, limit: 1) { count edges { node { id display_label name { value } description { value } } } } }",
+    )
+    .await;
+    // Fields come back in selection order, as GraphQL servers send them.
+    let raw = graphql_at(
+        &client,
+        &tb,
+        "/graphql",
+        "{ BuiltinTag(limit: 1) { edges { node { name { value } id } } count } }",
+        Value::Null,
+    )
+    .await;
+    let text = String::from_utf8(raw.body.to_vec()).unwrap();
+    assert!(
+        text.starts_with(
+            r#"{"data":{"BuiltinTag":{"edges":[{"node":{"name":{"value":"red"},"id":"#
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with(r#""count":3}}}"#), "{text}");
+    let page = &list["data"]["BuiltinTag"];
+    assert_eq!(page["count"], 3);
+    assert_eq!(page["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(page["edges"][0]["node"]["name"]["value"], "green");
+    assert_eq!(page["edges"][0]["node"]["description"]["value"], "a colour");
+
+    // Get by attribute value, by ids, with variables and an alias.
+    let by_name = graphql_at(
+        &client,
+        &tb,
+        "/graphql",
+        "query Get($name: String!) { tag: BuiltinTag(name__value: $name) { count edges { node { id hfid } } } }",
+        json!({"name": "blue"}),
+    )
+    .await
+    .json();
+    assert_eq!(by_name["data"]["tag"]["count"], 1);
+    assert_eq!(
+        by_name["data"]["tag"]["edges"][0]["node"]["id"],
+        ids[2].as_str()
+    );
+    assert_eq!(
+        by_name["data"]["tag"]["edges"][0]["node"]["hfid"],
+        json!(["blue"])
+    );
+    let by_id = graphql(
+        &client,
+        &tb,
+        &format!(r#"{{ BuiltinTag(ids: ["{}"]) {{ count }} }}"#, ids[0]),
+    )
+    .await;
+    assert_eq!(by_id["data"]["BuiltinTag"]["count"], 1);
+
+    // Update, then read back.
+    let updated = graphql(
+        &client,
+        &tb,
+        &format!(
+            r#"mutation {{ BuiltinTagUpdate(data: {{id: "{}", description: {{value: "warm"}}}}) {{ ok object {{ description {{ value }} name {{ value }} }} }} }}"#,
+            ids[0]
+        ),
+    )
+    .await;
+    assert_eq!(
+        updated["data"]["BuiltinTagUpdate"]["object"]["description"]["value"],
+        "warm"
+    );
+    assert_eq!(
+        updated["data"]["BuiltinTagUpdate"]["object"]["name"]["value"],
+        "red"
+    );
+
+    // Upsert: an existing hfid updates, a new one creates.
+    let upsert = graphql(
+        &client,
+        &tb,
+        r#"mutation { a: BuiltinTagUpsert(data: {name: {value: "red"}, description: {value: "upserted"}}) { ok object { id } }
+                      b: BuiltinTagUpsert(data: {name: {value: "black"}}) { ok object { id } } }"#,
+    )
+    .await;
+    assert_eq!(upsert["data"]["a"]["object"]["id"], ids[0].as_str());
+    assert_ne!(upsert["data"]["b"]["object"]["id"], Value::Null);
+    let count = graphql(&client, &tb, "{ BuiltinTag { count } }").await;
+    assert_eq!(count["data"]["BuiltinTag"]["count"], 4);
+
+    // Duplicate name: a resolver error with a path, HTTP 200.
+    let dup = graphql_at(
+        &client,
+        &tb,
+        "/graphql",
+        r#"mutation { BuiltinTagCreate(data: {name: {value: "red"}}) { ok } }"#,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(dup.status, 200);
+    let dup = dup.json();
+    assert_eq!(dup["data"]["BuiltinTagCreate"], Value::Null);
+    assert_eq!(dup["errors"][0]["path"], json!(["BuiltinTagCreate"]));
+
+    // Delete, then it is gone.
+    let deleted = graphql(
+        &client,
+        &tb,
+        &format!(
+            r#"mutation {{ BuiltinTagDelete(data: {{id: "{}"}}) {{ ok }} }}"#,
+            ids[1]
+        ),
+    )
+    .await;
+    assert_eq!(deleted["data"]["BuiltinTagDelete"]["ok"], true);
+    let again = graphql(
+        &client,
+        &tb,
+        &format!(
+            r#"mutation {{ BuiltinTagDelete(data: {{id: "{}"}}) {{ ok }} }}"#,
+            ids[1]
+        ),
+    )
+    .await;
+    assert!(
+        again["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unable to find")
+    );
+    let count = graphql(&client, &tb, "{ BuiltinTag { count } }").await;
+    assert_eq!(count["data"]["BuiltinTag"]["count"], 3);
+}
+
+#[tokio::test]
+async fn graphql_errors_use_the_envelope_with_http_200() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+    for query in [
+        "{ NoSuchKind { count } }",
+        "{ BuiltinTag { count edges { node { nope { value } } } } }",
+        "{ BuiltinTag(colour__value: \"x\") { count } }",
+        "{ BuiltinTag { count edges { node { name } } } }",
+        "mutation { BuiltinTagCreate(data: {colour: {value: \"x\"}}) { ok } }",
+        "{ BuiltinTag { count ",
+        "mutation { NoSuchKindCreate(data: {}) { ok } }",
+    ] {
+        let reply = graphql_at(&client, &tb, "/graphql", query, Value::Null).await;
+        assert_eq!(reply.status, 200, "{query}");
+        let body = reply.json();
+        assert_eq!(body["data"], Value::Null, "{query}: {body}");
+        assert!(body["errors"][0]["message"].is_string(), "{query}: {body}");
+    }
+    // A rejected document changed nothing.
+    let count = graphql(&client, &tb, "{ BuiltinTag { count } }").await;
+    assert_eq!(count["data"]["BuiltinTag"]["count"], 0);
+    // A mandatory attribute missing.
+    let missing = graphql(
+        &client,
+        &tb,
+        "mutation { CoreRepositoryCreate(data: {name: {value: \"r\"}}) { ok } }",
+    )
+    .await;
+    assert!(
+        missing["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("location")
+    );
+}
+
+#[tokio::test]
+async fn custom_kinds_branches_and_schema() {
+    let tb = Testbed::builder()
+        .kind(
+            KindSchema::new("InfraDevice")
+                .unique("name")
+                .attribute("role"),
+        )
+        .start()
+        .await
+        .unwrap();
+    let client = client();
+
+    let created = graphql(
+        &client,
+        &tb,
+        r#"mutation { InfraDeviceCreate(data: {name: {value: "sw1"}, role: {value: "spine"}}) { ok object { id role { value } } } }"#,
+    )
+    .await;
+    assert_eq!(
+        created["data"]["InfraDeviceCreate"]["object"]["role"]["value"],
+        "spine"
+    );
+
+    // A branch starts as a copy of main and then diverges.
+    let branch = graphql(
+        &client,
+        &tb,
+        r#"mutation { BranchCreate(data: {name: "feature-1", description: "test"}) { ok object { name is_default } } }"#,
+    )
+    .await;
+    assert_eq!(
+        branch["data"]["BranchCreate"]["object"]["name"],
+        "feature-1"
+    );
+    assert_eq!(
+        branch["data"]["BranchCreate"]["object"]["is_default"],
+        false
+    );
+    let on_branch = graphql_at(
+        &client,
+        &tb,
+        "/graphql/feature-1",
+        r#"mutation { InfraDeviceCreate(data: {name: {value: "sw2"}}) { ok } }"#,
+        Value::Null,
+    )
+    .await
+    .json();
+    assert_eq!(on_branch["data"]["InfraDeviceCreate"]["ok"], true);
+    let branch_count = graphql_at(
+        &client,
+        &tb,
+        "/graphql/feature-1",
+        "{ InfraDevice { count } }",
+        Value::Null,
+    )
+    .await
+    .json();
+    assert_eq!(branch_count["data"]["InfraDevice"]["count"], 2);
+    let main_count = graphql(&client, &tb, "{ InfraDevice { count } }").await;
+    assert_eq!(main_count["data"]["InfraDevice"]["count"], 1);
+    let branches = graphql(&client, &tb, "{ Branch { name is_default } }").await;
+    assert_eq!(branches["data"]["Branch"].as_array().unwrap().len(), 2);
+    let unknown = graphql_at(
+        &client,
+        &tb,
+        "/graphql/nope",
+        "{ InfraDevice { count } }",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(unknown.status, 200);
+    assert!(
+        unknown.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope")
+    );
+
+    // The schema lists the kinds served.
+    let key = tb.credentials().infrahub_api_key.clone();
+    let url = format!("{}/api/schema", tb.infrahub_url());
+    let schema = send(
+        &client,
+        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
+    )
+    .await;
+    assert_eq!(schema.status, 200);
+    let kinds: Vec<String> = schema.json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.contains(&"InfraDevice".to_owned()));
+    assert!(kinds.contains(&"BuiltinTag".to_owned()));
+    let url = format!("{}/api/branch", tb.infrahub_url());
+    let branches = send(
+        &client,
+        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
+    )
+    .await;
+    assert_eq!(branches.json().as_array().unwrap().len(), 2);
+}
