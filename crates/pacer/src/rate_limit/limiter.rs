@@ -785,6 +785,13 @@ impl Acquire {
     }
 }
 
+impl Acquire {
+    fn start(&mut self) -> Result<Option<State>, RateLimited> {
+        self.started = self.limiter.now();
+        self.limiter.first_step(&self.namespace, self.max_wait)
+    }
+}
+
 impl Future for Acquire {
     type Output = Result<(), RateLimited>;
 
@@ -792,10 +799,7 @@ impl Future for Acquire {
         let this = &mut *self;
         loop {
             match &mut this.state {
-                State::Start => match {
-                    this.started = this.limiter.now();
-                    this.limiter.first_step(&this.namespace, this.max_wait)
-                } {
+                State::Start => match this.start() {
                     Ok(None) => {
                         this.state = State::Done;
                         return Poll::Ready(Ok(()));

@@ -91,7 +91,11 @@ impl Classify for DefaultClassifier {
     }
 
     fn classify_error(&self, req: &request::Parts, error: &(dyn Error + 'static)) -> Decision {
-        if is_connect_error(error) {
+        if chain(error).any(|e| e.is::<crate::rate_limit::RateLimited>()) {
+            // Our own limiter refused after waiting up to its `max_wait`; nothing was sent, and
+            // retrying would only queue the request again behind the same limit.
+            Decision::Failure(RetryReason::TooManyRequests)
+        } else if is_connect_error(error) {
             Decision::Retry(RetryReason::Connect)
         } else if is_timeout(error) {
             idempotent_only(req, RetryReason::Timeout)

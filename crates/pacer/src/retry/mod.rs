@@ -379,18 +379,10 @@ impl RetryPolicy {
 /// How long a drain of a failed response body may delay the next attempt past its backoff.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
-/// The server-requested delay of a response, if any.
-// TODO(merge): use retry_after::parse_retry_after
+/// The server-requested delay of a response, if any: `Retry-After` as delay-seconds or any of
+/// the three HTTP-date forms (see [`crate::retry_after::retry_after`]).
 fn server_delay(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.as_bytes();
-    let value = value.trim_ascii();
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let secs = value.iter().fold(0u64, |n, d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    });
-    Some(Duration::from_secs(secs))
+    crate::retry_after::retry_after(headers, std::time::SystemTime::now())
 }
 
 /// Applies [`Retry`] to a service. `Clone + Debug`; clones share the policy (and its budget).
