@@ -239,3 +239,69 @@ async fn burst_through_nginx_limit_req_ends_all_ok() {
     // 30 requests at 5 r/s with a burst of 5 cannot finish in less than ~4.8 s.
     assert!(elapsed >= Duration::from_secs(4), "{elapsed:?}");
 }
+
+/// The same burst through pacer's own stack, outermost first: `RetryLayer` (which waits what
+/// `Retry-After` asks) over `RetryAfterLayer` (which holds every other request to the upstream)
+/// over a per-attempt timeout over hyper's client. Every request must end 200 by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_through_the_pacer_stack_ends_all_ok() {
+    let Some(bin) = nginx_binary() else {
+        eprintln!("SKIPPED nginx test: no nginx binary found (install nginx-light; .ci/run does)");
+        return;
+    };
+    let backend = start_backend().await;
+    let port = free_port();
+    let _nginx = Nginx::start(&bin, port, backend);
+
+    let policy = pacer::retry::RetryPolicy::new()
+        .max_retries(20)
+        .without_budget()
+        .seed(7);
+    let svc = ServiceBuilder::new()
+        .layer(pacer::retry::RetryLayer::new(policy))
+        .layer(RetryAfterLayer::new().max_delay(Duration::from_secs(5)))
+        .timeout(ATTEMPT_TIMEOUT)
+        .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
+
+    let started = Instant::now();
+    let run = async {
+        let tasks: Vec<_> = (0..BURST)
+            .map(|i| {
+                let svc = svc.clone();
+                tokio::spawn(async move {
+                    let req = Request::get(format!("http://127.0.0.1:{port}/items/{i}"))
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let res = svc
+                        .oneshot(req)
+                        .await
+                        .unwrap_or_else(|e| panic!("request {i}: {e}"));
+                    let attempts = res
+                        .extensions()
+                        .get::<pacer::retry::RetryInfo>()
+                        .map_or(1, |info| info.attempts);
+                    (res.status(), attempts)
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        outcomes
+    };
+    let outcomes = tokio::time::timeout(TEST_TIMEOUT, run)
+        .await
+        .expect("burst did not finish in time");
+    let throttled: u32 = outcomes.iter().map(|(_, attempts)| attempts - 1).sum();
+    println!(
+        "pacer stack through nginx limit_req: {BURST} requests in {:.2?}; {throttled} 429s seen and retried",
+        started.elapsed()
+    );
+    assert!(
+        outcomes.iter().all(|(status, _)| *status == StatusCode::OK),
+        "{outcomes:?}"
+    );
+    assert!(throttled > 0, "nginx never answered 429");
+    assert!(throttled as usize <= 5 * BURST, "{throttled} 429s");
+}
