@@ -121,8 +121,9 @@ pub enum Event<'a> {
     Timeout {
         /// The request.
         request: RequestInfo<'a>,
-        /// The per-attempt timeout that elapsed.
-        after: Duration,
+        /// The per-attempt timeout that elapsed, when the reporting layer knows it (the retry
+        /// layer sees only the timeout error).
+        after: Option<Duration>,
     },
 }
 

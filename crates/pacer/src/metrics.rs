@@ -892,6 +892,86 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn retries_by_reason_exhaustion_and_honoured_retry_after_are_counted() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        use crate::retry::{RetryLayer, RetryPolicy};
+
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        // Per logical request: 429 with Retry-After 2, then 503, then 200. POSTs stop at the 503.
+        let service = ServiceBuilder::new()
+            .layer(MetricsLayer::new(metrics.clone()))
+            .layer(RetryLayer::new(
+                RetryPolicy::new()
+                    .max_retries(2)
+                    .without_budget()
+                    .seed(1)
+                    .observer(metrics.clone()),
+            ))
+            .service(service_fn(move |_req: Request<String>| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let mut response = Response::new(String::new());
+                    match n % 3 {
+                        0 => {
+                            *response.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                            response
+                                .headers_mut()
+                                .insert("retry-after", http::HeaderValue::from_static("2"));
+                        }
+                        1 => *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE,
+                        _ => {}
+                    }
+                    Ok::<_, Infallible>(response)
+                }
+            }));
+        let start = Instant::now();
+        let ok = service
+            .clone()
+            .oneshot(request(Method::GET, "a"))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert!(start.elapsed() >= Duration::from_secs(2));
+        let post = service
+            .clone()
+            .oneshot(request(Method::POST, "a"))
+            .await
+            .unwrap();
+        assert_eq!(post.status(), 503); // a POST is not retried on 503
+        calls.store(0, Ordering::SeqCst);
+        let limited = RetryPolicy::new()
+            .max_retries(1)
+            .without_budget()
+            .observer(metrics.clone());
+        let exhausted = ServiceBuilder::new()
+            .layer(RetryLayer::new(limited))
+            .service(service_fn(|_req: Request<String>| async {
+                let mut response = Response::new(String::new());
+                *response.status_mut() = http::StatusCode::BAD_GATEWAY;
+                Ok::<_, Infallible>(response)
+            }));
+        let last = exhausted.oneshot(request(Method::GET, "a")).await.unwrap();
+        assert_eq!(last.status(), 502);
+
+        let text = encode(&registry);
+        assert_eq!(
+            sample(&text, r#"pacer_retries_total{reason="throttled"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, r#"pacer_retries_total{reason="server_error"}"#),
+            Some(2.0)
+        );
+        assert_eq!(sample(&text, "pacer_retries_exhausted_total"), Some(1.0));
+        assert_eq!(sample(&text, "pacer_retry_after_seconds_count"), Some(2.0));
+        assert_eq!(sample(&text, "pacer_retry_after_seconds_sum"), Some(4.0));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn namespace_labels_are_capped() {
         let mut registry = Registry::default();
         let metrics = Metrics::builder().prefix("svc").register(&mut registry);

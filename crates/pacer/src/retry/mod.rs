@@ -92,6 +92,7 @@
 //! ```
 
 mod backoff;
+use crate::events::{Event, RequestInfo, RetryReason as EventReason};
 mod budget;
 mod classify;
 
@@ -236,6 +237,7 @@ pub struct RetryPolicy {
     deadline: Option<Duration>,
     budget: Option<RetryBudget>,
     classifier: Arc<dyn Classify>,
+    events: crate::events::Events,
     retry_after_cap: Duration,
     retry_after_mode: RetryAfterMode,
     drain_limit: u64,
@@ -274,6 +276,7 @@ impl RetryPolicy {
             deadline: None,
             budget: Some(RetryBudget::default()),
             classifier: Arc::new(DefaultClassifier),
+            events: crate::events::Events::none(),
             retry_after_cap: Duration::from_secs(60),
             retry_after_mode: RetryAfterMode::Clamp,
             drain_limit: 64 * 1024,
@@ -357,6 +360,13 @@ impl RetryPolicy {
     #[must_use]
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some((seed, Arc::new(AtomicU64::new(0))));
+        self
+    }
+
+    /// Reports retries, give-ups, empty-budget skips and timeouts to `observer` (see
+    /// [`crate::events`]).
+    pub fn observer(mut self, observer: impl Into<crate::events::Events>) -> Self {
+        self.events = observer.into();
         self
     }
 
@@ -560,12 +570,50 @@ struct Attempt<ReqBody> {
     rng: Option<Box<SmallRng>>,
 }
 
+/// What an event may say of a request: method, path (no query) and namespace.
+fn request_info(parts: &request::Parts) -> RequestInfo<'_> {
+    RequestInfo {
+        method: &parts.method,
+        path: parts.uri.path(),
+        namespace: parts
+            .extensions
+            .get::<crate::Namespace>()
+            .unwrap_or_else(|| default_namespace()),
+    }
+}
+
+fn default_namespace() -> &'static crate::Namespace {
+    static DEFAULT: std::sync::OnceLock<crate::Namespace> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(crate::Namespace::default)
+}
+
+/// The events' coarser reason: a server asking for a delay is throttling whatever the status.
+fn event_reason(reason: RetryReason, server_delay: bool) -> EventReason {
+    match reason {
+        RetryReason::TooManyRequests => EventReason::Throttled,
+        RetryReason::Status(_) if server_delay => EventReason::Throttled,
+        RetryReason::Status(_) => EventReason::ServerError,
+        RetryReason::Timeout => EventReason::Timeout,
+        RetryReason::Connect | RetryReason::Transport => EventReason::Transport,
+    }
+}
+
 enum Next<ResBody> {
     Return(Result<Response<ResBody>, BoxError>),
     Wait {
         delay: Duration,
         drain: Option<Pin<Box<ResBody>>>,
     },
+}
+
+impl<ReqBody> Attempt<ReqBody> {
+    fn exhausted(&self) {
+        let attempts = self.attempts;
+        self.policy.events.emit(|| Event::RetriesExhausted {
+            request: request_info(&self.parts),
+            attempts,
+        });
+    }
 }
 
 impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
@@ -583,6 +631,16 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
             }
             Err(e) => policy.classifier.classify_error(&self.parts, &**e),
         };
+        let reason = match decision {
+            Decision::Retry(reason) | Decision::Failure(reason) => Some(reason),
+            Decision::Success => None,
+        };
+        if reason == Some(RetryReason::Timeout) {
+            policy.events.emit(|| Event::Timeout {
+                request: request_info(&self.parts),
+                after: None,
+            });
+        }
         if decision == Decision::Success {
             if let Some(budget) = &policy.budget {
                 budget.deposit();
@@ -597,7 +655,11 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
         if requested.is_some() {
             self.last_retry_after = requested;
         }
-        if matches!(decision, Decision::Failure(_)) || self.attempts > policy.max_retries {
+        if matches!(decision, Decision::Failure(_)) {
+            return Next::Return(self.finish(outcome, true));
+        }
+        if self.attempts > policy.max_retries {
+            self.exhausted();
             return Next::Return(self.finish(outcome, true));
         }
         let Some(next) = self
@@ -632,13 +694,27 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
                 .zip(self.deadline_end())
                 .is_some_and(|(wake, end)| wake < end);
             if !fits {
+                self.exhausted();
                 return Next::Return(self.finish(outcome, true));
             }
         }
         if let Some(budget) = &policy.budget {
             if !budget.withdraw() {
+                policy.events.emit(|| Event::RetryBudgetExhausted {
+                    request: request_info(&self.parts),
+                });
                 return Next::Return(self.finish(outcome, true));
             }
+        }
+        if let Some(reason) = reason {
+            let attempt = self.attempts;
+            policy.events.emit(|| Event::Retry {
+                request: request_info(&self.parts),
+                attempt,
+                reason: event_reason(reason, requested.is_some()),
+                delay,
+                from_server: requested.is_some(),
+            });
         }
         self.prev_delay = delay;
         self.next = Some(next);
