@@ -78,6 +78,14 @@ pub enum Event<'a> {
         /// How long until that bucket has a slot.
         retry_after: Duration,
     },
+    /// The shared rate-limit store (Redis) could not decide, and the failure policy did: by the
+    /// local fallback limiter (`local`) or by refusing.
+    StoreFallback {
+        /// The namespace the request was made for.
+        namespace: &'a Namespace,
+        /// Whether the local fallback decided (otherwise the request was refused).
+        local: bool,
+    },
     /// A request is about to be sent again after `delay`.
     Retry {
         /// The request.
@@ -293,6 +301,11 @@ impl Observer for TracingObserver {
                 info!(upstream, ?delay, "upstream asked for a pause")
             }
             Event::PauseEnded { upstream } => debug!(upstream, "pause ended"),
+            Event::StoreFallback { namespace, local } => warn!(
+                %namespace,
+                local,
+                "shared rate-limit store unavailable, failure policy applied"
+            ),
             Event::Timeout { request, after } => info!(
                 method = %request.method,
                 path = request.path,

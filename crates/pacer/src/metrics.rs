@@ -47,6 +47,7 @@
 //! | `pacer_retry_after_seconds` | histogram | | server-given delays honoured instead of the backoff |
 //! | `pacer_pauses_total` | counter | | shared pauses started after a `Retry-After` |
 //! | `pacer_timeouts_total` | counter | | attempts that timed out |
+//! | `pacer_rate_limit_store_fallbacks_total` | counter | | decisions made by the failure policy while the shared store was unavailable |
 //! | `pacer_rate_limit_namespaces` | gauge | | namespaces with a bucket of their own, at scrape time |
 //! | `pacer_rate_limit_global_tokens` | gauge | | requests the global bucket admits at once, at scrape time |
 //!
@@ -189,6 +190,7 @@ struct Inner {
     retry_after: Histogram,
     pauses: Counter,
     timeouts: Counter,
+    store_fallbacks: Counter,
     namespaces: NamespaceLabels,
     limiter: Arc<Mutex<Option<WeakRateLimiter>>>,
 }
@@ -273,6 +275,7 @@ impl MetricsBuilder {
             retry_after: Histogram::new(RETRY_AFTER_BUCKETS),
             pauses: Counter::default(),
             timeouts: Counter::default(),
+            store_fallbacks: Counter::default(),
             namespaces: NamespaceLabels::new(self.max_namespace_labels),
             limiter: Arc::clone(&limiter),
         };
@@ -462,6 +465,9 @@ impl Observer for Metrics {
             }
             Event::Timeout { .. } => {
                 inner.timeouts.inc();
+            }
+            Event::StoreFallback { .. } => {
+                inner.store_fallbacks.inc();
             }
             _ => {}
         }

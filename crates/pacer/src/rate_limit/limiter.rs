@@ -326,7 +326,10 @@ impl RateLimiter {
         namespace: &Namespace,
     ) -> Result<&'a MemoryState, RateLimited> {
         shared.fallbacks.fetch_add(1, Ordering::Relaxed);
-        // Hook for the `events` module (a later issue): report the fallback here.
+        self.shared.events.emit(|| Event::StoreFallback {
+            namespace,
+            local: shared.fallback.is_some(),
+        });
         match &shared.fallback {
             Some(state) => Ok(state),
             None => {

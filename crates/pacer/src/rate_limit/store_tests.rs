@@ -142,3 +142,41 @@ fn the_default_backend_is_memory() {
     assert_eq!(limiter.store_fallbacks(), 0);
     assert!(limiter.try_acquire(&Namespace::new("a")).is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn fallbacks_are_reported_to_the_observer() {
+    use crate::events::{Event, Observer};
+
+    #[derive(Default)]
+    struct Fallbacks {
+        local: AtomicUsize,
+        refused: AtomicUsize,
+    }
+    impl Observer for Arc<Fallbacks> {
+        fn observe(&self, event: &Event<'_>) {
+            if let Event::StoreFallback { local, .. } = event {
+                let counter = if *local { &self.local } else { &self.refused };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let seen = Arc::new(Fallbacks::default());
+    let store = Arc::new(FailingStore::default());
+    let closed = builder(&store).observer(seen.clone()).build().unwrap();
+    let a = Namespace::new("a");
+    assert!(closed.acquire(&a).await.is_err());
+    assert!(closed.try_acquire(&a).is_err());
+    let local = builder(&store)
+        .on_store_failure(StoreFailure::local_share_of(2))
+        .observer(seen.clone())
+        .build()
+        .unwrap();
+    local.acquire(&a).await.unwrap();
+    assert_eq!(seen.refused.load(Ordering::Relaxed), 2);
+    assert_eq!(seen.local.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        closed.store_fallbacks() + local.store_fallbacks(),
+        3,
+        "the counter and the events agree"
+    );
+}
