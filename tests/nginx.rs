@@ -153,15 +153,43 @@ async fn start_backend() -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn burst_through_nginx_limit_req_ends_all_ok() {
+/// nginx in front of a fresh backend, on a free port; `None` (after saying so) without nginx.
+async fn start_nginx_or_skip() -> Option<(Nginx, u16)> {
     let Some(bin) = nginx_binary() else {
         eprintln!("SKIPPED nginx test: no nginx binary found (install nginx-light; .ci/run does)");
-        return;
+        return None;
     };
     let backend = start_backend().await;
     let port = free_port();
-    let _nginx = Nginx::start(&bin, port, backend);
+    Some((Nginx::start(&bin, port, backend), port))
+}
+
+/// Runs request `i` of the burst for every `i` at once and collects the outcomes in order,
+/// failing the test if the whole burst takes longer than `TEST_TIMEOUT`.
+async fn burst<T, F, Fut>(request: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let run = async {
+        let tasks: Vec<_> = (0..BURST).map(|i| tokio::spawn(request(i))).collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        outcomes
+    };
+    tokio::time::timeout(TEST_TIMEOUT, run)
+        .await
+        .expect("burst did not finish in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_through_nginx_limit_req_ends_all_ok() {
+    let Some((_nginx, port)) = start_nginx_or_skip().await else {
+        return;
+    };
 
     let gate = PauseGate::new();
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
@@ -178,47 +206,36 @@ async fn burst_through_nginx_limit_req_ends_all_ok() {
 
     let throttled = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let run = async {
-        let tasks: Vec<_> = (0..BURST)
-            .map(|i| {
-                let mut svc = svc.clone();
-                let throttled = throttled.clone();
-                tokio::spawn(async move {
-                    for attempt in 1..=MAX_ATTEMPTS {
-                        let req = Request::get(format!("http://127.0.0.1:{port}/items/{i}"))
-                            .body(Empty::<Bytes>::new())
-                            .unwrap();
-                        let res = match svc.ready().await {
-                            Ok(svc) => svc.call(req).await,
-                            Err(e) => Err(e),
-                        }
-                        .unwrap_or_else(|e| panic!("attempt {attempt} of request {i}: {e}"));
-                        let status = res.status();
-                        let retry_after = res.headers().get("retry-after").cloned();
-                        // Drain the body so the connection goes back to the pool.
-                        let _ = res.into_body().collect().await;
-                        match status {
-                            StatusCode::OK => return attempt,
-                            StatusCode::TOO_MANY_REQUESTS => {
-                                assert_eq!(retry_after.unwrap(), "1");
-                                throttled.fetch_add(1, Ordering::Relaxed);
-                            }
-                            other => panic!("unexpected status {other}"),
-                        }
+    let attempts = burst(|i| {
+        let mut svc = svc.clone();
+        let throttled = throttled.clone();
+        async move {
+            for attempt in 1..=MAX_ATTEMPTS {
+                let req = Request::get(format!("http://127.0.0.1:{port}/items/{i}"))
+                    .body(Empty::<Bytes>::new())
+                    .unwrap();
+                let res = match svc.ready().await {
+                    Ok(svc) => svc.call(req).await,
+                    Err(e) => Err(e),
+                }
+                .unwrap_or_else(|e| panic!("attempt {attempt} of request {i}: {e}"));
+                let status = res.status();
+                let retry_after = res.headers().get("retry-after").cloned();
+                // Drain the body so the connection goes back to the pool.
+                let _ = res.into_body().collect().await;
+                match status {
+                    StatusCode::OK => return attempt,
+                    StatusCode::TOO_MANY_REQUESTS => {
+                        assert_eq!(retry_after.unwrap(), "1");
+                        throttled.fetch_add(1, Ordering::Relaxed);
                     }
-                    panic!("request {i} still throttled after {MAX_ATTEMPTS} attempts");
-                })
-            })
-            .collect();
-        let mut attempts = Vec::new();
-        for t in tasks {
-            attempts.push(t.await.unwrap());
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+            panic!("request {i} still throttled after {MAX_ATTEMPTS} attempts");
         }
-        attempts
-    };
-    let attempts = tokio::time::timeout(TEST_TIMEOUT, run)
-        .await
-        .expect("burst did not finish in time");
+    })
+    .await;
 
     let n429 = throttled.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
@@ -245,13 +262,9 @@ async fn burst_through_nginx_limit_req_ends_all_ok() {
 /// over a per-attempt timeout over hyper's client. Every request must end 200 by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_through_the_pacer_stack_ends_all_ok() {
-    let Some(bin) = nginx_binary() else {
-        eprintln!("SKIPPED nginx test: no nginx binary found (install nginx-light; .ci/run does)");
+    let Some((_nginx, port)) = start_nginx_or_skip().await else {
         return;
     };
-    let backend = start_backend().await;
-    let port = free_port();
-    let _nginx = Nginx::start(&bin, port, backend);
 
     let policy = pacer::retry::RetryPolicy::new()
         .max_retries(20)
@@ -264,35 +277,24 @@ async fn burst_through_the_pacer_stack_ends_all_ok() {
         .service(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
 
     let started = Instant::now();
-    let run = async {
-        let tasks: Vec<_> = (0..BURST)
-            .map(|i| {
-                let svc = svc.clone();
-                tokio::spawn(async move {
-                    let req = Request::get(format!("http://127.0.0.1:{port}/items/{i}"))
-                        .body(Empty::<Bytes>::new())
-                        .unwrap();
-                    let res = svc
-                        .oneshot(req)
-                        .await
-                        .unwrap_or_else(|e| panic!("request {i}: {e}"));
-                    let attempts = res
-                        .extensions()
-                        .get::<pacer::retry::RetryInfo>()
-                        .map_or(1, |info| info.attempts);
-                    (res.status(), attempts)
-                })
-            })
-            .collect();
-        let mut outcomes = Vec::new();
-        for t in tasks {
-            outcomes.push(t.await.unwrap());
+    let outcomes = burst(|i| {
+        let svc = svc.clone();
+        async move {
+            let req = Request::get(format!("http://127.0.0.1:{port}/items/{i}"))
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let res = svc
+                .oneshot(req)
+                .await
+                .unwrap_or_else(|e| panic!("request {i}: {e}"));
+            let attempts = res
+                .extensions()
+                .get::<pacer::retry::RetryInfo>()
+                .map_or(1, |info| info.attempts);
+            (res.status(), attempts)
         }
-        outcomes
-    };
-    let outcomes = tokio::time::timeout(TEST_TIMEOUT, run)
-        .await
-        .expect("burst did not finish in time");
+    })
+    .await;
     let throttled: u32 = outcomes.iter().map(|(_, attempts)| attempts - 1).sum();
     println!(
         "pacer stack through nginx limit_req: {BURST} requests in {:.2?}; {throttled} 429s seen and retried",
