@@ -319,54 +319,41 @@ fn bench_pair(
     expect: Expect,
 ) {
     for (&thread_count, suffix) in threads.iter().zip(suffixes) {
-        group.bench_function(format!("pacer/{suffix}"), |b| {
-            let l = limiters.get_or_init(make);
-            let mut cursor = 0usize;
-            b.iter_custom(|iters| {
-                cursor = cursor.wrapping_add(7919);
-                if thread_count == 1 {
-                    let start = Instant::now();
-                    let refused = l.run_pacer(cursor, iters);
-                    let elapsed = start.elapsed();
-                    check(refused, iters, expect);
-                    elapsed
-                } else {
-                    let half = l.keys.len() / 2;
-                    let refused = std::sync::atomic::AtomicU64::new(0);
-                    let elapsed = two_threads(iters, |t, n| {
-                        let r = l.run_pacer(cursor + t * half, n);
-                        refused.fetch_add(r, Ordering::Relaxed);
-                    });
-                    check(refused.into_inner(), iters, expect);
-                    elapsed
-                }
+        // The same measurement for both limiters, so they differ only in the call under test.
+        let runners: [(&str, Runner); 2] = [
+            ("pacer", Limiters::run_pacer),
+            ("governor", Limiters::run_governor),
+        ];
+        for (name, run) in runners {
+            group.bench_function(format!("{name}/{suffix}"), |b| {
+                let l = limiters.get_or_init(make);
+                let mut cursor = 0usize;
+                b.iter_custom(|iters| {
+                    cursor = cursor.wrapping_add(7919);
+                    if thread_count == 1 {
+                        let start = Instant::now();
+                        let refused = run(l, cursor, iters);
+                        let elapsed = start.elapsed();
+                        check(refused, iters, expect);
+                        elapsed
+                    } else {
+                        let half = l.keys.len() / 2;
+                        let refused = std::sync::atomic::AtomicU64::new(0);
+                        let elapsed = two_threads(iters, |t, n| {
+                            let r = run(l, cursor + t * half, n);
+                            refused.fetch_add(r, Ordering::Relaxed);
+                        });
+                        check(refused.into_inner(), iters, expect);
+                        elapsed
+                    }
+                });
             });
-        });
-        group.bench_function(format!("governor/{suffix}"), |b| {
-            let l = limiters.get_or_init(make);
-            let mut cursor = 0usize;
-            b.iter_custom(|iters| {
-                cursor = cursor.wrapping_add(7919);
-                if thread_count == 1 {
-                    let start = Instant::now();
-                    let refused = l.run_governor(cursor, iters);
-                    let elapsed = start.elapsed();
-                    check(refused, iters, expect);
-                    elapsed
-                } else {
-                    let half = l.keys.len() / 2;
-                    let refused = std::sync::atomic::AtomicU64::new(0);
-                    let elapsed = two_threads(iters, |t, n| {
-                        let r = l.run_governor(cursor + t * half, n);
-                        refused.fetch_add(r, Ordering::Relaxed);
-                    });
-                    check(refused.into_inner(), iters, expect);
-                    elapsed
-                }
-            });
-        });
+        }
     }
 }
+
+/// Runs `n` decisions from key index `start` on one limiter, returning how many were refused.
+type Runner = fn(&Limiters, usize, u64) -> u64;
 
 fn single(c: &mut Criterion, quick: bool) {
     let sizes: &[usize] = if quick {
