@@ -565,18 +565,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.future.poll(cx));
-        // The guard records when dropped: here for an error, with the body for a response.
+        // The guard records when dropped: here for an error or an empty body, otherwise when
+        // the body ends.
         let mut guard = this.guard.take();
         Poll::Ready(result.map(|response| {
             if let Some(guard) = &mut guard {
                 guard.status_class = status_class(response.status().as_u16());
             }
-            let guard = if response.body().is_end_stream() {
-                drop(guard.take());
-                None
-            } else {
-                guard
-            };
+            let guard = guard.filter(|_| !response.body().is_end_stream());
             response.map(|body| MetricsBody { body, guard })
         }))
     }
