@@ -438,10 +438,12 @@ async fn main() -> Result<(), BoxError> {
     let other = collector.0.other_retries.load(Ordering::Relaxed);
     println!("\n== totals ==");
     println!(
-        "wall time                  {} for {} namespaces ({:.1} calls/s overall)",
+        "wall time                  {} for {} namespaces ({:.1} calls/s overall; the server \
+         admits {}/s)",
         secs(wall),
         args.namespaces,
-        (needed - 1) as f64 / wall.as_secs_f64()
+        (needed - 1) as f64 / wall.as_secs_f64(),
+        args.server_rate
     );
     println!(
         "requests needed / sent     {needed} / {} (+{} retries)",
