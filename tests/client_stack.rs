@@ -482,3 +482,30 @@ async fn client_as_axum_state() {
         "{text}"
     );
 }
+
+#[test]
+fn blocking_client_clones_work_from_many_threads_at_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let testbed = runtime.block_on(Testbed::builder().start()).unwrap();
+    let client = pacer::client::blocking::Client::from_config(&Config::default()).unwrap();
+    let url = format!("{}/admin/serverinfo", testbed.keycloak_url());
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let client = client.clone();
+            let url = url.clone();
+            scope.spawn(move || {
+                for _ in 0..5 {
+                    let mut request = Request::get(url.as_str())
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    request
+                        .extensions_mut()
+                        .insert(Namespace::new(format!("thread-{thread}")));
+                    let response = client.send(request).unwrap();
+                    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+                }
+            });
+        }
+    });
+    assert_eq!(testbed.stats().count("/admin/serverinfo", 401), 20);
+}
