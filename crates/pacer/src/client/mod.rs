@@ -24,6 +24,13 @@
 //! without one use the default namespace). Request bodies are [`RequestBody`]
 //! (`Full<Bytes>`), so every retry can replay them.
 //!
+//! After a restart, many callers start at once. Two settings keep that smooth:
+//! `rate_limit.initial_fill` (buckets start partly empty, so the whole burst is not sent at
+//! once) and `retry.budget_min_per_sec` (the retry budget's floor, 10 retries per second by
+//! default: when the first burst meets the server's limit before any success has paid into the
+//! budget, the 429s beyond the floor are returned to the callers). Raising the floor to the
+//! client's rate is safe in this stack, since every retry waits for a rate-limit token.
+//!
 //! [`Client`] is the stack boxed behind one cheap-to-clone handle. To compose the same layers
 //! over a service of your own (another connector, a test double, an axum app's outbound
 //! client), use [`ServiceBuilderExt::pacer`] with [`Layers`]; [`blocking::Client`] drives the
