@@ -45,7 +45,9 @@
 //! | `pacer_retries_exhausted_total` | counter | | requests that failed with no retry left |
 //! | `pacer_retry_budget_exhausted_total` | counter | | retries skipped for an empty retry budget |
 //! | `pacer_retry_after_seconds` | histogram | | server-given delays honoured instead of the backoff |
-//! | `pacer_pauses_total` | counter | | shared pauses started after a `Retry-After` |
+//! | `pacer_pauses_total` | counter | | shared pauses of an upstream opened by a `RetryAfterLayer` (after a `429`/`503` with `Retry-After`, or a proactive source) |
+//! | `pacer_pause_seconds` | histogram | | server-given delays honoured by holding every request to the upstream: one observation per pause opened or pushed back by a second or more |
+//! | `pacer_paused_upstreams` | gauge | | pauses running now |
 //! | `pacer_timeouts_total` | counter | | attempts that timed out |
 //! | `pacer_rate_limit_store_fallbacks_total` | counter | | decisions made by the failure policy while the shared store was unavailable |
 //! | `pacer_rate_limit_namespaces` | gauge | | namespaces with a bucket of their own, at scrape time |
@@ -55,7 +57,7 @@
 //! - request duration: 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 //! - rate-limit wait: 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 //!   10, 30, 60 (sub-millisecond scheduling jitter up to the default 30 s `max_wait`)
-//! - Retry-After: 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300
+//! - Retry-After and pauses: 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300
 //!
 //! # Cardinality
 //!
@@ -189,6 +191,8 @@ struct Inner {
     budget_exhausted: Counter,
     retry_after: Histogram,
     pauses: Counter,
+    pause_delay: Histogram,
+    paused: Gauge,
     timeouts: Counter,
     store_fallbacks: Counter,
     namespaces: NamespaceLabels,
@@ -274,6 +278,8 @@ impl MetricsBuilder {
             budget_exhausted: Counter::default(),
             retry_after: Histogram::new(RETRY_AFTER_BUCKETS),
             pauses: Counter::default(),
+            pause_delay: Histogram::new(RETRY_AFTER_BUCKETS),
+            paused: Gauge::default(),
             timeouts: Counter::default(),
             store_fallbacks: Counter::default(),
             namespaces: NamespaceLabels::new(self.max_namespace_labels),
@@ -325,8 +331,19 @@ impl MetricsBuilder {
         );
         registry.register(
             "pauses",
-            "Shared pauses of an upstream started after a Retry-After",
+            "Shared pauses of an upstream opened after a Retry-After",
             inner.pauses.clone(),
+        );
+        registry.register_with_unit(
+            "pause",
+            "Server-given delays honoured by pausing every request to the upstream (opened or pushed back)",
+            Unit::Seconds,
+            inner.pause_delay.clone(),
+        );
+        registry.register(
+            "paused_upstreams",
+            "Upstream pauses running now",
+            inner.paused.clone(),
         );
         registry.register(
             "timeouts",
@@ -460,8 +477,17 @@ impl Observer for Metrics {
             Event::RetryBudgetExhausted { .. } => {
                 inner.budget_exhausted.inc();
             }
-            Event::PauseStarted { .. } => {
-                inner.pauses.inc();
+            Event::PauseStarted {
+                delay, extended, ..
+            } => {
+                if !extended {
+                    inner.pauses.inc();
+                    inner.paused.inc();
+                }
+                inner.pause_delay.observe(delay.as_secs_f64());
+            }
+            Event::PauseEnded { .. } => {
+                inner.paused.dec();
             }
             Event::Timeout { .. } => {
                 inner.timeouts.inc();
@@ -469,7 +495,6 @@ impl Observer for Metrics {
             Event::StoreFallback { .. } => {
                 inner.store_fallbacks.inc();
             }
-            _ => {}
         }
     }
 }
