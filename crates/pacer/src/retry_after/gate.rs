@@ -297,7 +297,7 @@ impl PauseGate {
     /// Pauses `key` until `until`. A pause never shortens one already running: the later
     /// end wins. An instant that has already passed does nothing.
     pub fn pause_until(&self, key: PauseKey, until: Instant) {
-        self.set_pause(key, until, None);
+        self.set_pause(key, Instant::now(), until, None);
     }
 
     /// Pauses `key` for `delay` from now and reports it to `events` under the name
@@ -318,11 +318,16 @@ impl PauseGate {
             .checked_add(delay)
             .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
         let observer = events.is_enabled().then_some((events, upstream));
-        self.set_pause(key, until, observer);
+        self.set_pause(key, now, until, observer);
     }
 
-    fn set_pause(&self, key: PauseKey, until: Instant, observer: Option<(&Events, &str)>) {
-        let now = Instant::now();
+    fn set_pause(
+        &self,
+        key: PauseKey,
+        now: Instant,
+        until: Instant,
+        observer: Option<(&Events, &str)>,
+    ) {
         if until <= now {
             return;
         }
