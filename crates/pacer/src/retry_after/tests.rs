@@ -839,9 +839,7 @@ fn ended(upstream: &str) -> Seen {
 #[tokio::test(start_paused = true)]
 async fn a_pause_is_reported_once_when_it_opens_and_once_when_it_ends() {
     let recorder = Recorder::new();
-    let svc = layer()
-        .observer(recorder.clone())
-        .layer(slow_throttler());
+    let svc = layer().observer(recorder.clone()).layer(slow_throttler());
     // Five 429s for the same pause at the same instant, one 0.3 s later (moves the end by
     // 0.3 s: silent), one 2.5 s later (moves it by 2.5 s: reported as an extension), and a
     // second upstream with its own pause.
@@ -868,7 +866,10 @@ async fn a_pause_is_reported_once_when_it_opens_and_once_when_it_ends() {
             (secs(0), started("http://api.test", secs(5), false)),
             (secs(0), started("https://Other.test:8443", secs(2), false)),
             (secs(2), ended("https://Other.test:8443")),
-            (Duration::from_millis(2500), started("http://api.test", secs(5), true)),
+            (
+                Duration::from_millis(2500),
+                started("http://api.test", secs(5), true)
+            ),
             (Duration::from_millis(7500), ended("http://api.test")),
         ]
     );
