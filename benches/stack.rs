@@ -1,0 +1,210 @@
+//! The whole pacer stack on the happy path, in DESIGN.md's order
+//! `Metrics -> Retry -> RetryAfter -> RateLimit -> Timeout -> service`, against the same
+//! service bare, in one run:
+//!
+//! - `stack/*`: over a bare service that answers at once (a future polled once, no executor),
+//!   so the difference is the stack's own cost per request. The limiter's quotas are so high
+//!   that nobody ever waits. Also the stack without tower's `Timeout` (which arms a tokio
+//!   timer per attempt) and `Timeout` alone, to show where the time goes.
+//! - `loopback/*`: a real request with hyper-util's client to a hyper server on 127.0.0.1
+//!   (its own thread and runtime, as another process would be), bare and through the stack.
+//!
+//! `flock /tmp/pacer-bench.lock cargo bench -p benches --bench stack`
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{call_once, ok, request};
+use criterion::{
+    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
+};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use pacer::events::Events;
+use pacer::metrics::{Metrics, MetricsLayer};
+use pacer::rate_limit::{Quota, RateLimitLayer, RateLimiter};
+use pacer::retry::{RetryLayer, RetryPolicy};
+use pacer::retry_after::RetryAfterLayer;
+use prometheus_client::registry::Registry;
+use tower::layer::util::{Identity, Stack};
+use tower::timeout::TimeoutLayer;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+/// A limiter that never makes anyone wait at benchmark rates.
+fn open_limiter(events: Events) -> RateLimiter {
+    let quota = Quota::per_second(1e9)
+        .unwrap()
+        .with_burst(1_000_000)
+        .unwrap();
+    RateLimiter::builder()
+        .global(quota)
+        .per_namespace(quota)
+        .observer(events)
+        .build()
+        .unwrap()
+}
+
+type PacerLayers =
+    Stack<RateLimitLayer, Stack<RetryAfterLayer, Stack<RetryLayer, Stack<MetricsLayer, Identity>>>>;
+
+/// Metrics -> Retry -> RetryAfter -> RateLimit, every layer reporting to `metrics` when
+/// `observe` is set (as a user with metrics would configure them).
+fn pacer_layers(metrics: &Metrics, observe: bool) -> ServiceBuilder<PacerLayers> {
+    let events = if observe {
+        Events::new(metrics.clone())
+    } else {
+        Events::none()
+    };
+    ServiceBuilder::new()
+        .layer(MetricsLayer::new(metrics.clone()))
+        .layer(RetryLayer::new(RetryPolicy::new().observer(events.clone())))
+        .layer(RetryAfterLayer::new().observer(events.clone()))
+        .layer(RateLimitLayer::new(open_limiter(events)))
+}
+
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn bench<S, B>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut svc: S)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let template = request();
+    group.bench_function(name, |b| {
+        b.iter(|| call_once(&mut svc, template.clone()));
+    });
+}
+
+fn happy_path(c: &mut Criterion) {
+    // tower's Timeout arms a tokio timer: run inside a runtime context, as users do.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let bare = tower::service_fn(ok);
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+
+    let mut group = c.benchmark_group("stack");
+    bench(&mut group, "bare", bare);
+    bench(
+        &mut group,
+        "full",
+        pacer_layers(&metrics, true)
+            .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
+            .service(bare),
+    );
+    bench(
+        &mut group,
+        "full_no_observers",
+        pacer_layers(&metrics, false)
+            .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
+            .service(bare),
+    );
+    bench(
+        &mut group,
+        "pacer_layers_without_timeout",
+        pacer_layers(&metrics, true).service(bare),
+    );
+    bench(
+        &mut group,
+        "tower_timeout_alone",
+        TimeoutLayer::new(ATTEMPT_TIMEOUT).layer(bare),
+    );
+    group.finish();
+}
+
+/// A hyper HTTP/1 server on 127.0.0.1 answering every request with a small body, on its own
+/// thread and current-thread runtime.
+fn start_server() -> SocketAddr {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        req.into_body().collect().await?;
+                        Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(
+                            b"{\"id\":\"4bf92f35\"}",
+                        ))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr_rx.recv().unwrap()
+}
+
+fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
+    let template = request();
+    let (mut parts, body) = template.into_parts();
+    parts.uri = format!("http://{addr}/admin/realms/tenant-a/users?briefRepresentation=true")
+        .parse()
+        .unwrap();
+    Request::from_parts(parts, body)
+}
+
+fn loopback(c: &mut Criterion) {
+    let addr = start_server();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    let stack = pacer_layers(&metrics, true)
+        .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
+        .service(client.clone());
+    let template = loopback_request(addr);
+
+    let mut group = c.benchmark_group("loopback");
+    group.bench_function("bare_hyper_client", |b| {
+        b.to_async(&rt).iter(|| {
+            let client = client.clone();
+            let req = template.clone();
+            async move {
+                let response = client.oneshot(req).await.unwrap();
+                response.into_body().collect().await.unwrap();
+            }
+        });
+    });
+    group.bench_function("full_stack", |b| {
+        b.to_async(&rt).iter(|| {
+            let stack = stack.clone();
+            let req = template.clone();
+            async move {
+                let response = stack.oneshot(req).await.unwrap();
+                response.into_body().collect().await.unwrap();
+            }
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, happy_path, loopback);
+criterion_main!(benches);
