@@ -62,3 +62,81 @@ where
     black_box(response.status());
     drop(black_box(response));
 }
+
+/// Whether criterion runs in its quick `--test` mode (CI): then the paired comparisons only
+/// check that they run.
+pub(crate) fn quick() -> bool {
+    std::env::args().any(|arg| arg == "--test")
+}
+
+/// A paired comparison that holds up on a busy machine: `rounds` rounds, each timing a batch
+/// of `batch` calls through `base` and then through `with` (the order alternating between
+/// rounds), so that both sides of a round see the same background load. Prints the medians
+/// of the per-call times, of the per-round difference and of the per-round ratio.
+pub(crate) fn paired(
+    name: &str,
+    rounds: usize,
+    batch: usize,
+    mut base: impl FnMut(usize),
+    mut with: impl FnMut(usize),
+) -> Paired {
+    let (rounds, batch) = if quick() { (2, 2) } else { (rounds, batch) };
+    let time = |f: &mut dyn FnMut(usize)| {
+        let start = std::time::Instant::now();
+        f(batch);
+        start.elapsed().as_secs_f64() * 1e9 / batch as f64
+    };
+    base(batch); // warm up both
+    with(batch);
+    let mut bases = Vec::with_capacity(rounds);
+    let mut withs = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let (b, w) = if round % 2 == 0 {
+            let b = time(&mut base);
+            (b, time(&mut with))
+        } else {
+            let w = time(&mut with);
+            (time(&mut base), w)
+        };
+        bases.push(b);
+        withs.push(w);
+    }
+    let mut diffs: Vec<f64> = bases.iter().zip(&withs).map(|(b, w)| w - b).collect();
+    let mut ratios: Vec<f64> = bases.iter().zip(&withs).map(|(b, w)| w / b).collect();
+    let result = Paired {
+        base: median(&mut bases),
+        with: median(&mut withs),
+        added: median(&mut diffs),
+        ratio: median(&mut ratios),
+    };
+    println!(
+        "paired {name}: base {:.0} ns, with {:.0} ns, added {:.0} ns, ratio {:.3} (medians of {rounds} rounds x {batch} calls)",
+        result.base, result.with, result.added, result.ratio
+    );
+    result
+}
+
+/// Medians of a [`paired`] comparison, in nanoseconds per call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Paired {
+    pub(crate) base: f64,
+    pub(crate) with: f64,
+    pub(crate) added: f64,
+    pub(crate) ratio: f64,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `n` requests (clones of `template`) through `svc`, one at a time.
+pub(crate) fn calls<S, B>(svc: &mut S, template: &Request<Full<Bytes>>, n: usize)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..n {
+        call_once(svc, template.clone());
+    }
+}

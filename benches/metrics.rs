@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{call_once, ok, request};
+use common::{call_once, calls, ok, paired, request};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -76,6 +76,63 @@ fn per_request(c: &mut Criterion) {
     let bare = tower::service_fn(ok);
     let (_registry, metrics) = metrics();
 
+    // Paired comparisons first (same process, same load), then criterion's own figures.
+    let template = request();
+    let (rounds, batch) = (400, 1_000);
+    let observed = Events::new(metrics.clone());
+    let mut base = bare;
+    let mut metrics_layer = MetricsLayer::new(metrics.clone()).layer(bare);
+    let mut trace = tower_http::trace::TraceLayer::new_for_http().layer(bare);
+    paired(
+        "per_request/metrics_layer",
+        rounds,
+        batch,
+        |n| calls(&mut base, &template, n),
+        |n| calls(&mut metrics_layer, &template, n),
+    );
+    paired(
+        "per_request/tower_http_trace",
+        rounds,
+        batch,
+        |n| calls(&mut base, &template, n),
+        |n| calls(&mut trace, &template, n),
+    );
+    let (mut a, mut b) = (
+        RetryLayer::new(RetryPolicy::new()).layer(bare),
+        RetryLayer::new(RetryPolicy::new().observer(observed.clone())).layer(bare),
+    );
+    paired(
+        "observer/retry: none -> metrics",
+        rounds,
+        batch,
+        |n| calls(&mut a, &template, n),
+        |n| calls(&mut b, &template, n),
+    );
+    let (mut a, mut b) = (
+        RetryAfterLayer::new().layer(bare),
+        RetryAfterLayer::new()
+            .observer(observed.clone())
+            .layer(bare),
+    );
+    paired(
+        "observer/retry_after: none -> metrics",
+        rounds,
+        batch,
+        |n| calls(&mut a, &template, n),
+        |n| calls(&mut b, &template, n),
+    );
+    let (mut a, mut b) = (
+        RateLimitLayer::new(open_limiter(Events::none())).layer(bare),
+        RateLimitLayer::new(open_limiter(observed.clone())).layer(bare),
+    );
+    paired(
+        "observer/rate_limit: none -> metrics",
+        rounds,
+        batch,
+        |n| calls(&mut a, &template, n),
+        |n| calls(&mut b, &template, n),
+    );
+
     let mut group = c.benchmark_group("per_request");
     bench(&mut group, "bare", bare);
     bench(
@@ -91,7 +148,6 @@ fn per_request(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("observer");
-    let observed = Events::new(metrics.clone());
     bench(&mut group, "bare", bare);
     bench(
         &mut group,

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{call_once, ok, request};
+use common::{call_once, calls, ok, paired, request};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -93,6 +93,48 @@ fn happy_path(c: &mut Criterion) {
     let bare = tower::service_fn(ok);
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
+
+    // Paired comparisons first (same process, same load), then criterion's own figures.
+    let template = request();
+    let mut base = bare;
+    let mut full = pacer_layers(&metrics, true)
+        .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
+        .service(bare);
+    let mut no_observers = pacer_layers(&metrics, false)
+        .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
+        .service(bare);
+    let mut without_timeout = pacer_layers(&metrics, true).service(bare);
+    let mut timeout = TimeoutLayer::new(ATTEMPT_TIMEOUT).layer(bare);
+    let mut metrics_only = MetricsLayer::new(metrics.clone()).layer(bare);
+    let mut retry_only = RetryLayer::new(RetryPolicy::new()).layer(bare);
+    let mut retry_after_only = RetryAfterLayer::new().observer(metrics.clone()).layer(bare);
+    let mut rate_limit_only = RateLimitLayer::new(open_limiter(Events::none())).layer(bare);
+    let (rounds, batch) = (400, 1_000);
+    let mut run = |name: &str, svc: &mut dyn FnMut(usize)| {
+        paired(name, rounds, batch, |n| calls(&mut base, &template, n), svc);
+    };
+    run("stack/full", &mut |n| calls(&mut full, &template, n));
+    run("stack/full_no_observers", &mut |n| {
+        calls(&mut no_observers, &template, n)
+    });
+    run("stack/pacer_layers_without_timeout", &mut |n| {
+        calls(&mut without_timeout, &template, n)
+    });
+    run("stack/tower_timeout_alone", &mut |n| {
+        calls(&mut timeout, &template, n)
+    });
+    run("stack/metrics_alone", &mut |n| {
+        calls(&mut metrics_only, &template, n)
+    });
+    run("stack/retry_alone", &mut |n| {
+        calls(&mut retry_only, &template, n)
+    });
+    run("stack/retry_after_alone", &mut |n| {
+        calls(&mut retry_after_only, &template, n)
+    });
+    run("stack/rate_limit_alone", &mut |n| {
+        calls(&mut rate_limit_only, &template, n)
+    });
 
     let mut group = c.benchmark_group("stack");
     bench(&mut group, "bare", bare);
@@ -181,6 +223,28 @@ fn loopback(c: &mut Criterion) {
         .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
         .service(client.clone());
     let template = loopback_request(addr);
+
+    paired(
+        "loopback/full_stack",
+        100,
+        50,
+        |n| {
+            rt.block_on(async {
+                for _ in 0..n {
+                    let response = client.clone().oneshot(template.clone()).await.unwrap();
+                    response.into_body().collect().await.unwrap();
+                }
+            })
+        },
+        |n| {
+            rt.block_on(async {
+                for _ in 0..n {
+                    let response = stack.clone().oneshot(template.clone()).await.unwrap();
+                    response.into_body().collect().await.unwrap();
+                }
+            })
+        },
+    );
 
     let mut group = c.benchmark_group("loopback");
     group.bench_function("bare_hyper_client", |b| {

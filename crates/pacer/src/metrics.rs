@@ -66,11 +66,11 @@
 //! namespaces cannot grow the registry. Methods outside the standard nine are reported as
 //! `OTHER`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::task::{Context, Poll, ready};
 use tokio::time::Instant;
 
@@ -183,6 +183,8 @@ pub struct Metrics {
 struct Inner {
     requests: Family<RequestLabels, Counter>,
     duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
+    /// `duration`'s histograms by method and status class, resolved on first use.
+    durations: [[OnceLock<Histogram>; STATUS_CLASSES]; METHODS],
     in_flight: Gauge,
     wait: Family<LimitLabels, Histogram, fn() -> Histogram>,
     refusals: Family<LimitLabels, Counter>,
@@ -270,6 +272,7 @@ impl MetricsBuilder {
         let inner = Inner {
             requests: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
+            durations: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
             in_flight: Gauge::default(),
             wait: Family::new_with_constructor(wait_histogram),
             refusals: Family::default(),
@@ -359,40 +362,76 @@ impl MetricsBuilder {
     }
 }
 
-/// The namespaces that have a label value of their own: the first `cap` seen.
+/// The request counters of one `namespace` label value, one per method and status class,
+/// resolved from the family on first use so that a request never looks its labels up again.
+struct NamespaceSeries {
+    label: NamespaceLabel,
+    requests: [[OnceLock<Counter>; STATUS_CLASSES]; METHODS],
+}
+
+impl NamespaceSeries {
+    fn new(namespace: Namespace) -> Arc<Self> {
+        Arc::new(Self {
+            label: NamespaceLabel(namespace),
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+        })
+    }
+}
+
+/// The namespaces that have a label value of their own: the first `cap` seen; every other
+/// namespace shares the `other` series.
 struct NamespaceLabels {
     cap: usize,
-    known: RwLock<HashSet<Namespace>>,
-    other: Namespace,
+    known: RwLock<HashMap<Namespace, Arc<NamespaceSeries>>>,
+    other: Arc<NamespaceSeries>,
+    /// The series of requests without a `Namespace` extension, once looked up.
+    default: OnceLock<Arc<NamespaceSeries>>,
 }
 
 impl NamespaceLabels {
     fn new(cap: usize) -> Self {
         Self {
             cap,
-            known: RwLock::new(HashSet::new()),
-            other: Namespace::new("other"),
+            known: RwLock::new(HashMap::new()),
+            other: NamespaceSeries::new(Namespace::new("other")),
+            default: OnceLock::new(),
         }
     }
 
     fn label(&self, namespace: &Namespace) -> NamespaceLabel {
+        self.series(namespace).label.clone()
+    }
+
+    /// The series of a request's namespace (the default one when it names none).
+    fn series_of<B>(&self, request: &Request<B>) -> Arc<NamespaceSeries> {
+        match request.extensions().get::<Namespace>() {
+            Some(namespace) => self.series(namespace),
+            None => Arc::clone(
+                self.default
+                    .get_or_init(|| self.series(&Namespace::default())),
+            ),
+        }
+    }
+
+    fn series(&self, namespace: &Namespace) -> Arc<NamespaceSeries> {
         {
             let known = self.known.read().unwrap_or_else(|p| p.into_inner());
-            if known.contains(namespace) {
-                return NamespaceLabel(namespace.clone());
+            if let Some(series) = known.get(namespace) {
+                return Arc::clone(series);
             }
             if known.len() >= self.cap {
-                return NamespaceLabel(self.other.clone());
+                return Arc::clone(&self.other);
             }
         }
         let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
-        if known.len() < self.cap {
-            known.insert(namespace.clone());
-            NamespaceLabel(namespace.clone())
-        } else if known.contains(namespace) {
-            NamespaceLabel(namespace.clone())
+        if let Some(series) = known.get(namespace) {
+            Arc::clone(series)
+        } else if known.len() < self.cap {
+            let series = NamespaceSeries::new(namespace.clone());
+            known.insert(namespace.clone(), Arc::clone(&series));
+            series
         } else {
-            NamespaceLabel(self.other.clone())
+            Arc::clone(&self.other)
         }
     }
 }
@@ -554,14 +593,14 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let namespace = self.metrics.namespace(&Namespace::of(&request));
-        let method = method_label(request.method());
+        let series = self.metrics.inner.namespaces.series_of(&request);
+        let method = method_index(request.method());
         self.metrics.inner.in_flight.inc();
         let guard = Guard {
             metrics: self.metrics.clone(),
+            series,
             method,
-            namespace,
-            status_class: "error",
+            status_class: ERROR_CLASS,
             start: Instant::now(),
         };
         ResponseFuture {
@@ -595,7 +634,7 @@ where
         let mut guard = this.guard.take();
         Poll::Ready(result.map(|response| {
             if let Some(guard) = &mut guard {
-                guard.status_class = status_class(response.status().as_u16());
+                guard.status_class = status_class_index(response.status().as_u16());
             }
             let guard = guard.filter(|_| !response.body().is_end_stream());
             response.map(|body| MetricsBody { body, guard })
@@ -659,56 +698,76 @@ impl<B> fmt::Debug for MetricsBody<B> {
 /// Records one logical request when dropped.
 struct Guard {
     metrics: Metrics,
-    method: &'static str,
-    namespace: NamespaceLabel,
-    status_class: &'static str,
+    series: Arc<NamespaceSeries>,
+    method: usize,
+    status_class: usize,
     start: Instant,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let inner = &self.metrics.inner;
+        let (method, status_class) = (self.method, self.status_class);
         inner.in_flight.dec();
-        inner
-            .duration
-            .get_or_create(&DurationLabels {
-                method: self.method,
-                status_class: self.status_class,
+        inner.durations[method][status_class]
+            .get_or_init(|| {
+                inner
+                    .duration
+                    .get_or_create(&DurationLabels {
+                        method: METHOD_LABELS[method],
+                        status_class: STATUS_CLASS_LABELS[status_class],
+                    })
+                    .clone()
             })
             .observe(self.start.elapsed().as_secs_f64());
-        inner
-            .requests
-            .get_or_create(&RequestLabels {
-                method: self.method,
-                status_class: self.status_class,
-                namespace: self.namespace.clone(),
+        self.series.requests[method][status_class]
+            .get_or_init(|| {
+                inner
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        method: METHOD_LABELS[method],
+                        status_class: STATUS_CLASS_LABELS[status_class],
+                        namespace: self.series.label.clone(),
+                    })
+                    .clone()
             })
             .inc();
     }
 }
 
-fn method_label(method: &Method) -> &'static str {
+/// The `method` label values: the nine standard methods, then `OTHER`.
+const METHOD_LABELS: [&str; METHODS] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "OTHER",
+];
+const METHODS: usize = 10;
+
+fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "OTHER",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        Method::TRACE => 7,
+        Method::CONNECT => 8,
+        _ => 9,
     }
 }
 
-fn status_class(status: u16) -> &'static str {
+/// The `status_class` label values: `1xx` to `5xx`, then `error` (no response).
+const STATUS_CLASS_LABELS: [&str; STATUS_CLASSES] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+const STATUS_CLASSES: usize = 6;
+const ERROR_CLASS: usize = 5;
+
+fn status_class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }
 
