@@ -206,6 +206,61 @@ fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
     Request::from_parts(parts, body)
 }
 
+/// A client stack with its types erased (the body read to the end inside), so that the
+/// variants fit in one array. Boxing adds one allocation per request to these variants.
+type BoxedClient = tower::util::BoxCloneSyncService<Request<Full<Bytes>>, (), pacer::BoxError>;
+
+fn boxed<S, B>(svc: S) -> BoxedClient
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Into<pacer::BoxError>,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<pacer::BoxError>,
+{
+    tower::util::BoxCloneSyncService::new(svc.map_err(Into::into).and_then(
+        |response: Response<B>| async move {
+            response.into_body().collect().await.map_err(Into::into)?;
+            Ok(())
+        },
+    ))
+}
+
+/// `n` requests through a [`BoxedClient`] on `rt`, one after the other.
+fn boxed_calls(
+    rt: &tokio::runtime::Runtime,
+    svc: &BoxedClient,
+    template: &Request<Full<Bytes>>,
+    n: usize,
+) {
+    rt.block_on(async {
+        for _ in 0..n {
+            svc.clone().oneshot(template.clone()).await.unwrap();
+        }
+    });
+}
+
+/// `n` requests through `svc` on `rt`, one after the other, each body read to the end.
+fn loopback_calls<S, B>(
+    rt: &tokio::runtime::Runtime,
+    svc: &S,
+    template: &Request<Full<Bytes>>,
+    n: usize,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    rt.block_on(async {
+        for _ in 0..n {
+            let response = svc.clone().oneshot(template.clone()).await.unwrap();
+            response.into_body().collect().await.unwrap();
+        }
+    });
+}
+
 fn loopback(c: &mut Criterion) {
     let addr = start_server();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -224,27 +279,46 @@ fn loopback(c: &mut Criterion) {
         .service(client.clone());
     let template = loopback_request(addr);
 
-    paired(
-        "loopback/full_stack",
-        100,
-        50,
-        |n| {
-            rt.block_on(async {
-                for _ in 0..n {
-                    let response = client.clone().oneshot(template.clone()).await.unwrap();
-                    response.into_body().collect().await.unwrap();
-                }
-            })
-        },
-        |n| {
-            rt.block_on(async {
-                for _ in 0..n {
-                    let response = stack.clone().oneshot(template.clone()).await.unwrap();
-                    response.into_body().collect().await.unwrap();
-                }
-            })
-        },
-    );
+    let bare = |n| loopback_calls(&rt, &client, &template, n);
+    paired("loopback/full_stack", 100, 50, bare, |n| {
+        loopback_calls(&rt, &stack, &template, n)
+    });
+    // Where the time goes: each part of the stack alone over the same client.
+    let parts: [(&str, BoxedClient); 6] = [
+        (
+            "loopback/pacer_layers_without_timeout",
+            boxed(pacer_layers(&metrics, true).service(client.clone())),
+        ),
+        (
+            "loopback/tower_timeout_alone",
+            boxed(TimeoutLayer::new(ATTEMPT_TIMEOUT).layer(client.clone())),
+        ),
+        (
+            "loopback/metrics_alone",
+            boxed(MetricsLayer::new(metrics.clone()).layer(client.clone())),
+        ),
+        (
+            "loopback/retry_alone",
+            boxed(RetryLayer::new(RetryPolicy::new()).layer(client.clone())),
+        ),
+        (
+            "loopback/retry_after_alone",
+            boxed(
+                RetryAfterLayer::new()
+                    .observer(metrics.clone())
+                    .layer(client.clone()),
+            ),
+        ),
+        (
+            "loopback/rate_limit_alone",
+            boxed(
+                RateLimitLayer::new(open_limiter(Events::none())).layer(client.clone()),
+            ),
+        ),
+    ];
+    for (name, svc) in parts {
+        paired(name, 100, 50, bare, |n| boxed_calls(&rt, &svc, &template, n));
+    }
 
     let mut group = c.benchmark_group("loopback");
     group.bench_function("bare_hyper_client", |b| {

@@ -65,8 +65,15 @@
 //! reported, first come first served; any other namespace is counted as `other`, so a flood of
 //! namespaces cannot grow the registry. Methods outside the standard nine are reported as
 //! `OTHER`.
+//!
+//! # Cost per request
+//!
+//! [`MetricsLayer`] resolves a request's namespace once (a read lock and a hash look-up) and
+//! otherwise touches only cached handles: each namespace label keeps its request counters
+//! per method and status class (60 slots, about 1 KiB, filled on first use), so recording a
+//! request is a few atomic operations plus the histogram's own lock, with no label look-up.
+//! Events cost one branch without an observer; see the README's benchmarks.
 
-use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::pin::Pin;
@@ -382,7 +389,7 @@ impl NamespaceSeries {
 /// namespace shares the `other` series.
 struct NamespaceLabels {
     cap: usize,
-    known: RwLock<HashMap<Namespace, Arc<NamespaceSeries>>>,
+    known: RwLock<hashbrown::HashMap<Namespace, Arc<NamespaceSeries>, foldhash::fast::RandomState>>,
     other: Arc<NamespaceSeries>,
     /// The series of requests without a `Namespace` extension, once looked up.
     default: OnceLock<Arc<NamespaceSeries>>,
@@ -392,7 +399,7 @@ impl NamespaceLabels {
     fn new(cap: usize) -> Self {
         Self {
             cap,
-            known: RwLock::new(HashMap::new()),
+            known: RwLock::new(hashbrown::HashMap::default()),
             other: NamespaceSeries::new(Namespace::new("other")),
             default: OnceLock::new(),
         }
