@@ -66,7 +66,7 @@ where
 /// Whether criterion runs in its quick `--test` mode (CI): then the paired comparisons only
 /// check that they run.
 pub(crate) fn quick() -> bool {
-    std::env::args().any(|arg| arg == "--test")
+    std::env::args().any(|arg| arg == "--test" || arg == "--profile-time")
 }
 
 /// A paired comparison that holds up on a busy machine: `rounds` rounds, each timing a batch
@@ -77,14 +77,53 @@ pub(crate) fn paired(
     name: &str,
     rounds: usize,
     batch: usize,
+    base: impl FnMut(usize),
+    with: impl FnMut(usize),
+) -> Paired {
+    paired_on(Clock::Wall, name, rounds, batch, base, with)
+}
+
+/// What [`paired_on`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// Elapsed time.
+    Wall,
+    /// CPU time of the calling thread (Linux `/proc/thread-self/schedstat`, nanoseconds):
+    /// what the calls cost this thread, without the time it waited for a busy CPU or for a
+    /// peer on another thread.
+    ThreadCpu,
+}
+
+impl Clock {
+    fn now_ns(self, wall_origin: std::time::Instant) -> Option<f64> {
+        match self {
+            Clock::Wall => Some(wall_origin.elapsed().as_secs_f64() * 1e9),
+            Clock::ThreadCpu => std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok(),
+        }
+    }
+}
+
+/// [`paired`] on the given clock; prints nothing and returns `None` when the clock cannot be
+/// read (thread CPU time off Linux).
+pub(crate) fn paired_on(
+    clock: Clock,
+    name: &str,
+    rounds: usize,
+    batch: usize,
     mut base: impl FnMut(usize),
     mut with: impl FnMut(usize),
 ) -> Paired {
     let (rounds, batch) = if quick() { (2, 2) } else { (rounds, batch) };
+    let origin = std::time::Instant::now();
     let time = |f: &mut dyn FnMut(usize)| {
-        let start = std::time::Instant::now();
+        let start = clock.now_ns(origin).unwrap_or(f64::NAN);
         f(batch);
-        start.elapsed().as_secs_f64() * 1e9 / batch as f64
+        (clock.now_ns(origin).unwrap_or(f64::NAN) - start) / batch as f64
     };
     base(batch); // warm up both
     with(batch);
@@ -110,7 +149,11 @@ pub(crate) fn paired(
         ratio: median(&mut ratios),
     };
     println!(
-        "paired {name}: base {:.0} ns, with {:.0} ns, added {:.0} ns, ratio {:.3} (medians of {rounds} rounds x {batch} calls)",
+        "paired {name} ({}): base {:.0} ns, with {:.0} ns, added {:.0} ns, ratio {:.3} (medians of {rounds} rounds x {batch} calls)",
+        match clock {
+            Clock::Wall => "wall",
+            Clock::ThreadCpu => "client thread cpu",
+        },
         result.base, result.with, result.added, result.ratio
     );
     result

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{call_once, calls, ok, paired, request};
+use common::{Clock, call_once, calls, ok, paired, paired_on, request};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -280,11 +280,15 @@ fn loopback(c: &mut Criterion) {
     let template = loopback_request(addr);
 
     let bare = |n| loopback_calls(&rt, &client, &template, n);
-    paired("loopback/full_stack", 100, 50, bare, |n| {
-        loopback_calls(&rt, &stack, &template, n)
-    });
+    for clock in [Clock::Wall, Clock::ThreadCpu] {
+        paired_on(clock, "loopback/full_stack", 200, 50, bare, |n| {
+            loopback_calls(&rt, &stack, &template, n)
+        });
+    }
     // Where the time goes: each part of the stack alone over the same client.
-    let parts: [(&str, BoxedClient); 6] = [
+    let parts: [(&str, BoxedClient); 7] = [
+        // The control: boxing alone, the bias of every variant below.
+        ("loopback/boxed_client_alone", boxed(client.clone())),
         (
             "loopback/pacer_layers_without_timeout",
             boxed(pacer_layers(&metrics, true).service(client.clone())),
@@ -317,7 +321,9 @@ fn loopback(c: &mut Criterion) {
         ),
     ];
     for (name, svc) in parts {
-        paired(name, 100, 50, bare, |n| boxed_calls(&rt, &svc, &template, n));
+        paired_on(Clock::ThreadCpu, name, 100, 50, bare, |n| {
+            boxed_calls(&rt, &svc, &template, n)
+        });
     }
 
     let mut group = c.benchmark_group("loopback");
