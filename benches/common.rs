@@ -154,7 +154,10 @@ pub(crate) fn paired_on(
             Clock::Wall => "wall",
             Clock::ThreadCpu => "client thread cpu",
         },
-        result.base, result.with, result.added, result.ratio
+        result.base,
+        result.with,
+        result.added,
+        result.ratio
     );
     result
 }

@@ -315,9 +315,7 @@ fn loopback(c: &mut Criterion) {
         ),
         (
             "loopback/rate_limit_alone",
-            boxed(
-                RateLimitLayer::new(open_limiter(Events::none())).layer(client.clone()),
-            ),
+            boxed(RateLimitLayer::new(open_limiter(Events::none())).layer(client.clone())),
         ),
     ];
     for (name, svc) in parts {
