@@ -295,6 +295,10 @@ async fn storms_resets_and_slow_responses_lose_nothing_and_respect_the_server_li
     );
     assert!(metric(&text, "pacer_timeouts_total") >= 12, "{text}");
     assert_eq!(metric(&text, "pacer_retries_exhausted_total"), 0, "{text}");
+    // The storm's Retry-After paused every request to the upstream, not only the retried ones,
+    // and every pause has ended by now.
+    assert!(metric(&text, "pacer_pauses_total") >= 1, "{text}");
+    assert_eq!(metric(&text, "pacer_paused_upstreams"), 0, "{text}");
     let ok: u64 = (0..6)
         .map(|ns| {
             metric(

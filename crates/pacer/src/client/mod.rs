@@ -99,7 +99,7 @@ pub use tls::TlsError;
 
 use crate::BoxError;
 use crate::config::{Config, ConfigError};
-use crate::events::Observer;
+use crate::events::{Events, Observer};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::retry::RetryPolicy;
@@ -148,29 +148,23 @@ impl Layers {
         metrics: Metrics,
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<Self, ConfigError> {
-        let (rate_limiter, retry) = match observer {
-            Some(extra) => (
-                config
-                    .rate_limiter_builder()?
-                    .observer((metrics.clone(), Arc::clone(&extra)))
-                    .build()
-                    .map_err(ConfigError::RateLimiter)?,
-                config.retry_policy()?.observer((metrics.clone(), extra)),
-            ),
-            None => (
-                config
-                    .rate_limiter_builder()?
-                    .observer(metrics.clone())
-                    .build()
-                    .map_err(ConfigError::RateLimiter)?,
-                config.retry_policy()?.observer(metrics.clone()),
-            ),
+        // Every layer reports to the metrics, and to the caller's observer when there is one.
+        let events: Events = match observer {
+            Some(extra) => (metrics.clone(), extra).into(),
+            None => metrics.clone().into(),
         };
+        let rate_limiter = config
+            .rate_limiter_builder()?
+            .observer(events.clone())
+            .build()
+            .map_err(ConfigError::RateLimiter)?;
+        let retry = config.retry_policy()?.observer(events.clone());
+        let retry_after = config.retry_after_layer()?.observer(events);
         metrics.observe_limiter(&rate_limiter);
         Ok(Self {
             metrics,
             retry,
-            retry_after: config.retry_after_layer()?,
+            retry_after,
             rate_limiter,
             timeout: config.timeout(),
         })
