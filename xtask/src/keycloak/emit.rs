@@ -203,7 +203,6 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
         //! Every field is optional (Keycloak omits what is unset and ignores what is absent on
         //! update) and every struct keeps unknown fields in `extra`, so that reading an object,
         //! changing one field and writing it back loses nothing a newer Keycloak added.
-        #![rustfmt::skip]
         #![allow(clippy::doc_markdown, clippy::large_enum_variant)]
         use serde::{Deserialize, Serialize};
         #(#items)*
@@ -385,7 +384,6 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
         //! Open a group from a [`NamespacedClient`](crate::NamespacedClient):
         //! `client.namespace("team-a").clients("realm").create(&rep)`. Every call goes through
         //! the client's pacer stack with that namespace.
-        #![rustfmt::skip]
         #(#items)*
     })
 }
@@ -445,7 +443,6 @@ pub(crate) fn blocking(
     Ok(quote! {
         //! The blocking API: each method runs its async twin from [`crate::api`] on the
         //! client's own runtime, so the two cannot behave differently.
-        #![rustfmt::skip]
         #(#items)*
     })
 }

@@ -5,7 +5,6 @@
 //! Open a group from a [`NamespacedClient`](crate::NamespacedClient):
 //! `client.namespace("team-a").clients("realm").create(&rep)`. Every call goes through
 //! the client's pacer stack with that namespace.
-#![rustfmt::skip]
 ///Realms: list, read, create, update, delete, partial import.
 #[derive(Debug, Clone)]
 pub struct Realms {

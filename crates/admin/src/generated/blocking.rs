@@ -2,7 +2,6 @@
 
 //! The blocking API: each method runs its async twin from [`crate::api`] on the
 //! client's own runtime, so the two cannot behave differently.
-#![rustfmt::skip]
 ///Realms: list, read, create, update, delete, partial import. The blocking twin of [`crate::api::Realms`].
 #[derive(Debug, Clone)]
 pub struct Realms {

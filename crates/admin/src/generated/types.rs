@@ -5,7 +5,6 @@
 //! Every field is optional (Keycloak omits what is unset and ignores what is absent on
 //! update) and every struct keeps unknown fields in `extra`, so that reading an object,
 //! changing one field and writing it back loses nothing a newer Keycloak added.
-#![rustfmt::skip]
 #![allow(clippy::doc_markdown, clippy::large_enum_variant)]
 use serde::{Deserialize, Serialize};
 ///The `ApplicationRepresentation` representation.
