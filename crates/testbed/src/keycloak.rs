@@ -683,7 +683,10 @@ async fn create_client(
                 .or_insert_with(|| Value::String(random_secret()));
         }
         r.clients.push(rep);
-        Ok(created(format!("{base}/admin/realms/{realm}/clients/{id}")))
+        Ok(created(format!(
+            "{base}/admin/realms/{}/clients/{id}",
+            encode_segment(&realm)
+        )))
     })
 }
 
@@ -864,7 +867,10 @@ async fn create_user(
             r.passwords.insert(id.clone(), password);
         }
         r.users.push(rep);
-        Ok(created(format!("{base}/admin/realms/{realm}/users/{id}")))
+        Ok(created(format!(
+            "{base}/admin/realms/{}/users/{id}",
+            encode_segment(&realm)
+        )))
     })
 }
 
@@ -1039,7 +1045,10 @@ async fn create_group(
     let base = kc.base(&headers);
     with_realm(&kc, &realm, |r| {
         let id = r.add_group(rep, None)?;
-        Ok(created(format!("{base}/admin/realms/{realm}/groups/{id}")))
+        Ok(created(format!(
+            "{base}/admin/realms/{}/groups/{id}",
+            encode_segment(&realm)
+        )))
     })
 }
 
@@ -1142,7 +1151,8 @@ async fn create_child(
         r.find_group(&id).ok_or_else(group_not_found)?;
         let child = r.add_group(rep, Some(id))?;
         Ok(created(format!(
-            "{base}/admin/realms/{realm}/groups/{child}"
+            "{base}/admin/realms/{}/groups/{child}",
+            encode_segment(&realm)
         )))
     })
 }
@@ -1203,7 +1213,8 @@ async fn create_role(
         r.roles.push(rep);
         let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
         Ok(created(format!(
-            "{base}/admin/realms/{realm}/roles/{}",
+            "{base}/admin/realms/{}/roles/{}",
+            encode_segment(&realm),
             encoded.replace('+', "%20")
         )))
     })
