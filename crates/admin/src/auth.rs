@@ -10,7 +10,7 @@
 //! - A `401` answer gets one renewal and one replay of the request; a second `401` is returned.
 //! - Token requests go through the inner service, i.e. the pacer stack: the rate limiter (with
 //!   the namespace of the request that needed the token), retries (they are marked
-//!   [`Idempotent`]: a grant can be repeated safely) and metrics.
+//!   [`Idempotent`](pacer::retry::Idempotent): a grant can be repeated safely) and metrics.
 //! - Secrets live in [`Secret`] and a sensitive `Authorization` header: `Debug` never shows
 //!   them, and no error carries them.
 //!
