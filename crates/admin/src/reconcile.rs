@@ -311,3 +311,34 @@ mod tests {
         assert_eq!(next.extra.get("fromTheFuture"), Some(&Value::Bool(true)));
     }
 }
+
+#[cfg(test)]
+mod type_tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::types::{Logic, UserRepresentation};
+
+    #[test]
+    fn enums_keep_values_from_newer_keycloaks() {
+        assert_eq!(
+            serde_json::from_str::<Logic>(r#""NEGATIVE""#).unwrap(),
+            Logic::Negative
+        );
+        let future: Logic = serde_json::from_str(r#""SOMETIMES""#).unwrap();
+        assert_eq!(future, Logic::Other("SOMETIMES".into()));
+        assert_eq!(serde_json::to_string(&future).unwrap(), r#""SOMETIMES""#);
+    }
+
+    #[test]
+    fn representations_round_trip_unknown_fields_and_skip_absent_ones() {
+        let text = r#"{"id":"1","username":"a","self":"x","newField":{"deep":[1,2]}}"#;
+        let user: UserRepresentation = serde_json::from_str(text).unwrap();
+        assert_eq!(user.self_.as_deref(), Some("x"));
+        let back: serde_json::Value = serde_json::to_value(&user).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+        let empty = serde_json::to_string(&UserRepresentation::default()).unwrap();
+        assert_eq!(empty, "{}");
+    }
+}
