@@ -76,6 +76,9 @@ pub enum Error {
     },
     /// A request body that could not be encoded.
     Encode(serde_json::Error),
+    /// The call was not sent: its input is unusable (e.g. a reconcile target without its
+    /// natural key).
+    Invalid(String),
     /// A create answered without a usable `Location` header.
     MissingLocation,
     /// The request never got a response: connection, timeout, or a layer's own error.
@@ -109,6 +112,7 @@ impl fmt::Display for Error {
                 write!(f, "unexpected response body ({source}): {excerpt}")
             }
             Error::Encode(error) => write!(f, "could not encode the request body: {error}"),
+            Error::Invalid(what) => write!(f, "invalid input: {what}"),
             Error::MissingLocation => f.write_str("created, but no Location header with the id"),
             Error::Transport(error) => write!(f, "transport: {error}"),
         }

@@ -131,7 +131,23 @@ impl AdminClient {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let base = base_url.into().trim_end_matches('/').to_owned();
+        Self::assemble(base_url.into(), credentials, service, None)
+    }
+
+    fn assemble<S, B>(
+        base_url: String,
+        credentials: Credentials,
+        service: S,
+        rate_limiter: Option<RateLimiter>,
+    ) -> Self
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let base = base_url.trim_end_matches('/').to_owned();
         let collected = collect(service);
         let service =
             BoxCloneSyncService::new(auth::AuthLayer::new(&base, credentials).layer(collected));
@@ -139,7 +155,7 @@ impl AdminClient {
             inner: Arc::new(Inner {
                 base,
                 service,
-                rate_limiter: None,
+                rate_limiter,
             }),
         }
     }
@@ -262,11 +278,12 @@ impl AdminClientBuilder {
             .layer(RateLimitLayer::new(limiter.clone()))
             .layer(tower::timeout::TimeoutLayer::new(timeout))
             .service(http);
-        let mut client = AdminClient::with_service(self.base, self.credentials, stack);
-        if let Some(inner) = Arc::get_mut(&mut client.inner) {
-            inner.rate_limiter = Some(limiter);
-        }
-        Ok(client)
+        Ok(AdminClient::assemble(
+            self.base,
+            self.credentials,
+            stack,
+            Some(limiter),
+        ))
     }
 }
 

@@ -126,8 +126,8 @@ where
             Err(error) => return Err(error),
         },
     };
-    let id = id_of(&current).ok_or_else(|| Error::Status {
-        status: http::StatusCode::OK,
+    let id = id_of(&current).ok_or_else(|| Error::Decode {
+        source: serde::de::Error::missing_field("id"),
         excerpt: "the object Keycloak returned has no id".to_owned(),
     })?;
     match merged(&current, desired)? {
@@ -140,10 +140,9 @@ where
 }
 
 fn required<'a>(value: &'a Option<String>, what: &str) -> Result<&'a str> {
-    value.as_deref().ok_or_else(|| Error::Status {
-        status: http::StatusCode::BAD_REQUEST,
-        excerpt: format!("desired object has no {what}"),
-    })
+    value
+        .as_deref()
+        .ok_or_else(|| Error::Invalid(format!("the desired object has no {what}")))
 }
 
 impl NamespacedClient {

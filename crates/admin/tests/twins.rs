@@ -271,6 +271,15 @@ async fn reconcile_creates_then_changes_nothing_then_updates() {
         .await
         .unwrap();
     assert_eq!(clients.len(), 1);
+
+    // Without its natural key a reconcile cannot look anything up: nothing is sent.
+    let sent = testbed.keycloak_requests().len();
+    let error = kc
+        .ensure_client("tenant", &ClientRepresentation::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, pacer_admin::Error::Invalid(_)), "{error:?}");
+    assert_eq!(testbed.keycloak_requests().len(), sent);
 }
 
 #[tokio::test]

@@ -26,6 +26,19 @@ fn doc(text: &str) -> String {
     words.join(" ")
 }
 
+/// `#[doc]` attributes, one per line, each with the leading space `///` comments have.
+fn doc_attrs(text: &str) -> TokenStream {
+    let lines = text.lines().map(|line| {
+        let line = if line.is_empty() {
+            String::new()
+        } else {
+            format!(" {line}")
+        };
+        quote!(#[doc = #line])
+    });
+    quote!(#(#lines)*)
+}
+
 fn doc_or(text: &str, fallback: String) -> String {
     let text = doc(text);
     if text.is_empty() { fallback } else { text }
@@ -61,19 +74,19 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
         let type_ident = format_ident!("{name}");
         items.push(match def {
             Def::Alias { doc: text, ty } => {
-                let text = doc_or(text, format!("The `{name}` schema."));
+                let text = doc_attrs(&doc_or(text, format!("The `{name}` schema.")));
                 let ty = ty.tokens(&quote!());
-                quote! { #[doc = #text] pub type #type_ident = #ty; }
+                quote! { #text pub type #type_ident = #ty; }
             }
             Def::Enum { doc: text, variants } => {
-                let text = doc_or(text, format!("The `{name}` values."));
+                let text = doc_attrs(&doc_or(text, format!("The `{name}` values.")));
                 let variants = variants.iter().map(|value| {
                     let variant = format_ident!("{}", pascal_case(value));
-                    let variant_doc = format!("`{value}`");
-                    quote! { #[doc = #variant_doc] #[serde(rename = #value)] #variant, }
+                    let variant_doc = doc_attrs(&format!("`{value}`"));
+                    quote! { #variant_doc #[serde(rename = #value)] #variant, }
                 });
                 quote! {
-                    #[doc = #text]
+                    #text
                     #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
                     pub enum #type_ident {
                         #(#variants)*
@@ -84,13 +97,13 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
                 }
             }
             Def::Struct { doc: text, fields } => {
-                let text = doc_or(text, format!("The `{name}` representation."));
+                let text = doc_attrs(&doc_or(text, format!("The `{name}` representation.")));
                 let redacted = fields.iter().any(|f| f.redacted);
                 let eq = if set.floats.contains(name) { quote!() } else { quote!(Eq,) };
                 let debug = if redacted { quote!() } else { quote!(Debug,) };
                 let field_tokens = fields.iter().map(|field| {
                     let ident = ident(&field.ident);
-                    let field_doc = doc_or(&field.doc, format!("`{}`", field.json));
+                    let field_doc = doc_attrs(&doc_or(&field.doc, format!("`{}`", field.json)));
                     let mut ty = field.ty.tokens(&quote!());
                     if field.boxed {
                         ty = quote!(Box<#ty>);
@@ -102,7 +115,7 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
                         quote!(rename = #json,)
                     };
                     quote! {
-                        #[doc = #field_doc]
+                        #field_doc
                         #[serde(#rename skip_serializing_if = "Option::is_none")]
                         pub #ident: Option<#ty>,
                     }
@@ -128,7 +141,7 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
                     quote!()
                 };
                 quote! {
-                    #[doc = #text]
+                    #text
                     #[derive(#debug Clone, Default, PartialEq, #eq Serialize, Deserialize)]
                     #[serde(rename_all = "camelCase")]
                     pub struct #type_ident {
@@ -148,7 +161,7 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
             continue;
         }
         let name = query_type(op);
-        let struct_doc = format!(
+        let struct_doc = doc_attrs(&format!(
             "Query parameters of [`{}::{}`](crate::api::{}::{}) (`{} {}`); `None` leaves a parameter out.",
             op.group.type_name,
             op.entry.name,
@@ -156,12 +169,12 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
             op.entry.name,
             op.method,
             op.path
-        );
+        ));
         let mut fields = Vec::new();
         let mut pushes = Vec::new();
         for param in &op.query {
             let field = ident(&snake_case(&param.name));
-            let field_doc = doc_or(&param.doc, format!("`{}`", param.name));
+            let field_doc = doc_attrs(&doc_or(&param.doc, format!("`{}`", param.name)));
             let ty = param.ty.tokens(&types_path());
             let json = &param.name;
             match &param.ty {
@@ -181,10 +194,10 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
                 }
                 other => bail!("{}: query parameter {json} of type {other:?}", op.entry.op),
             }
-            fields.push(quote! { #[doc = #field_doc] pub #field: Option<#ty>, });
+            fields.push(quote! { #field_doc pub #field: Option<#ty>, });
         }
         items.push(quote! {
-            #[doc = #struct_doc]
+            #struct_doc
             #[derive(Debug, Clone, Default, PartialEq)]
             pub struct #name { #(#fields)* }
             impl #name {
@@ -297,14 +310,17 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
         let type_ident = format_ident!("{}", group.type_name);
         let accessor = format_ident!("{}", group.name);
         let bound: Vec<Ident> = group.bound.iter().map(|b| ident(&snake_case(b))).collect();
-        let struct_doc = group_struct_doc(group);
-        let accessor_doc = format!("The [`{}`] API of this namespace.", group.type_name);
+        let struct_doc = doc_attrs(&group_struct_doc(group));
+        let accessor_doc = doc_attrs(&format!(
+            "The [`{}`] API of this namespace.",
+            group.type_name
+        ));
         let mut methods = Vec::new();
         for op in group_ops(group, operations) {
             let name = ident(&op.entry.name);
             let (declared, _) = arguments(op);
             let ret = return_type(op);
-            let text = method_doc(op);
+            let text = doc_attrs(&method_doc(op));
             let mut build = Vec::new();
             let mut literal = String::new();
             for segment in op.path.split('/').skip(1) {
@@ -348,7 +364,7 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
                 Response::Json { optional: true, .. } => quote!(fetch_optional),
             };
             methods.push(quote! {
-                #[doc = #text]
+                #text
                 pub async fn #name(&self, #(#declared),*) -> crate::Result<#ret> {
                     let mut target = String::new();
                     #(#build)*
@@ -361,14 +377,14 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
         let accessor_init = bound.iter().map(|b| quote!(#b: #b.into()));
         let fields = bound.iter().map(|b| quote!(#b: String));
         items.push(quote! {
-            #[doc = #struct_doc]
+            #struct_doc
             #[derive(Debug, Clone)]
             pub struct #type_ident {
                 client: crate::NamespacedClient,
                 #(#fields,)*
             }
             impl crate::NamespacedClient {
-                #[doc = #accessor_doc]
+                #accessor_doc
                 pub fn #accessor(&self, #(#accessor_args),*) -> #type_ident {
                     #type_ident { client: self.clone(), #(#accessor_init,)* }
                 }
@@ -397,22 +413,22 @@ pub(crate) fn blocking(
         let type_ident = format_ident!("{}", group.type_name);
         let accessor = format_ident!("{}", group.name);
         let bound: Vec<Ident> = group.bound.iter().map(|b| ident(&snake_case(b))).collect();
-        let struct_doc = format!(
+        let struct_doc = doc_attrs(&format!(
             "{} The blocking twin of [`crate::api::{}`].",
             group_struct_doc(group),
             group.type_name
-        );
-        let accessor_doc = format!(
+        ));
+        let accessor_doc = doc_attrs(&format!(
             "The blocking [`{}`] API of this namespace.",
             group.type_name
-        );
+        ));
         let methods = group_ops(group, operations).map(|op| {
             let name = ident(&op.entry.name);
             let (declared, passed) = arguments(op);
             let ret = return_type(op);
-            let text = method_doc(op);
+            let text = doc_attrs(&method_doc(op));
             quote! {
-                #[doc = #text]
+                #text
                 pub fn #name(&self, #(#declared),*) -> crate::Result<#ret> {
                     self.runtime.block_on(self.inner.#name(#(#passed),*))
                 }
@@ -420,14 +436,14 @@ pub(crate) fn blocking(
         });
         let accessor_args = bound.iter().map(|b| quote!(#b: impl Into<String>));
         items.push(quote! {
-            #[doc = #struct_doc]
+            #struct_doc
             #[derive(Debug, Clone)]
             pub struct #type_ident {
                 inner: crate::api::#type_ident,
                 runtime: std::sync::Arc<tokio::runtime::Runtime>,
             }
             impl crate::blocking::NamespacedClient {
-                #[doc = #accessor_doc]
+                #accessor_doc
                 pub fn #accessor(&self, #(#accessor_args),*) -> #type_ident {
                     #type_ident {
                         inner: self.inner.#accessor(#(#bound),*),

@@ -5,21 +5,21 @@
 //! Open a group from a [`NamespacedClient`](crate::NamespacedClient):
 //! `client.namespace("team-a").clients("realm").create(&rep)`. Every call goes through
 //! the client's pacer stack with that namespace.
-///Realms: list, read, create, update, delete, partial import.
+/// Realms: list, read, create, update, delete, partial import.
 #[derive(Debug, Clone)]
 pub struct Realms {
     client: crate::NamespacedClient,
 }
 impl crate::NamespacedClient {
-    ///The [`Realms`] API of this namespace.
+    /// The [`Realms`] API of this namespace.
     pub fn realms(&self) -> Realms {
         Realms { client: self.clone() }
     }
 }
 impl Realms {
-    /**Get accessible realms Returns a list of accessible realms. The list is filtered based on what realms the caller is allowed to view.
-
-`GET /admin/realms`*/
+    /// Get accessible realms Returns a list of accessible realms. The list is filtered based on what realms the caller is allowed to view.
+    ///
+    /// `GET /admin/realms`
     pub async fn list(
         &self,
         query: &crate::types::RealmsListQuery,
@@ -30,9 +30,9 @@ impl Realms {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Get the top-level representation of the realm It will not include nested information like User and Client representations.
-
-`GET /admin/realms/{realm}`. Returns `None` when Keycloak answers 404.*/
+    /// Get the top-level representation of the realm It will not include nested information like User and Client representations.
+    ///
+    /// `GET /admin/realms/{realm}`. Returns `None` when Keycloak answers 404.
     pub async fn get(
         &self,
         realm: &str,
@@ -43,9 +43,9 @@ impl Realms {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Import a realm. Imports a realm from a full representation of that realm. Realm name must be unique.
-
-`POST /admin/realms`. Returns the new object's id: the last segment of `Location`.*/
+    /// Import a realm. Imports a realm from a full representation of that realm. Realm name must be unique.
+    ///
+    /// `POST /admin/realms`. Returns the new object's id: the last segment of `Location`.
     pub async fn create(
         &self,
         body: &crate::types::RealmRepresentation,
@@ -55,9 +55,9 @@ impl Realms {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Update the top-level information of the realm Any user, roles or client information in the representation will be ignored. This will only update top-level attributes of the realm.
-
-`PUT /admin/realms/{realm}`*/
+    /// Update the top-level information of the realm Any user, roles or client information in the representation will be ignored. This will only update top-level attributes of the realm.
+    ///
+    /// `PUT /admin/realms/{realm}`
     pub async fn update(
         &self,
         realm: &str,
@@ -69,9 +69,9 @@ impl Realms {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the realm
-
-`DELETE /admin/realms/{realm}`*/
+    /// Delete the realm
+    ///
+    /// `DELETE /admin/realms/{realm}`
     pub async fn delete(&self, realm: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -79,9 +79,9 @@ impl Realms {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Partial import from a JSON file to an existing realm.
-
-`POST /admin/realms/{realm}/partialImport`*/
+    /// Partial import from a JSON file to an existing realm.
+    ///
+    /// `POST /admin/realms/{realm}/partialImport`
     pub async fn partial_import(
         &self,
         realm: &str,
@@ -95,14 +95,14 @@ impl Realms {
         self.client.fetch(call).await
     }
 }
-///Clients of one realm, their secrets, scopes, protocol mappers and client roles. Opened for one `realm`.
+/// Clients of one realm, their secrets, scopes, protocol mappers and client roles. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Clients {
     client: crate::NamespacedClient,
     realm: String,
 }
 impl crate::NamespacedClient {
-    ///The [`Clients`] API of this namespace.
+    /// The [`Clients`] API of this namespace.
     pub fn clients(&self, realm: impl Into<String>) -> Clients {
         Clients {
             client: self.clone(),
@@ -111,9 +111,9 @@ impl crate::NamespacedClient {
     }
 }
 impl Clients {
-    /**Get clients belonging to the realm. If a client can’t be retrieved from the storage due to a problem with the underlying storage, it is silently removed from the returned list. This ensures that concurrent modifications to the list don’t prevent callers from retrieving this list.
-
-`GET /admin/realms/{realm}/clients`*/
+    /// Get clients belonging to the realm. If a client can’t be retrieved from the storage due to a problem with the underlying storage, it is silently removed from the returned list. This ensures that concurrent modifications to the list don’t prevent callers from retrieving this list.
+    ///
+    /// `GET /admin/realms/{realm}/clients`
     pub async fn list(
         &self,
         query: &crate::types::ClientsListQuery,
@@ -126,9 +126,9 @@ impl Clients {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Create a new client Client’s client_id must be unique!
-
-`POST /admin/realms/{realm}/clients`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new client Client’s client_id must be unique!
+    ///
+    /// `POST /admin/realms/{realm}/clients`. Returns the new object's id: the last segment of `Location`.
     pub async fn create(
         &self,
         body: &crate::types::ClientRepresentation,
@@ -140,9 +140,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get representation of the client
-
-`GET /admin/realms/{realm}/clients/{client-uuid}`. Returns `None` when Keycloak answers 404.*/
+    /// Get representation of the client
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}`. Returns `None` when Keycloak answers 404.
     pub async fn get(
         &self,
         client_uuid: &str,
@@ -155,9 +155,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update the client
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}`*/
+    /// Update the client
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}`
     pub async fn update(
         &self,
         client_uuid: &str,
@@ -171,9 +171,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the client
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}`*/
+    /// Delete the client
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}`
     pub async fn delete(&self, client_uuid: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -183,9 +183,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get the client secret
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/client-secret`*/
+    /// Get the client secret
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/client-secret`
     pub async fn secret(
         &self,
         client_uuid: &str,
@@ -199,9 +199,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Generate a new secret for the client
-
-`POST /admin/realms/{realm}/clients/{client-uuid}/client-secret`*/
+    /// Generate a new secret for the client
+    ///
+    /// `POST /admin/realms/{realm}/clients/{client-uuid}/client-secret`
     pub async fn regenerate_secret(
         &self,
         client_uuid: &str,
@@ -215,9 +215,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::POST, target);
         self.client.fetch(call).await
     }
-    /**Get a user dedicated to the service account
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/service-account-user`*/
+    /// Get a user dedicated to the service account
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/service-account-user`
     pub async fn service_account_user(
         &self,
         client_uuid: &str,
@@ -231,9 +231,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Get default client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes`*/
+    /// Get default client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes`
     pub async fn default_scopes(
         &self,
         client_uuid: &str,
@@ -247,9 +247,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**`PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`
     pub async fn add_default_scope(
         &self,
         client_uuid: &str,
@@ -265,9 +265,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
-    /**`DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`
     pub async fn remove_default_scope(
         &self,
         client_uuid: &str,
@@ -283,9 +283,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get optional client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes`*/
+    /// Get optional client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes`
     pub async fn optional_scopes(
         &self,
         client_uuid: &str,
@@ -299,9 +299,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**`PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`
     pub async fn add_optional_scope(
         &self,
         client_uuid: &str,
@@ -317,9 +317,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
-    /**`DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`
     pub async fn remove_optional_scope(
         &self,
         client_uuid: &str,
@@ -335,9 +335,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get mappers
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`*/
+    /// Get mappers
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`
     pub async fn protocol_mappers(
         &self,
         client_uuid: &str,
@@ -351,9 +351,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Create a mapper
-
-`POST /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a mapper
+    ///
+    /// `POST /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.
     pub async fn create_protocol_mapper(
         &self,
         client_uuid: &str,
@@ -368,9 +368,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get mapper by id
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get mapper by id
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.
     pub async fn protocol_mapper(
         &self,
         client_uuid: &str,
@@ -386,9 +386,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update the mapper
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`*/
+    /// Update the mapper
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`
     pub async fn update_protocol_mapper(
         &self,
         client_uuid: &str,
@@ -405,9 +405,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the mapper
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`*/
+    /// Delete the mapper
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`
     pub async fn delete_protocol_mapper(
         &self,
         client_uuid: &str,
@@ -423,9 +423,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get all roles for the realm or client
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/roles`*/
+    /// Get all roles for the realm or client
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/roles`
     pub async fn roles(
         &self,
         client_uuid: &str,
@@ -441,9 +441,9 @@ impl Clients {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Create a new role for the realm or client
-
-`POST /admin/realms/{realm}/clients/{client-uuid}/roles`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new role for the realm or client
+    ///
+    /// `POST /admin/realms/{realm}/clients/{client-uuid}/roles`. Returns the new object's id: the last segment of `Location`.
     pub async fn create_role(
         &self,
         client_uuid: &str,
@@ -458,9 +458,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get a role by name
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`. Returns `None` when Keycloak answers 404.*/
+    /// Get a role by name
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`. Returns `None` when Keycloak answers 404.
     pub async fn role(
         &self,
         client_uuid: &str,
@@ -476,9 +476,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update a role by name
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`*/
+    /// Update a role by name
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`
     pub async fn update_role(
         &self,
         client_uuid: &str,
@@ -495,9 +495,9 @@ impl Clients {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete a role by name
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`*/
+    /// Delete a role by name
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`
     pub async fn delete_role(
         &self,
         client_uuid: &str,
@@ -514,14 +514,14 @@ impl Clients {
         self.client.send_empty(call).await
     }
 }
-///Client scopes of one realm, their protocol mappers, and the realm's default scopes. Opened for one `realm`.
+/// Client scopes of one realm, their protocol mappers, and the realm's default scopes. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct ClientScopes {
     client: crate::NamespacedClient,
     realm: String,
 }
 impl crate::NamespacedClient {
-    ///The [`ClientScopes`] API of this namespace.
+    /// The [`ClientScopes`] API of this namespace.
     pub fn client_scopes(&self, realm: impl Into<String>) -> ClientScopes {
         ClientScopes {
             client: self.clone(),
@@ -530,9 +530,9 @@ impl crate::NamespacedClient {
     }
 }
 impl ClientScopes {
-    /**Get client scopes belonging to the realm Returns a list of client scopes belonging to the realm
-
-`GET /admin/realms/{realm}/client-scopes`*/
+    /// Get client scopes belonging to the realm Returns a list of client scopes belonging to the realm
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes`
     pub async fn list(
         &self,
     ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
@@ -543,9 +543,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Create a new client scope Client Scope’s name must be unique!
-
-`POST /admin/realms/{realm}/client-scopes`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new client scope Client Scope’s name must be unique!
+    ///
+    /// `POST /admin/realms/{realm}/client-scopes`. Returns the new object's id: the last segment of `Location`.
     pub async fn create(
         &self,
         body: &crate::types::ClientScopeRepresentation,
@@ -557,9 +557,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get representation of the client scope
-
-`GET /admin/realms/{realm}/client-scopes/{client-scope-id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get representation of the client scope
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes/{client-scope-id}`. Returns `None` when Keycloak answers 404.
     pub async fn get(
         &self,
         client_scope_id: &str,
@@ -572,9 +572,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update the client scope
-
-`PUT /admin/realms/{realm}/client-scopes/{client-scope-id}`*/
+    /// Update the client scope
+    ///
+    /// `PUT /admin/realms/{realm}/client-scopes/{client-scope-id}`
     pub async fn update(
         &self,
         client_scope_id: &str,
@@ -588,9 +588,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the client scope
-
-`DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}`*/
+    /// Delete the client scope
+    ///
+    /// `DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}`
     pub async fn delete(&self, client_scope_id: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -600,9 +600,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get mappers
-
-`GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`*/
+    /// Get mappers
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`
     pub async fn protocol_mappers(
         &self,
         client_scope_id: &str,
@@ -616,9 +616,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Create a mapper
-
-`POST /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a mapper
+    ///
+    /// `POST /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.
     pub async fn create_protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -633,9 +633,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get mapper by id
-
-`GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get mapper by id
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.
     pub async fn protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -651,9 +651,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update the mapper
-
-`PUT /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`*/
+    /// Update the mapper
+    ///
+    /// `PUT /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`
     pub async fn update_protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -670,9 +670,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the mapper
-
-`DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`*/
+    /// Delete the mapper
+    ///
+    /// `DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`
     pub async fn delete_protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -688,9 +688,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get realm default client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/default-default-client-scopes`*/
+    /// Get realm default client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/default-default-client-scopes`
     pub async fn realm_default_scopes(
         &self,
     ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
@@ -701,9 +701,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**`PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`
     pub async fn add_realm_default_scope(
         &self,
         client_scope_id: &str,
@@ -716,9 +716,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
-    /**`DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`
     pub async fn remove_realm_default_scope(
         &self,
         client_scope_id: &str,
@@ -731,9 +731,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get realm optional client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/default-optional-client-scopes`*/
+    /// Get realm optional client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/default-optional-client-scopes`
     pub async fn realm_optional_scopes(
         &self,
     ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
@@ -744,9 +744,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**`PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`
     pub async fn add_realm_optional_scope(
         &self,
         client_scope_id: &str,
@@ -759,9 +759,9 @@ impl ClientScopes {
         let call = crate::core::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
-    /**`DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`
     pub async fn remove_realm_optional_scope(
         &self,
         client_scope_id: &str,
@@ -775,14 +775,14 @@ impl ClientScopes {
         self.client.send_empty(call).await
     }
 }
-///Users of one realm: search, CRUD, passwords, group membership, role mappings. Opened for one `realm`.
+/// Users of one realm: search, CRUD, passwords, group membership, role mappings. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Users {
     client: crate::NamespacedClient,
     realm: String,
 }
 impl crate::NamespacedClient {
-    ///The [`Users`] API of this namespace.
+    /// The [`Users`] API of this namespace.
     pub fn users(&self, realm: impl Into<String>) -> Users {
         Users {
             client: self.clone(),
@@ -791,9 +791,9 @@ impl crate::NamespacedClient {
     }
 }
 impl Users {
-    /**Get users Returns a stream of users, filtered according to query parameters. Returns a stream of users. Note that the 'credentials' field in the returned UserRepresentation objects is typically not populated for performance reasons. If specific credential metadata is required, use the dedicated 'GET /admin/realms/{realm}/users/{user-id}/credentials' endpoint.
-
-`GET /admin/realms/{realm}/users`*/
+    /// Get users Returns a stream of users, filtered according to query parameters. Returns a stream of users. Note that the 'credentials' field in the returned UserRepresentation objects is typically not populated for performance reasons. If specific credential metadata is required, use the dedicated 'GET /admin/realms/{realm}/users/{user-id}/credentials' endpoint.
+    ///
+    /// `GET /admin/realms/{realm}/users`
     pub async fn list(
         &self,
         query: &crate::types::UsersListQuery,
@@ -806,9 +806,9 @@ impl Users {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Returns the number of users that match the given criteria. It can be called in three different ways. 1. Don’t specify any criteria and pass {@code null}. The number of all users within that realm will be returned. \<p\> 2. If {@code search} is specified other criteria such as {@code last} will be ignored even though you set them. The {@code search} string will be matched against the first and last name, the username and the email of a user. \<p\> 3. If {@code search} is unspecified but any of {@code last}, {@code first}, {@code email} or {@code username} those criteria are matched against their respective fields on a user entity. Combined with a logical and.
-
-`GET /admin/realms/{realm}/users/count`*/
+    /// Returns the number of users that match the given criteria. It can be called in three different ways. 1. Don’t specify any criteria and pass {@code null}. The number of all users within that realm will be returned. \<p\> 2. If {@code search} is specified other criteria such as {@code last} will be ignored even though you set them. The {@code search} string will be matched against the first and last name, the username and the email of a user. \<p\> 3. If {@code search} is unspecified but any of {@code last}, {@code first}, {@code email} or {@code username} those criteria are matched against their respective fields on a user entity. Combined with a logical and.
+    ///
+    /// `GET /admin/realms/{realm}/users/count`
     pub async fn count(
         &self,
         query: &crate::types::UsersCountQuery,
@@ -821,9 +821,9 @@ impl Users {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Create a new user Username must be unique.
-
-`POST /admin/realms/{realm}/users`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new user Username must be unique.
+    ///
+    /// `POST /admin/realms/{realm}/users`. Returns the new object's id: the last segment of `Location`.
     pub async fn create(
         &self,
         body: &crate::types::UserRepresentation,
@@ -835,9 +835,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get representation of the user
-
-`GET /admin/realms/{realm}/users/{user-id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get representation of the user
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}`. Returns `None` when Keycloak answers 404.
     pub async fn get(
         &self,
         user_id: &str,
@@ -852,9 +852,9 @@ impl Users {
             .query(query.pairs());
         self.client.fetch_optional(call).await
     }
-    /**Update the user
-
-`PUT /admin/realms/{realm}/users/{user-id}`*/
+    /// Update the user
+    ///
+    /// `PUT /admin/realms/{realm}/users/{user-id}`
     pub async fn update(
         &self,
         user_id: &str,
@@ -868,9 +868,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the user
-
-`DELETE /admin/realms/{realm}/users/{user-id}`*/
+    /// Delete the user
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}`
     pub async fn delete(&self, user_id: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -880,9 +880,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Set up a new password for the user.
-
-`PUT /admin/realms/{realm}/users/{user-id}/reset-password`*/
+    /// Set up a new password for the user.
+    ///
+    /// `PUT /admin/realms/{realm}/users/{user-id}/reset-password`
     pub async fn reset_password(
         &self,
         user_id: &str,
@@ -897,9 +897,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**`GET /admin/realms/{realm}/users/{user-id}/groups`.
-
-`GET /admin/realms/{realm}/users/{user-id}/groups`*/
+    /// `GET /admin/realms/{realm}/users/{user-id}/groups`.
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}/groups`
     pub async fn groups(
         &self,
         user_id: &str,
@@ -915,9 +915,9 @@ impl Users {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**`PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
-
-`PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`*/
+    /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
     pub async fn join_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -929,9 +929,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
-    /**`DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
-
-`DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`*/
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
     pub async fn leave_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -943,9 +943,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get realm-level role mappings
-
-`GET /admin/realms/{realm}/users/{user-id}/role-mappings/realm`*/
+    /// Get realm-level role mappings
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}/role-mappings/realm`
     pub async fn realm_roles(
         &self,
         user_id: &str,
@@ -959,9 +959,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Add realm-level role mappings to the user
-
-`POST /admin/realms/{realm}/users/{user-id}/role-mappings/realm`*/
+    /// Add realm-level role mappings to the user
+    ///
+    /// `POST /admin/realms/{realm}/users/{user-id}/role-mappings/realm`
     pub async fn add_realm_roles(
         &self,
         user_id: &str,
@@ -976,9 +976,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete realm-level role mappings
-
-`DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/realm`*/
+    /// Delete realm-level role mappings
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/realm`
     pub async fn remove_realm_roles(
         &self,
         user_id: &str,
@@ -993,9 +993,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Get client-level role mappings for the user or group, and the app
-
-`GET /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`*/
+    /// Get client-level role mappings for the user or group, and the app
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`
     pub async fn client_roles(
         &self,
         user_id: &str,
@@ -1011,9 +1011,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Add client-level roles to the user or group role mapping
-
-`POST /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`*/
+    /// Add client-level roles to the user or group role mapping
+    ///
+    /// `POST /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`
     pub async fn add_client_roles(
         &self,
         user_id: &str,
@@ -1030,9 +1030,9 @@ impl Users {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete client-level roles from user or group role mapping
-
-`DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`*/
+    /// Delete client-level roles from user or group role mapping
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`
     pub async fn remove_client_roles(
         &self,
         user_id: &str,
@@ -1050,14 +1050,14 @@ impl Users {
         self.client.send_empty(call).await
     }
 }
-///Groups of one realm: CRUD, children, members, lookup by path, role mappings. Opened for one `realm`.
+/// Groups of one realm: CRUD, children, members, lookup by path, role mappings. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Groups {
     client: crate::NamespacedClient,
     realm: String,
 }
 impl crate::NamespacedClient {
-    ///The [`Groups`] API of this namespace.
+    /// The [`Groups`] API of this namespace.
     pub fn groups(&self, realm: impl Into<String>) -> Groups {
         Groups {
             client: self.clone(),
@@ -1066,9 +1066,9 @@ impl crate::NamespacedClient {
     }
 }
 impl Groups {
-    /**Get group hierarchy. Only `name` and `id` are returned. `subGroups` are only returned when using the `search` or `q` parameter. If none of these parameters is provided, the top-level groups are returned without `subGroups` being filled.
-
-`GET /admin/realms/{realm}/groups`*/
+    /// Get group hierarchy. Only `name` and `id` are returned. `subGroups` are only returned when using the `search` or `q` parameter. If none of these parameters is provided, the top-level groups are returned without `subGroups` being filled.
+    ///
+    /// `GET /admin/realms/{realm}/groups`
     pub async fn list(
         &self,
         query: &crate::types::GroupsListQuery,
@@ -1081,9 +1081,9 @@ impl Groups {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**create or add a top level realm groupSet or create child. This will update the group and set the parent if it exists. Create it and set the parent if the group doesn’t exist.
-
-`POST /admin/realms/{realm}/groups`. Returns the new object's id: the last segment of `Location`.*/
+    /// create or add a top level realm groupSet or create child. This will update the group and set the parent if it exists. Create it and set the parent if the group doesn’t exist.
+    ///
+    /// `POST /admin/realms/{realm}/groups`. Returns the new object's id: the last segment of `Location`.
     pub async fn create(
         &self,
         body: &crate::types::GroupRepresentation,
@@ -1095,9 +1095,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**`GET /admin/realms/{realm}/groups/{group-id}`.
-
-`GET /admin/realms/{realm}/groups/{group-id}`. Returns `None` when Keycloak answers 404.*/
+    /// `GET /admin/realms/{realm}/groups/{group-id}`.
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}`. Returns `None` when Keycloak answers 404.
     pub async fn get(
         &self,
         group_id: &str,
@@ -1110,9 +1110,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update group, ignores subgroups.
-
-`PUT /admin/realms/{realm}/groups/{group-id}`*/
+    /// Update group, ignores subgroups.
+    ///
+    /// `PUT /admin/realms/{realm}/groups/{group-id}`
     pub async fn update(
         &self,
         group_id: &str,
@@ -1126,9 +1126,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**`DELETE /admin/realms/{realm}/groups/{group-id}`.
-
-`DELETE /admin/realms/{realm}/groups/{group-id}`*/
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}`
     pub async fn delete(&self, group_id: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -1138,9 +1138,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Return a paginated list of subgroups that have a parent group corresponding to the group on the URL
-
-`GET /admin/realms/{realm}/groups/{group-id}/children`*/
+    /// Return a paginated list of subgroups that have a parent group corresponding to the group on the URL
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/children`
     pub async fn children(
         &self,
         group_id: &str,
@@ -1156,9 +1156,9 @@ impl Groups {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Set or create child. This will just set the parent if it exists. Create it and set the parent if the group doesn’t exist.
-
-`POST /admin/realms/{realm}/groups/{group-id}/children`. Returns the new object's id: the last segment of `Location`.*/
+    /// Set or create child. This will just set the parent if it exists. Create it and set the parent if the group doesn’t exist.
+    ///
+    /// `POST /admin/realms/{realm}/groups/{group-id}/children`. Returns the new object's id: the last segment of `Location`.
     pub async fn create_child(
         &self,
         group_id: &str,
@@ -1173,9 +1173,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get users Returns a stream of users, filtered according to query parameters
-
-`GET /admin/realms/{realm}/groups/{group-id}/members`*/
+    /// Get users Returns a stream of users, filtered according to query parameters
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/members`
     pub async fn members(
         &self,
         group_id: &str,
@@ -1191,9 +1191,9 @@ impl Groups {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**`GET /admin/realms/{realm}/group-by-path/{path}`.
-
-`GET /admin/realms/{realm}/group-by-path/{path}`. Returns `None` when Keycloak answers 404.*/
+    /// `GET /admin/realms/{realm}/group-by-path/{path}`.
+    ///
+    /// `GET /admin/realms/{realm}/group-by-path/{path}`. Returns `None` when Keycloak answers 404.
     pub async fn by_path(
         &self,
         path: &str,
@@ -1206,9 +1206,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Get realm-level role mappings
-
-`GET /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`*/
+    /// Get realm-level role mappings
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`
     pub async fn realm_roles(
         &self,
         group_id: &str,
@@ -1222,9 +1222,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Add realm-level role mappings to the user
-
-`POST /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`*/
+    /// Add realm-level role mappings to the user
+    ///
+    /// `POST /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`
     pub async fn add_realm_roles(
         &self,
         group_id: &str,
@@ -1239,9 +1239,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete realm-level role mappings
-
-`DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`*/
+    /// Delete realm-level role mappings
+    ///
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`
     pub async fn remove_realm_roles(
         &self,
         group_id: &str,
@@ -1256,9 +1256,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Get client-level role mappings for the user or group, and the app
-
-`GET /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`*/
+    /// Get client-level role mappings for the user or group, and the app
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`
     pub async fn client_roles(
         &self,
         group_id: &str,
@@ -1274,9 +1274,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Add client-level roles to the user or group role mapping
-
-`POST /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`*/
+    /// Add client-level roles to the user or group role mapping
+    ///
+    /// `POST /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`
     pub async fn add_client_roles(
         &self,
         group_id: &str,
@@ -1293,9 +1293,9 @@ impl Groups {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete client-level roles from user or group role mapping
-
-`DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`*/
+    /// Delete client-level roles from user or group role mapping
+    ///
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`
     pub async fn remove_client_roles(
         &self,
         group_id: &str,
@@ -1313,14 +1313,14 @@ impl Groups {
         self.client.send_empty(call).await
     }
 }
-///Realm roles of one realm: CRUD by name, composites, and access by id. Opened for one `realm`.
+/// Realm roles of one realm: CRUD by name, composites, and access by id. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Roles {
     client: crate::NamespacedClient,
     realm: String,
 }
 impl crate::NamespacedClient {
-    ///The [`Roles`] API of this namespace.
+    /// The [`Roles`] API of this namespace.
     pub fn roles(&self, realm: impl Into<String>) -> Roles {
         Roles {
             client: self.clone(),
@@ -1329,9 +1329,9 @@ impl crate::NamespacedClient {
     }
 }
 impl Roles {
-    /**Get all roles for the realm or client
-
-`GET /admin/realms/{realm}/roles`*/
+    /// Get all roles for the realm or client
+    ///
+    /// `GET /admin/realms/{realm}/roles`
     pub async fn list(
         &self,
         query: &crate::types::RolesListQuery,
@@ -1344,9 +1344,9 @@ impl Roles {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Create a new role for the realm or client
-
-`POST /admin/realms/{realm}/roles`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new role for the realm or client
+    ///
+    /// `POST /admin/realms/{realm}/roles`. Returns the new object's id: the last segment of `Location`.
     pub async fn create(
         &self,
         body: &crate::types::RoleRepresentation,
@@ -1358,9 +1358,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get a role by name
-
-`GET /admin/realms/{realm}/roles/{role-name}`. Returns `None` when Keycloak answers 404.*/
+    /// Get a role by name
+    ///
+    /// `GET /admin/realms/{realm}/roles/{role-name}`. Returns `None` when Keycloak answers 404.
     pub async fn get(
         &self,
         role_name: &str,
@@ -1373,9 +1373,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update a role by name
-
-`PUT /admin/realms/{realm}/roles/{role-name}`*/
+    /// Update a role by name
+    ///
+    /// `PUT /admin/realms/{realm}/roles/{role-name}`
     pub async fn update(
         &self,
         role_name: &str,
@@ -1389,9 +1389,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete a role by name
-
-`DELETE /admin/realms/{realm}/roles/{role-name}`*/
+    /// Delete a role by name
+    ///
+    /// `DELETE /admin/realms/{realm}/roles/{role-name}`
     pub async fn delete(&self, role_name: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -1401,9 +1401,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get composites of the role
-
-`GET /admin/realms/{realm}/roles/{role-name}/composites`*/
+    /// Get composites of the role
+    ///
+    /// `GET /admin/realms/{realm}/roles/{role-name}/composites`
     pub async fn composites(
         &self,
         role_name: &str,
@@ -1417,9 +1417,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Add a composite to the role
-
-`POST /admin/realms/{realm}/roles/{role-name}/composites`*/
+    /// Add a composite to the role
+    ///
+    /// `POST /admin/realms/{realm}/roles/{role-name}/composites`
     pub async fn add_composites(
         &self,
         role_name: &str,
@@ -1434,9 +1434,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Remove roles from the role's composite
-
-`DELETE /admin/realms/{realm}/roles/{role-name}/composites`*/
+    /// Remove roles from the role's composite
+    ///
+    /// `DELETE /admin/realms/{realm}/roles/{role-name}/composites`
     pub async fn remove_composites(
         &self,
         role_name: &str,
@@ -1451,9 +1451,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Get a specific role's representation
-
-`GET /admin/realms/{realm}/roles-by-id/{role-id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get a specific role's representation
+    ///
+    /// `GET /admin/realms/{realm}/roles-by-id/{role-id}`. Returns `None` when Keycloak answers 404.
     pub async fn get_by_id(
         &self,
         role_id: &str,
@@ -1466,9 +1466,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update the role
-
-`PUT /admin/realms/{realm}/roles-by-id/{role-id}`*/
+    /// Update the role
+    ///
+    /// `PUT /admin/realms/{realm}/roles-by-id/{role-id}`
     pub async fn update_by_id(
         &self,
         role_id: &str,
@@ -1482,9 +1482,9 @@ impl Roles {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the role
-
-`DELETE /admin/realms/{realm}/roles-by-id/{role-id}`*/
+    /// Delete the role
+    ///
+    /// `DELETE /admin/realms/{realm}/roles-by-id/{role-id}`
     pub async fn delete_by_id(&self, role_id: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -1495,14 +1495,14 @@ impl Roles {
         self.client.send_empty(call).await
     }
 }
-///Identity providers of one realm and their mappers. Opened for one `realm`.
+/// Identity providers of one realm and their mappers. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct IdentityProviders {
     client: crate::NamespacedClient,
     realm: String,
 }
 impl crate::NamespacedClient {
-    ///The [`IdentityProviders`] API of this namespace.
+    /// The [`IdentityProviders`] API of this namespace.
     pub fn identity_providers(&self, realm: impl Into<String>) -> IdentityProviders {
         IdentityProviders {
             client: self.clone(),
@@ -1511,9 +1511,9 @@ impl crate::NamespacedClient {
     }
 }
 impl IdentityProviders {
-    /**List identity providers
-
-`GET /admin/realms/{realm}/identity-provider/instances`*/
+    /// List identity providers
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances`
     pub async fn list(
         &self,
         query: &crate::types::IdentityProvidersListQuery,
@@ -1526,9 +1526,9 @@ impl IdentityProviders {
             .query(query.pairs());
         self.client.fetch(call).await
     }
-    /**Create a new identity provider
-
-`POST /admin/realms/{realm}/identity-provider/instances`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new identity provider
+    ///
+    /// `POST /admin/realms/{realm}/identity-provider/instances`. Returns the new object's id: the last segment of `Location`.
     pub async fn create(
         &self,
         body: &crate::types::IdentityProviderRepresentation,
@@ -1540,9 +1540,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get the identity provider
-
-`GET /admin/realms/{realm}/identity-provider/instances/{alias}`. Returns `None` when Keycloak answers 404.*/
+    /// Get the identity provider
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances/{alias}`. Returns `None` when Keycloak answers 404.
     pub async fn get(
         &self,
         alias: &str,
@@ -1555,9 +1555,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update the identity provider
-
-`PUT /admin/realms/{realm}/identity-provider/instances/{alias}`*/
+    /// Update the identity provider
+    ///
+    /// `PUT /admin/realms/{realm}/identity-provider/instances/{alias}`
     pub async fn update(
         &self,
         alias: &str,
@@ -1571,9 +1571,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete the identity provider
-
-`DELETE /admin/realms/{realm}/identity-provider/instances/{alias}`*/
+    /// Delete the identity provider
+    ///
+    /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}`
     pub async fn delete(&self, alias: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
@@ -1583,9 +1583,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
-    /**Get mappers for identity provider
-
-`GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`*/
+    /// Get mappers for identity provider
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`
     pub async fn mappers(
         &self,
         alias: &str,
@@ -1599,9 +1599,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
-    /**Add a mapper to identity provider
-
-`POST /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`. Returns the new object's id: the last segment of `Location`.*/
+    /// Add a mapper to identity provider
+    ///
+    /// `POST /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`. Returns the new object's id: the last segment of `Location`.
     pub async fn create_mapper(
         &self,
         alias: &str,
@@ -1616,9 +1616,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
-    /**Get mapper by id for the identity provider
-
-`GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get mapper by id for the identity provider
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`. Returns `None` when Keycloak answers 404.
     pub async fn mapper(
         &self,
         alias: &str,
@@ -1634,9 +1634,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
-    /**Update a mapper for the identity provider
-
-`PUT /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`*/
+    /// Update a mapper for the identity provider
+    ///
+    /// `PUT /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`
     pub async fn update_mapper(
         &self,
         alias: &str,
@@ -1653,9 +1653,9 @@ impl IdentityProviders {
         let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
-    /**Delete a mapper for the identity provider
-
-`DELETE /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`*/
+    /// Delete a mapper for the identity provider
+    ///
+    /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`
     pub async fn delete_mapper(&self, alias: &str, id: &str) -> crate::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");

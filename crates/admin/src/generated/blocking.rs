@@ -2,14 +2,14 @@
 
 //! The blocking API: each method runs its async twin from [`crate::api`] on the
 //! client's own runtime, so the two cannot behave differently.
-///Realms: list, read, create, update, delete, partial import. The blocking twin of [`crate::api::Realms`].
+/// Realms: list, read, create, update, delete, partial import. The blocking twin of [`crate::api::Realms`].
 #[derive(Debug, Clone)]
 pub struct Realms {
     inner: crate::api::Realms,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 impl crate::blocking::NamespacedClient {
-    ///The blocking [`Realms`] API of this namespace.
+    /// The blocking [`Realms`] API of this namespace.
     pub fn realms(&self) -> Realms {
         Realms {
             inner: self.inner.realms(),
@@ -18,36 +18,36 @@ impl crate::blocking::NamespacedClient {
     }
 }
 impl Realms {
-    /**Get accessible realms Returns a list of accessible realms. The list is filtered based on what realms the caller is allowed to view.
-
-`GET /admin/realms`*/
+    /// Get accessible realms Returns a list of accessible realms. The list is filtered based on what realms the caller is allowed to view.
+    ///
+    /// `GET /admin/realms`
     pub fn list(
         &self,
         query: &crate::types::RealmsListQuery,
     ) -> crate::Result<Vec<crate::types::RealmRepresentation>> {
         self.runtime.block_on(self.inner.list(query))
     }
-    /**Get the top-level representation of the realm It will not include nested information like User and Client representations.
-
-`GET /admin/realms/{realm}`. Returns `None` when Keycloak answers 404.*/
+    /// Get the top-level representation of the realm It will not include nested information like User and Client representations.
+    ///
+    /// `GET /admin/realms/{realm}`. Returns `None` when Keycloak answers 404.
     pub fn get(
         &self,
         realm: &str,
     ) -> crate::Result<Option<crate::types::RealmRepresentation>> {
         self.runtime.block_on(self.inner.get(realm))
     }
-    /**Import a realm. Imports a realm from a full representation of that realm. Realm name must be unique.
-
-`POST /admin/realms`. Returns the new object's id: the last segment of `Location`.*/
+    /// Import a realm. Imports a realm from a full representation of that realm. Realm name must be unique.
+    ///
+    /// `POST /admin/realms`. Returns the new object's id: the last segment of `Location`.
     pub fn create(
         &self,
         body: &crate::types::RealmRepresentation,
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create(body))
     }
-    /**Update the top-level information of the realm Any user, roles or client information in the representation will be ignored. This will only update top-level attributes of the realm.
-
-`PUT /admin/realms/{realm}`*/
+    /// Update the top-level information of the realm Any user, roles or client information in the representation will be ignored. This will only update top-level attributes of the realm.
+    ///
+    /// `PUT /admin/realms/{realm}`
     pub fn update(
         &self,
         realm: &str,
@@ -55,15 +55,15 @@ impl Realms {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update(realm, body))
     }
-    /**Delete the realm
-
-`DELETE /admin/realms/{realm}`*/
+    /// Delete the realm
+    ///
+    /// `DELETE /admin/realms/{realm}`
     pub fn delete(&self, realm: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete(realm))
     }
-    /**Partial import from a JSON file to an existing realm.
-
-`POST /admin/realms/{realm}/partialImport`*/
+    /// Partial import from a JSON file to an existing realm.
+    ///
+    /// `POST /admin/realms/{realm}/partialImport`
     pub fn partial_import(
         &self,
         realm: &str,
@@ -72,14 +72,14 @@ impl Realms {
         self.runtime.block_on(self.inner.partial_import(realm, body))
     }
 }
-///Clients of one realm, their secrets, scopes, protocol mappers and client roles. Opened for one `realm`. The blocking twin of [`crate::api::Clients`].
+/// Clients of one realm, their secrets, scopes, protocol mappers and client roles. Opened for one `realm`. The blocking twin of [`crate::api::Clients`].
 #[derive(Debug, Clone)]
 pub struct Clients {
     inner: crate::api::Clients,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 impl crate::blocking::NamespacedClient {
-    ///The blocking [`Clients`] API of this namespace.
+    /// The blocking [`Clients`] API of this namespace.
     pub fn clients(&self, realm: impl Into<String>) -> Clients {
         Clients {
             inner: self.inner.clients(realm),
@@ -88,36 +88,36 @@ impl crate::blocking::NamespacedClient {
     }
 }
 impl Clients {
-    /**Get clients belonging to the realm. If a client can’t be retrieved from the storage due to a problem with the underlying storage, it is silently removed from the returned list. This ensures that concurrent modifications to the list don’t prevent callers from retrieving this list.
-
-`GET /admin/realms/{realm}/clients`*/
+    /// Get clients belonging to the realm. If a client can’t be retrieved from the storage due to a problem with the underlying storage, it is silently removed from the returned list. This ensures that concurrent modifications to the list don’t prevent callers from retrieving this list.
+    ///
+    /// `GET /admin/realms/{realm}/clients`
     pub fn list(
         &self,
         query: &crate::types::ClientsListQuery,
     ) -> crate::Result<Vec<crate::types::ClientRepresentation>> {
         self.runtime.block_on(self.inner.list(query))
     }
-    /**Create a new client Client’s client_id must be unique!
-
-`POST /admin/realms/{realm}/clients`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new client Client’s client_id must be unique!
+    ///
+    /// `POST /admin/realms/{realm}/clients`. Returns the new object's id: the last segment of `Location`.
     pub fn create(
         &self,
         body: &crate::types::ClientRepresentation,
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create(body))
     }
-    /**Get representation of the client
-
-`GET /admin/realms/{realm}/clients/{client-uuid}`. Returns `None` when Keycloak answers 404.*/
+    /// Get representation of the client
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}`. Returns `None` when Keycloak answers 404.
     pub fn get(
         &self,
         client_uuid: &str,
     ) -> crate::Result<Option<crate::types::ClientRepresentation>> {
         self.runtime.block_on(self.inner.get(client_uuid))
     }
-    /**Update the client
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}`*/
+    /// Update the client
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}`
     pub fn update(
         &self,
         client_uuid: &str,
@@ -125,51 +125,51 @@ impl Clients {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update(client_uuid, body))
     }
-    /**Delete the client
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}`*/
+    /// Delete the client
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}`
     pub fn delete(&self, client_uuid: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete(client_uuid))
     }
-    /**Get the client secret
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/client-secret`*/
+    /// Get the client secret
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/client-secret`
     pub fn secret(
         &self,
         client_uuid: &str,
     ) -> crate::Result<crate::types::CredentialRepresentation> {
         self.runtime.block_on(self.inner.secret(client_uuid))
     }
-    /**Generate a new secret for the client
-
-`POST /admin/realms/{realm}/clients/{client-uuid}/client-secret`*/
+    /// Generate a new secret for the client
+    ///
+    /// `POST /admin/realms/{realm}/clients/{client-uuid}/client-secret`
     pub fn regenerate_secret(
         &self,
         client_uuid: &str,
     ) -> crate::Result<crate::types::CredentialRepresentation> {
         self.runtime.block_on(self.inner.regenerate_secret(client_uuid))
     }
-    /**Get a user dedicated to the service account
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/service-account-user`*/
+    /// Get a user dedicated to the service account
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/service-account-user`
     pub fn service_account_user(
         &self,
         client_uuid: &str,
     ) -> crate::Result<crate::types::UserRepresentation> {
         self.runtime.block_on(self.inner.service_account_user(client_uuid))
     }
-    /**Get default client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes`*/
+    /// Get default client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes`
     pub fn default_scopes(
         &self,
         client_uuid: &str,
     ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
         self.runtime.block_on(self.inner.default_scopes(client_uuid))
     }
-    /**`PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`
     pub fn add_default_scope(
         &self,
         client_uuid: &str,
@@ -177,9 +177,9 @@ impl Clients {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_default_scope(client_uuid, client_scope_id))
     }
-    /**`DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`
     pub fn remove_default_scope(
         &self,
         client_uuid: &str,
@@ -188,18 +188,18 @@ impl Clients {
         self.runtime
             .block_on(self.inner.remove_default_scope(client_uuid, client_scope_id))
     }
-    /**Get optional client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes`*/
+    /// Get optional client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes`
     pub fn optional_scopes(
         &self,
         client_uuid: &str,
     ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
         self.runtime.block_on(self.inner.optional_scopes(client_uuid))
     }
-    /**`PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`
     pub fn add_optional_scope(
         &self,
         client_uuid: &str,
@@ -208,9 +208,9 @@ impl Clients {
         self.runtime
             .block_on(self.inner.add_optional_scope(client_uuid, client_scope_id))
     }
-    /**`DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`
     pub fn remove_optional_scope(
         &self,
         client_uuid: &str,
@@ -219,18 +219,18 @@ impl Clients {
         self.runtime
             .block_on(self.inner.remove_optional_scope(client_uuid, client_scope_id))
     }
-    /**Get mappers
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`*/
+    /// Get mappers
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`
     pub fn protocol_mappers(
         &self,
         client_uuid: &str,
     ) -> crate::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
         self.runtime.block_on(self.inner.protocol_mappers(client_uuid))
     }
-    /**Create a mapper
-
-`POST /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a mapper
+    ///
+    /// `POST /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.
     pub fn create_protocol_mapper(
         &self,
         client_uuid: &str,
@@ -238,9 +238,9 @@ impl Clients {
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create_protocol_mapper(client_uuid, body))
     }
-    /**Get mapper by id
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get mapper by id
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.
     pub fn protocol_mapper(
         &self,
         client_uuid: &str,
@@ -248,9 +248,9 @@ impl Clients {
     ) -> crate::Result<Option<crate::types::ProtocolMapperRepresentation>> {
         self.runtime.block_on(self.inner.protocol_mapper(client_uuid, id))
     }
-    /**Update the mapper
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`*/
+    /// Update the mapper
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`
     pub fn update_protocol_mapper(
         &self,
         client_uuid: &str,
@@ -259,9 +259,9 @@ impl Clients {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update_protocol_mapper(client_uuid, id, body))
     }
-    /**Delete the mapper
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`*/
+    /// Delete the mapper
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/protocol-mappers/models/{id}`
     pub fn delete_protocol_mapper(
         &self,
         client_uuid: &str,
@@ -269,9 +269,9 @@ impl Clients {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete_protocol_mapper(client_uuid, id))
     }
-    /**Get all roles for the realm or client
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/roles`*/
+    /// Get all roles for the realm or client
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/roles`
     pub fn roles(
         &self,
         client_uuid: &str,
@@ -279,9 +279,9 @@ impl Clients {
     ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.roles(client_uuid, query))
     }
-    /**Create a new role for the realm or client
-
-`POST /admin/realms/{realm}/clients/{client-uuid}/roles`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new role for the realm or client
+    ///
+    /// `POST /admin/realms/{realm}/clients/{client-uuid}/roles`. Returns the new object's id: the last segment of `Location`.
     pub fn create_role(
         &self,
         client_uuid: &str,
@@ -289,9 +289,9 @@ impl Clients {
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create_role(client_uuid, body))
     }
-    /**Get a role by name
-
-`GET /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`. Returns `None` when Keycloak answers 404.*/
+    /// Get a role by name
+    ///
+    /// `GET /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`. Returns `None` when Keycloak answers 404.
     pub fn role(
         &self,
         client_uuid: &str,
@@ -299,9 +299,9 @@ impl Clients {
     ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.role(client_uuid, role_name))
     }
-    /**Update a role by name
-
-`PUT /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`*/
+    /// Update a role by name
+    ///
+    /// `PUT /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`
     pub fn update_role(
         &self,
         client_uuid: &str,
@@ -310,21 +310,21 @@ impl Clients {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update_role(client_uuid, role_name, body))
     }
-    /**Delete a role by name
-
-`DELETE /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`*/
+    /// Delete a role by name
+    ///
+    /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`
     pub fn delete_role(&self, client_uuid: &str, role_name: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete_role(client_uuid, role_name))
     }
 }
-///Client scopes of one realm, their protocol mappers, and the realm's default scopes. Opened for one `realm`. The blocking twin of [`crate::api::ClientScopes`].
+/// Client scopes of one realm, their protocol mappers, and the realm's default scopes. Opened for one `realm`. The blocking twin of [`crate::api::ClientScopes`].
 #[derive(Debug, Clone)]
 pub struct ClientScopes {
     inner: crate::api::ClientScopes,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 impl crate::blocking::NamespacedClient {
-    ///The blocking [`ClientScopes`] API of this namespace.
+    /// The blocking [`ClientScopes`] API of this namespace.
     pub fn client_scopes(&self, realm: impl Into<String>) -> ClientScopes {
         ClientScopes {
             inner: self.inner.client_scopes(realm),
@@ -333,33 +333,33 @@ impl crate::blocking::NamespacedClient {
     }
 }
 impl ClientScopes {
-    /**Get client scopes belonging to the realm Returns a list of client scopes belonging to the realm
-
-`GET /admin/realms/{realm}/client-scopes`*/
+    /// Get client scopes belonging to the realm Returns a list of client scopes belonging to the realm
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes`
     pub fn list(&self) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
         self.runtime.block_on(self.inner.list())
     }
-    /**Create a new client scope Client Scope’s name must be unique!
-
-`POST /admin/realms/{realm}/client-scopes`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new client scope Client Scope’s name must be unique!
+    ///
+    /// `POST /admin/realms/{realm}/client-scopes`. Returns the new object's id: the last segment of `Location`.
     pub fn create(
         &self,
         body: &crate::types::ClientScopeRepresentation,
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create(body))
     }
-    /**Get representation of the client scope
-
-`GET /admin/realms/{realm}/client-scopes/{client-scope-id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get representation of the client scope
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes/{client-scope-id}`. Returns `None` when Keycloak answers 404.
     pub fn get(
         &self,
         client_scope_id: &str,
     ) -> crate::Result<Option<crate::types::ClientScopeRepresentation>> {
         self.runtime.block_on(self.inner.get(client_scope_id))
     }
-    /**Update the client scope
-
-`PUT /admin/realms/{realm}/client-scopes/{client-scope-id}`*/
+    /// Update the client scope
+    ///
+    /// `PUT /admin/realms/{realm}/client-scopes/{client-scope-id}`
     pub fn update(
         &self,
         client_scope_id: &str,
@@ -367,24 +367,24 @@ impl ClientScopes {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update(client_scope_id, body))
     }
-    /**Delete the client scope
-
-`DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}`*/
+    /// Delete the client scope
+    ///
+    /// `DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}`
     pub fn delete(&self, client_scope_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete(client_scope_id))
     }
-    /**Get mappers
-
-`GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`*/
+    /// Get mappers
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`
     pub fn protocol_mappers(
         &self,
         client_scope_id: &str,
     ) -> crate::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
         self.runtime.block_on(self.inner.protocol_mappers(client_scope_id))
     }
-    /**Create a mapper
-
-`POST /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a mapper
+    ///
+    /// `POST /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models`. Returns the new object's id: the last segment of `Location`.
     pub fn create_protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -392,9 +392,9 @@ impl ClientScopes {
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create_protocol_mapper(client_scope_id, body))
     }
-    /**Get mapper by id
-
-`GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get mapper by id
+    ///
+    /// `GET /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`. Returns `None` when Keycloak answers 404.
     pub fn protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -402,9 +402,9 @@ impl ClientScopes {
     ) -> crate::Result<Option<crate::types::ProtocolMapperRepresentation>> {
         self.runtime.block_on(self.inner.protocol_mapper(client_scope_id, id))
     }
-    /**Update the mapper
-
-`PUT /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`*/
+    /// Update the mapper
+    ///
+    /// `PUT /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`
     pub fn update_protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -414,9 +414,9 @@ impl ClientScopes {
         self.runtime
             .block_on(self.inner.update_protocol_mapper(client_scope_id, id, body))
     }
-    /**Delete the mapper
-
-`DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`*/
+    /// Delete the mapper
+    ///
+    /// `DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}/protocol-mappers/models/{id}`
     pub fn delete_protocol_mapper(
         &self,
         client_scope_id: &str,
@@ -424,46 +424,46 @@ impl ClientScopes {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete_protocol_mapper(client_scope_id, id))
     }
-    /**Get realm default client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/default-default-client-scopes`*/
+    /// Get realm default client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/default-default-client-scopes`
     pub fn realm_default_scopes(
         &self,
     ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
         self.runtime.block_on(self.inner.realm_default_scopes())
     }
-    /**`PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`
     pub fn add_realm_default_scope(&self, client_scope_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_realm_default_scope(client_scope_id))
     }
-    /**`DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`
     pub fn remove_realm_default_scope(
         &self,
         client_scope_id: &str,
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.remove_realm_default_scope(client_scope_id))
     }
-    /**Get realm optional client scopes. Only name and ids are returned.
-
-`GET /admin/realms/{realm}/default-optional-client-scopes`*/
+    /// Get realm optional client scopes. Only name and ids are returned.
+    ///
+    /// `GET /admin/realms/{realm}/default-optional-client-scopes`
     pub fn realm_optional_scopes(
         &self,
     ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
         self.runtime.block_on(self.inner.realm_optional_scopes())
     }
-    /**`PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
-
-`PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`*/
+    /// `PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`
     pub fn add_realm_optional_scope(&self, client_scope_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_realm_optional_scope(client_scope_id))
     }
-    /**`DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
-
-`DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`*/
+    /// `DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`
     pub fn remove_realm_optional_scope(
         &self,
         client_scope_id: &str,
@@ -471,14 +471,14 @@ impl ClientScopes {
         self.runtime.block_on(self.inner.remove_realm_optional_scope(client_scope_id))
     }
 }
-///Users of one realm: search, CRUD, passwords, group membership, role mappings. Opened for one `realm`. The blocking twin of [`crate::api::Users`].
+/// Users of one realm: search, CRUD, passwords, group membership, role mappings. Opened for one `realm`. The blocking twin of [`crate::api::Users`].
 #[derive(Debug, Clone)]
 pub struct Users {
     inner: crate::api::Users,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 impl crate::blocking::NamespacedClient {
-    ///The blocking [`Users`] API of this namespace.
+    /// The blocking [`Users`] API of this namespace.
     pub fn users(&self, realm: impl Into<String>) -> Users {
         Users {
             inner: self.inner.users(realm),
@@ -487,33 +487,33 @@ impl crate::blocking::NamespacedClient {
     }
 }
 impl Users {
-    /**Get users Returns a stream of users, filtered according to query parameters. Returns a stream of users. Note that the 'credentials' field in the returned UserRepresentation objects is typically not populated for performance reasons. If specific credential metadata is required, use the dedicated 'GET /admin/realms/{realm}/users/{user-id}/credentials' endpoint.
-
-`GET /admin/realms/{realm}/users`*/
+    /// Get users Returns a stream of users, filtered according to query parameters. Returns a stream of users. Note that the 'credentials' field in the returned UserRepresentation objects is typically not populated for performance reasons. If specific credential metadata is required, use the dedicated 'GET /admin/realms/{realm}/users/{user-id}/credentials' endpoint.
+    ///
+    /// `GET /admin/realms/{realm}/users`
     pub fn list(
         &self,
         query: &crate::types::UsersListQuery,
     ) -> crate::Result<Vec<crate::types::UserRepresentation>> {
         self.runtime.block_on(self.inner.list(query))
     }
-    /**Returns the number of users that match the given criteria. It can be called in three different ways. 1. Don’t specify any criteria and pass {@code null}. The number of all users within that realm will be returned. \<p\> 2. If {@code search} is specified other criteria such as {@code last} will be ignored even though you set them. The {@code search} string will be matched against the first and last name, the username and the email of a user. \<p\> 3. If {@code search} is unspecified but any of {@code last}, {@code first}, {@code email} or {@code username} those criteria are matched against their respective fields on a user entity. Combined with a logical and.
-
-`GET /admin/realms/{realm}/users/count`*/
+    /// Returns the number of users that match the given criteria. It can be called in three different ways. 1. Don’t specify any criteria and pass {@code null}. The number of all users within that realm will be returned. \<p\> 2. If {@code search} is specified other criteria such as {@code last} will be ignored even though you set them. The {@code search} string will be matched against the first and last name, the username and the email of a user. \<p\> 3. If {@code search} is unspecified but any of {@code last}, {@code first}, {@code email} or {@code username} those criteria are matched against their respective fields on a user entity. Combined with a logical and.
+    ///
+    /// `GET /admin/realms/{realm}/users/count`
     pub fn count(&self, query: &crate::types::UsersCountQuery) -> crate::Result<i32> {
         self.runtime.block_on(self.inner.count(query))
     }
-    /**Create a new user Username must be unique.
-
-`POST /admin/realms/{realm}/users`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new user Username must be unique.
+    ///
+    /// `POST /admin/realms/{realm}/users`. Returns the new object's id: the last segment of `Location`.
     pub fn create(
         &self,
         body: &crate::types::UserRepresentation,
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create(body))
     }
-    /**Get representation of the user
-
-`GET /admin/realms/{realm}/users/{user-id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get representation of the user
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}`. Returns `None` when Keycloak answers 404.
     pub fn get(
         &self,
         user_id: &str,
@@ -521,9 +521,9 @@ impl Users {
     ) -> crate::Result<Option<crate::types::UserRepresentation>> {
         self.runtime.block_on(self.inner.get(user_id, query))
     }
-    /**Update the user
-
-`PUT /admin/realms/{realm}/users/{user-id}`*/
+    /// Update the user
+    ///
+    /// `PUT /admin/realms/{realm}/users/{user-id}`
     pub fn update(
         &self,
         user_id: &str,
@@ -531,15 +531,15 @@ impl Users {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update(user_id, body))
     }
-    /**Delete the user
-
-`DELETE /admin/realms/{realm}/users/{user-id}`*/
+    /// Delete the user
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}`
     pub fn delete(&self, user_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete(user_id))
     }
-    /**Set up a new password for the user.
-
-`PUT /admin/realms/{realm}/users/{user-id}/reset-password`*/
+    /// Set up a new password for the user.
+    ///
+    /// `PUT /admin/realms/{realm}/users/{user-id}/reset-password`
     pub fn reset_password(
         &self,
         user_id: &str,
@@ -547,9 +547,9 @@ impl Users {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.reset_password(user_id, body))
     }
-    /**`GET /admin/realms/{realm}/users/{user-id}/groups`.
-
-`GET /admin/realms/{realm}/users/{user-id}/groups`*/
+    /// `GET /admin/realms/{realm}/users/{user-id}/groups`.
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}/groups`
     pub fn groups(
         &self,
         user_id: &str,
@@ -557,30 +557,30 @@ impl Users {
     ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
         self.runtime.block_on(self.inner.groups(user_id, query))
     }
-    /**`PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
-
-`PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`*/
+    /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
+    ///
+    /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
     pub fn join_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.join_group(user_id, group_id))
     }
-    /**`DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
-
-`DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`*/
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
     pub fn leave_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.leave_group(user_id, group_id))
     }
-    /**Get realm-level role mappings
-
-`GET /admin/realms/{realm}/users/{user-id}/role-mappings/realm`*/
+    /// Get realm-level role mappings
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}/role-mappings/realm`
     pub fn realm_roles(
         &self,
         user_id: &str,
     ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.realm_roles(user_id))
     }
-    /**Add realm-level role mappings to the user
-
-`POST /admin/realms/{realm}/users/{user-id}/role-mappings/realm`*/
+    /// Add realm-level role mappings to the user
+    ///
+    /// `POST /admin/realms/{realm}/users/{user-id}/role-mappings/realm`
     pub fn add_realm_roles(
         &self,
         user_id: &str,
@@ -588,9 +588,9 @@ impl Users {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_realm_roles(user_id, body))
     }
-    /**Delete realm-level role mappings
-
-`DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/realm`*/
+    /// Delete realm-level role mappings
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/realm`
     pub fn remove_realm_roles(
         &self,
         user_id: &str,
@@ -598,9 +598,9 @@ impl Users {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.remove_realm_roles(user_id, body))
     }
-    /**Get client-level role mappings for the user or group, and the app
-
-`GET /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`*/
+    /// Get client-level role mappings for the user or group, and the app
+    ///
+    /// `GET /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`
     pub fn client_roles(
         &self,
         user_id: &str,
@@ -608,9 +608,9 @@ impl Users {
     ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.client_roles(user_id, client_id))
     }
-    /**Add client-level roles to the user or group role mapping
-
-`POST /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`*/
+    /// Add client-level roles to the user or group role mapping
+    ///
+    /// `POST /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`
     pub fn add_client_roles(
         &self,
         user_id: &str,
@@ -619,9 +619,9 @@ impl Users {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_client_roles(user_id, client_id, body))
     }
-    /**Delete client-level roles from user or group role mapping
-
-`DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`*/
+    /// Delete client-level roles from user or group role mapping
+    ///
+    /// `DELETE /admin/realms/{realm}/users/{user-id}/role-mappings/clients/{client-id}`
     pub fn remove_client_roles(
         &self,
         user_id: &str,
@@ -631,14 +631,14 @@ impl Users {
         self.runtime.block_on(self.inner.remove_client_roles(user_id, client_id, body))
     }
 }
-///Groups of one realm: CRUD, children, members, lookup by path, role mappings. Opened for one `realm`. The blocking twin of [`crate::api::Groups`].
+/// Groups of one realm: CRUD, children, members, lookup by path, role mappings. Opened for one `realm`. The blocking twin of [`crate::api::Groups`].
 #[derive(Debug, Clone)]
 pub struct Groups {
     inner: crate::api::Groups,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 impl crate::blocking::NamespacedClient {
-    ///The blocking [`Groups`] API of this namespace.
+    /// The blocking [`Groups`] API of this namespace.
     pub fn groups(&self, realm: impl Into<String>) -> Groups {
         Groups {
             inner: self.inner.groups(realm),
@@ -647,36 +647,36 @@ impl crate::blocking::NamespacedClient {
     }
 }
 impl Groups {
-    /**Get group hierarchy. Only `name` and `id` are returned. `subGroups` are only returned when using the `search` or `q` parameter. If none of these parameters is provided, the top-level groups are returned without `subGroups` being filled.
-
-`GET /admin/realms/{realm}/groups`*/
+    /// Get group hierarchy. Only `name` and `id` are returned. `subGroups` are only returned when using the `search` or `q` parameter. If none of these parameters is provided, the top-level groups are returned without `subGroups` being filled.
+    ///
+    /// `GET /admin/realms/{realm}/groups`
     pub fn list(
         &self,
         query: &crate::types::GroupsListQuery,
     ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
         self.runtime.block_on(self.inner.list(query))
     }
-    /**create or add a top level realm groupSet or create child. This will update the group and set the parent if it exists. Create it and set the parent if the group doesn’t exist.
-
-`POST /admin/realms/{realm}/groups`. Returns the new object's id: the last segment of `Location`.*/
+    /// create or add a top level realm groupSet or create child. This will update the group and set the parent if it exists. Create it and set the parent if the group doesn’t exist.
+    ///
+    /// `POST /admin/realms/{realm}/groups`. Returns the new object's id: the last segment of `Location`.
     pub fn create(
         &self,
         body: &crate::types::GroupRepresentation,
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create(body))
     }
-    /**`GET /admin/realms/{realm}/groups/{group-id}`.
-
-`GET /admin/realms/{realm}/groups/{group-id}`. Returns `None` when Keycloak answers 404.*/
+    /// `GET /admin/realms/{realm}/groups/{group-id}`.
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}`. Returns `None` when Keycloak answers 404.
     pub fn get(
         &self,
         group_id: &str,
     ) -> crate::Result<Option<crate::types::GroupRepresentation>> {
         self.runtime.block_on(self.inner.get(group_id))
     }
-    /**Update group, ignores subgroups.
-
-`PUT /admin/realms/{realm}/groups/{group-id}`*/
+    /// Update group, ignores subgroups.
+    ///
+    /// `PUT /admin/realms/{realm}/groups/{group-id}`
     pub fn update(
         &self,
         group_id: &str,
@@ -684,15 +684,15 @@ impl Groups {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update(group_id, body))
     }
-    /**`DELETE /admin/realms/{realm}/groups/{group-id}`.
-
-`DELETE /admin/realms/{realm}/groups/{group-id}`*/
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}`.
+    ///
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}`
     pub fn delete(&self, group_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete(group_id))
     }
-    /**Return a paginated list of subgroups that have a parent group corresponding to the group on the URL
-
-`GET /admin/realms/{realm}/groups/{group-id}/children`*/
+    /// Return a paginated list of subgroups that have a parent group corresponding to the group on the URL
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/children`
     pub fn children(
         &self,
         group_id: &str,
@@ -700,9 +700,9 @@ impl Groups {
     ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
         self.runtime.block_on(self.inner.children(group_id, query))
     }
-    /**Set or create child. This will just set the parent if it exists. Create it and set the parent if the group doesn’t exist.
-
-`POST /admin/realms/{realm}/groups/{group-id}/children`. Returns the new object's id: the last segment of `Location`.*/
+    /// Set or create child. This will just set the parent if it exists. Create it and set the parent if the group doesn’t exist.
+    ///
+    /// `POST /admin/realms/{realm}/groups/{group-id}/children`. Returns the new object's id: the last segment of `Location`.
     pub fn create_child(
         &self,
         group_id: &str,
@@ -710,9 +710,9 @@ impl Groups {
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create_child(group_id, body))
     }
-    /**Get users Returns a stream of users, filtered according to query parameters
-
-`GET /admin/realms/{realm}/groups/{group-id}/members`*/
+    /// Get users Returns a stream of users, filtered according to query parameters
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/members`
     pub fn members(
         &self,
         group_id: &str,
@@ -720,27 +720,27 @@ impl Groups {
     ) -> crate::Result<Vec<crate::types::UserRepresentation>> {
         self.runtime.block_on(self.inner.members(group_id, query))
     }
-    /**`GET /admin/realms/{realm}/group-by-path/{path}`.
-
-`GET /admin/realms/{realm}/group-by-path/{path}`. Returns `None` when Keycloak answers 404.*/
+    /// `GET /admin/realms/{realm}/group-by-path/{path}`.
+    ///
+    /// `GET /admin/realms/{realm}/group-by-path/{path}`. Returns `None` when Keycloak answers 404.
     pub fn by_path(
         &self,
         path: &str,
     ) -> crate::Result<Option<crate::types::GroupRepresentation>> {
         self.runtime.block_on(self.inner.by_path(path))
     }
-    /**Get realm-level role mappings
-
-`GET /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`*/
+    /// Get realm-level role mappings
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`
     pub fn realm_roles(
         &self,
         group_id: &str,
     ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.realm_roles(group_id))
     }
-    /**Add realm-level role mappings to the user
-
-`POST /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`*/
+    /// Add realm-level role mappings to the user
+    ///
+    /// `POST /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`
     pub fn add_realm_roles(
         &self,
         group_id: &str,
@@ -748,9 +748,9 @@ impl Groups {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_realm_roles(group_id, body))
     }
-    /**Delete realm-level role mappings
-
-`DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`*/
+    /// Delete realm-level role mappings
+    ///
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/realm`
     pub fn remove_realm_roles(
         &self,
         group_id: &str,
@@ -758,9 +758,9 @@ impl Groups {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.remove_realm_roles(group_id, body))
     }
-    /**Get client-level role mappings for the user or group, and the app
-
-`GET /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`*/
+    /// Get client-level role mappings for the user or group, and the app
+    ///
+    /// `GET /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`
     pub fn client_roles(
         &self,
         group_id: &str,
@@ -768,9 +768,9 @@ impl Groups {
     ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.client_roles(group_id, client_id))
     }
-    /**Add client-level roles to the user or group role mapping
-
-`POST /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`*/
+    /// Add client-level roles to the user or group role mapping
+    ///
+    /// `POST /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`
     pub fn add_client_roles(
         &self,
         group_id: &str,
@@ -779,9 +779,9 @@ impl Groups {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_client_roles(group_id, client_id, body))
     }
-    /**Delete client-level roles from user or group role mapping
-
-`DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`*/
+    /// Delete client-level roles from user or group role mapping
+    ///
+    /// `DELETE /admin/realms/{realm}/groups/{group-id}/role-mappings/clients/{client-id}`
     pub fn remove_client_roles(
         &self,
         group_id: &str,
@@ -791,14 +791,14 @@ impl Groups {
         self.runtime.block_on(self.inner.remove_client_roles(group_id, client_id, body))
     }
 }
-///Realm roles of one realm: CRUD by name, composites, and access by id. Opened for one `realm`. The blocking twin of [`crate::api::Roles`].
+/// Realm roles of one realm: CRUD by name, composites, and access by id. Opened for one `realm`. The blocking twin of [`crate::api::Roles`].
 #[derive(Debug, Clone)]
 pub struct Roles {
     inner: crate::api::Roles,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 impl crate::blocking::NamespacedClient {
-    ///The blocking [`Roles`] API of this namespace.
+    /// The blocking [`Roles`] API of this namespace.
     pub fn roles(&self, realm: impl Into<String>) -> Roles {
         Roles {
             inner: self.inner.roles(realm),
@@ -807,36 +807,36 @@ impl crate::blocking::NamespacedClient {
     }
 }
 impl Roles {
-    /**Get all roles for the realm or client
-
-`GET /admin/realms/{realm}/roles`*/
+    /// Get all roles for the realm or client
+    ///
+    /// `GET /admin/realms/{realm}/roles`
     pub fn list(
         &self,
         query: &crate::types::RolesListQuery,
     ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.list(query))
     }
-    /**Create a new role for the realm or client
-
-`POST /admin/realms/{realm}/roles`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new role for the realm or client
+    ///
+    /// `POST /admin/realms/{realm}/roles`. Returns the new object's id: the last segment of `Location`.
     pub fn create(
         &self,
         body: &crate::types::RoleRepresentation,
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create(body))
     }
-    /**Get a role by name
-
-`GET /admin/realms/{realm}/roles/{role-name}`. Returns `None` when Keycloak answers 404.*/
+    /// Get a role by name
+    ///
+    /// `GET /admin/realms/{realm}/roles/{role-name}`. Returns `None` when Keycloak answers 404.
     pub fn get(
         &self,
         role_name: &str,
     ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.get(role_name))
     }
-    /**Update a role by name
-
-`PUT /admin/realms/{realm}/roles/{role-name}`*/
+    /// Update a role by name
+    ///
+    /// `PUT /admin/realms/{realm}/roles/{role-name}`
     pub fn update(
         &self,
         role_name: &str,
@@ -844,24 +844,24 @@ impl Roles {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update(role_name, body))
     }
-    /**Delete a role by name
-
-`DELETE /admin/realms/{realm}/roles/{role-name}`*/
+    /// Delete a role by name
+    ///
+    /// `DELETE /admin/realms/{realm}/roles/{role-name}`
     pub fn delete(&self, role_name: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete(role_name))
     }
-    /**Get composites of the role
-
-`GET /admin/realms/{realm}/roles/{role-name}/composites`*/
+    /// Get composites of the role
+    ///
+    /// `GET /admin/realms/{realm}/roles/{role-name}/composites`
     pub fn composites(
         &self,
         role_name: &str,
     ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.composites(role_name))
     }
-    /**Add a composite to the role
-
-`POST /admin/realms/{realm}/roles/{role-name}/composites`*/
+    /// Add a composite to the role
+    ///
+    /// `POST /admin/realms/{realm}/roles/{role-name}/composites`
     pub fn add_composites(
         &self,
         role_name: &str,
@@ -869,9 +869,9 @@ impl Roles {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.add_composites(role_name, body))
     }
-    /**Remove roles from the role's composite
-
-`DELETE /admin/realms/{realm}/roles/{role-name}/composites`*/
+    /// Remove roles from the role's composite
+    ///
+    /// `DELETE /admin/realms/{realm}/roles/{role-name}/composites`
     pub fn remove_composites(
         &self,
         role_name: &str,
@@ -879,18 +879,18 @@ impl Roles {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.remove_composites(role_name, body))
     }
-    /**Get a specific role's representation
-
-`GET /admin/realms/{realm}/roles-by-id/{role-id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get a specific role's representation
+    ///
+    /// `GET /admin/realms/{realm}/roles-by-id/{role-id}`. Returns `None` when Keycloak answers 404.
     pub fn get_by_id(
         &self,
         role_id: &str,
     ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
         self.runtime.block_on(self.inner.get_by_id(role_id))
     }
-    /**Update the role
-
-`PUT /admin/realms/{realm}/roles-by-id/{role-id}`*/
+    /// Update the role
+    ///
+    /// `PUT /admin/realms/{realm}/roles-by-id/{role-id}`
     pub fn update_by_id(
         &self,
         role_id: &str,
@@ -898,21 +898,21 @@ impl Roles {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update_by_id(role_id, body))
     }
-    /**Delete the role
-
-`DELETE /admin/realms/{realm}/roles-by-id/{role-id}`*/
+    /// Delete the role
+    ///
+    /// `DELETE /admin/realms/{realm}/roles-by-id/{role-id}`
     pub fn delete_by_id(&self, role_id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete_by_id(role_id))
     }
 }
-///Identity providers of one realm and their mappers. Opened for one `realm`. The blocking twin of [`crate::api::IdentityProviders`].
+/// Identity providers of one realm and their mappers. Opened for one `realm`. The blocking twin of [`crate::api::IdentityProviders`].
 #[derive(Debug, Clone)]
 pub struct IdentityProviders {
     inner: crate::api::IdentityProviders,
     runtime: std::sync::Arc<tokio::runtime::Runtime>,
 }
 impl crate::blocking::NamespacedClient {
-    ///The blocking [`IdentityProviders`] API of this namespace.
+    /// The blocking [`IdentityProviders`] API of this namespace.
     pub fn identity_providers(&self, realm: impl Into<String>) -> IdentityProviders {
         IdentityProviders {
             inner: self.inner.identity_providers(realm),
@@ -921,36 +921,36 @@ impl crate::blocking::NamespacedClient {
     }
 }
 impl IdentityProviders {
-    /**List identity providers
-
-`GET /admin/realms/{realm}/identity-provider/instances`*/
+    /// List identity providers
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances`
     pub fn list(
         &self,
         query: &crate::types::IdentityProvidersListQuery,
     ) -> crate::Result<Vec<crate::types::IdentityProviderRepresentation>> {
         self.runtime.block_on(self.inner.list(query))
     }
-    /**Create a new identity provider
-
-`POST /admin/realms/{realm}/identity-provider/instances`. Returns the new object's id: the last segment of `Location`.*/
+    /// Create a new identity provider
+    ///
+    /// `POST /admin/realms/{realm}/identity-provider/instances`. Returns the new object's id: the last segment of `Location`.
     pub fn create(
         &self,
         body: &crate::types::IdentityProviderRepresentation,
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create(body))
     }
-    /**Get the identity provider
-
-`GET /admin/realms/{realm}/identity-provider/instances/{alias}`. Returns `None` when Keycloak answers 404.*/
+    /// Get the identity provider
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances/{alias}`. Returns `None` when Keycloak answers 404.
     pub fn get(
         &self,
         alias: &str,
     ) -> crate::Result<Option<crate::types::IdentityProviderRepresentation>> {
         self.runtime.block_on(self.inner.get(alias))
     }
-    /**Update the identity provider
-
-`PUT /admin/realms/{realm}/identity-provider/instances/{alias}`*/
+    /// Update the identity provider
+    ///
+    /// `PUT /admin/realms/{realm}/identity-provider/instances/{alias}`
     pub fn update(
         &self,
         alias: &str,
@@ -958,24 +958,24 @@ impl IdentityProviders {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update(alias, body))
     }
-    /**Delete the identity provider
-
-`DELETE /admin/realms/{realm}/identity-provider/instances/{alias}`*/
+    /// Delete the identity provider
+    ///
+    /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}`
     pub fn delete(&self, alias: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete(alias))
     }
-    /**Get mappers for identity provider
-
-`GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`*/
+    /// Get mappers for identity provider
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`
     pub fn mappers(
         &self,
         alias: &str,
     ) -> crate::Result<Vec<crate::types::IdentityProviderMapperRepresentation>> {
         self.runtime.block_on(self.inner.mappers(alias))
     }
-    /**Add a mapper to identity provider
-
-`POST /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`. Returns the new object's id: the last segment of `Location`.*/
+    /// Add a mapper to identity provider
+    ///
+    /// `POST /admin/realms/{realm}/identity-provider/instances/{alias}/mappers`. Returns the new object's id: the last segment of `Location`.
     pub fn create_mapper(
         &self,
         alias: &str,
@@ -983,9 +983,9 @@ impl IdentityProviders {
     ) -> crate::Result<String> {
         self.runtime.block_on(self.inner.create_mapper(alias, body))
     }
-    /**Get mapper by id for the identity provider
-
-`GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`. Returns `None` when Keycloak answers 404.*/
+    /// Get mapper by id for the identity provider
+    ///
+    /// `GET /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`. Returns `None` when Keycloak answers 404.
     pub fn mapper(
         &self,
         alias: &str,
@@ -993,9 +993,9 @@ impl IdentityProviders {
     ) -> crate::Result<Option<crate::types::IdentityProviderMapperRepresentation>> {
         self.runtime.block_on(self.inner.mapper(alias, id))
     }
-    /**Update a mapper for the identity provider
-
-`PUT /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`*/
+    /// Update a mapper for the identity provider
+    ///
+    /// `PUT /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`
     pub fn update_mapper(
         &self,
         alias: &str,
@@ -1004,9 +1004,9 @@ impl IdentityProviders {
     ) -> crate::Result<()> {
         self.runtime.block_on(self.inner.update_mapper(alias, id, body))
     }
-    /**Delete a mapper for the identity provider
-
-`DELETE /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`*/
+    /// Delete a mapper for the identity provider
+    ///
+    /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`
     pub fn delete_mapper(&self, alias: &str, id: &str) -> crate::Result<()> {
         self.runtime.block_on(self.inner.delete_mapper(alias, id))
     }

@@ -7,145 +7,145 @@
 //! changing one field and writing it back loses nothing a newer Keycloak added.
 #![allow(clippy::doc_markdown, clippy::large_enum_variant)]
 use serde::{Deserialize, Serialize};
-///The `ApplicationRepresentation` representation.
+/// The `ApplicationRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationRepresentation {
-    ///`access`
+    /// `access`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<std::collections::BTreeMap<String, bool>>,
-    ///`adminUrl`
+    /// `adminUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_url: Option<String>,
-    ///`alwaysDisplayInConsole`
+    /// `alwaysDisplayInConsole`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub always_display_in_console: Option<bool>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
-    ///`authenticationFlowBindingOverrides`
+    /// `authenticationFlowBindingOverrides`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_flow_binding_overrides: Option<
         std::collections::BTreeMap<String, String>,
     >,
-    ///`authorizationServicesEnabled`
+    /// `authorizationServicesEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_services_enabled: Option<bool>,
-    ///`authorizationSettings`
+    /// `authorizationSettings`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_settings: Option<ResourceServerRepresentation>,
-    ///`baseUrl`
+    /// `baseUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    ///`bearerOnly`
+    /// `bearerOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_only: Option<bool>,
-    ///`claims`
+    /// `claims`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claims: Option<ClaimRepresentation>,
-    ///`clientAuthenticatorType`
+    /// `clientAuthenticatorType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_authenticator_type: Option<String>,
-    ///`clientId`
+    /// `clientId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    ///`clientTemplate`
+    /// `clientTemplate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_template: Option<String>,
-    ///`consentRequired`
+    /// `consentRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_required: Option<bool>,
-    ///`defaultClientScopes`
+    /// `defaultClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_client_scopes: Option<Vec<String>>,
-    ///`defaultRoles`
+    /// `defaultRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_roles: Option<Vec<String>>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`directAccessGrantsEnabled`
+    /// `directAccessGrantsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_access_grants_enabled: Option<bool>,
-    ///`directGrantsOnly`
+    /// `directGrantsOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_grants_only: Option<bool>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`frontchannelLogout`
+    /// `frontchannelLogout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frontchannel_logout: Option<bool>,
-    ///`fullScopeAllowed`
+    /// `fullScopeAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_scope_allowed: Option<bool>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`implicitFlowEnabled`
+    /// `implicitFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub implicit_flow_enabled: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`nodeReRegistrationTimeout`
+    /// `nodeReRegistrationTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_re_registration_timeout: Option<i32>,
-    ///`notBefore`
+    /// `notBefore`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i32>,
-    ///`optionalClientScopes`
+    /// `optionalClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optional_client_scopes: Option<Vec<String>>,
-    ///`origin`
+    /// `origin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    ///`protocol`
+    /// `protocol`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    ///`protocolMappers`
+    /// `protocolMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_mappers: Option<Vec<ProtocolMapperRepresentation>>,
-    ///`publicClient`
+    /// `publicClient`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_client: Option<bool>,
-    ///`redirectUris`
+    /// `redirectUris`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
-    ///`registeredNodes`
+    /// `registeredNodes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered_nodes: Option<std::collections::BTreeMap<String, i32>>,
-    ///`registrationAccessToken`
+    /// `registrationAccessToken`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_access_token: Option<String>,
-    ///`rootUrl`
+    /// `rootUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_url: Option<String>,
-    ///`secret`
+    /// `secret`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    ///`serviceAccountsEnabled`
+    /// `serviceAccountsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_accounts_enabled: Option<bool>,
-    ///`standardFlowEnabled`
+    /// `standardFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standard_flow_enabled: Option<bool>,
-    ///`surrogateAuthRequired`
+    /// `surrogateAuthRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub surrogate_auth_required: Option<bool>,
-    ///`type`
+    /// `type`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
-    ///`useTemplateConfig`
+    /// `useTemplateConfig`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_config: Option<bool>,
-    ///`useTemplateMappers`
+    /// `useTemplateMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_mappers: Option<bool>,
-    ///`useTemplateScope`
+    /// `useTemplateScope`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_scope: Option<bool>,
-    ///`webOrigins`
+    /// `webOrigins`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_origins: Option<Vec<String>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -153,32 +153,32 @@ pub struct ApplicationRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `AuthenticationExecutionExportRepresentation` representation.
+/// The `AuthenticationExecutionExportRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationExecutionExportRepresentation {
-    ///`authenticator`
+    /// `authenticator`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authenticator: Option<String>,
-    ///`authenticatorConfig`
+    /// `authenticatorConfig`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authenticator_config: Option<String>,
-    ///`authenticatorFlow`
+    /// `authenticatorFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authenticator_flow: Option<bool>,
-    ///`autheticatorFlow`
+    /// `autheticatorFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autheticator_flow: Option<bool>,
-    ///`flowAlias`
+    /// `flowAlias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow_alias: Option<String>,
-    ///`priority`
+    /// `priority`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
-    ///`requirement`
+    /// `requirement`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requirement: Option<String>,
-    ///`userSetupAllowed`
+    /// `userSetupAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_setup_allowed: Option<bool>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -186,31 +186,31 @@ pub struct AuthenticationExecutionExportRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `AuthenticationFlowRepresentation` representation.
+/// The `AuthenticationFlowRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationFlowRepresentation {
-    ///`alias`
+    /// `alias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    ///`authenticationExecutions`
+    /// `authenticationExecutions`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_executions: Option<
         Vec<AuthenticationExecutionExportRepresentation>,
     >,
-    ///`builtIn`
+    /// `builtIn`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub built_in: Option<bool>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`providerId`
+    /// `providerId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
-    ///`topLevel`
+    /// `topLevel`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_level: Option<bool>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -218,17 +218,17 @@ pub struct AuthenticationFlowRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `AuthenticatorConfigRepresentation` representation.
+/// The `AuthenticatorConfigRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorConfigRepresentation {
-    ///`alias`
+    /// `alias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -236,11 +236,11 @@ pub struct AuthenticatorConfigRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `AuthorizationSchema` representation.
+/// The `AuthorizationSchema` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationSchema {
-    ///`resourceTypes`
+    /// `resourceTypes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_types: Option<std::collections::BTreeMap<String, ResourceType>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -248,51 +248,51 @@ pub struct AuthorizationSchema {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `BruteForceStrategy` values.
+/// The `BruteForceStrategy` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BruteForceStrategy {
-    ///`LINEAR`
+    /// `LINEAR`
     #[serde(rename = "LINEAR")]
     Linear,
-    ///`MULTIPLE`
+    /// `MULTIPLE`
     #[serde(rename = "MULTIPLE")]
     Multiple,
     /// A value this client does not know (from a newer Keycloak), kept as sent.
     #[serde(untagged)]
     Other(String),
 }
-///The `ClaimRepresentation` representation.
+/// The `ClaimRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRepresentation {
-    ///`address`
+    /// `address`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<bool>,
-    ///`email`
+    /// `email`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<bool>,
-    ///`gender`
+    /// `gender`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gender: Option<bool>,
-    ///`locale`
+    /// `locale`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locale: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<bool>,
-    ///`phone`
+    /// `phone`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<bool>,
-    ///`picture`
+    /// `picture`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub picture: Option<bool>,
-    ///`profile`
+    /// `profile`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<bool>,
-    ///`username`
+    /// `username`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<bool>,
-    ///`website`
+    /// `website`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub website: Option<bool>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -300,14 +300,14 @@ pub struct ClaimRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientPoliciesRepresentation` representation.
+/// The `ClientPoliciesRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPoliciesRepresentation {
-    ///`globalPolicies`
+    /// `globalPolicies`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub global_policies: Option<Vec<ClientPolicyRepresentation>>,
-    ///`policies`
+    /// `policies`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<ClientPolicyRepresentation>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -315,14 +315,14 @@ pub struct ClientPoliciesRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientPolicyConditionRepresentation` representation.
+/// The `ClientPolicyConditionRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPolicyConditionRepresentation {
-    ///`condition`
+    /// `condition`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
-    ///Configuration settings as a JSON object
+    /// Configuration settings as a JSON object
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -330,14 +330,14 @@ pub struct ClientPolicyConditionRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientPolicyExecutorRepresentation` representation.
+/// The `ClientPolicyExecutorRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPolicyExecutorRepresentation {
-    ///Configuration settings as a JSON object
+    /// Configuration settings as a JSON object
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
-    ///`executor`
+    /// `executor`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -345,23 +345,23 @@ pub struct ClientPolicyExecutorRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientPolicyRepresentation` representation.
+/// The `ClientPolicyRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPolicyRepresentation {
-    ///`conditions`
+    /// `conditions`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<ClientPolicyConditionRepresentation>>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`profiles`
+    /// `profiles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<String>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -369,17 +369,17 @@ pub struct ClientPolicyRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientProfileRepresentation` representation.
+/// The `ClientProfileRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientProfileRepresentation {
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`executors`
+    /// `executors`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub executors: Option<Vec<ClientPolicyExecutorRepresentation>>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -387,14 +387,14 @@ pub struct ClientProfileRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientProfilesRepresentation` representation.
+/// The `ClientProfilesRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientProfilesRepresentation {
-    ///`globalProfiles`
+    /// `globalProfiles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub global_profiles: Option<Vec<ClientProfileRepresentation>>,
-    ///`profiles`
+    /// `profiles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<ClientProfileRepresentation>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -402,142 +402,142 @@ pub struct ClientProfilesRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientRepresentation` representation.
+/// The `ClientRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientRepresentation {
-    ///`access`
+    /// `access`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<std::collections::BTreeMap<String, bool>>,
-    ///`adminUrl`
+    /// `adminUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_url: Option<String>,
-    ///`alwaysDisplayInConsole`
+    /// `alwaysDisplayInConsole`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub always_display_in_console: Option<bool>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
-    ///`authenticationFlowBindingOverrides`
+    /// `authenticationFlowBindingOverrides`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_flow_binding_overrides: Option<
         std::collections::BTreeMap<String, String>,
     >,
-    ///`authorizationServicesEnabled`
+    /// `authorizationServicesEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_services_enabled: Option<bool>,
-    ///`authorizationSettings`
+    /// `authorizationSettings`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_settings: Option<ResourceServerRepresentation>,
-    ///`baseUrl`
+    /// `baseUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    ///`bearerOnly`
+    /// `bearerOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_only: Option<bool>,
-    ///`clientAuthenticatorType`
+    /// `clientAuthenticatorType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_authenticator_type: Option<String>,
-    ///`clientId`
+    /// `clientId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    ///`clientTemplate`
+    /// `clientTemplate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_template: Option<String>,
-    ///`consentRequired`
+    /// `consentRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_required: Option<bool>,
-    ///`defaultClientScopes`
+    /// `defaultClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_client_scopes: Option<Vec<String>>,
-    ///`defaultRoles`
+    /// `defaultRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_roles: Option<Vec<String>>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`directAccessGrantsEnabled`
+    /// `directAccessGrantsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_access_grants_enabled: Option<bool>,
-    ///`directGrantsOnly`
+    /// `directGrantsOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_grants_only: Option<bool>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`frontchannelLogout`
+    /// `frontchannelLogout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frontchannel_logout: Option<bool>,
-    ///`fullScopeAllowed`
+    /// `fullScopeAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_scope_allowed: Option<bool>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`implicitFlowEnabled`
+    /// `implicitFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub implicit_flow_enabled: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`nodeReRegistrationTimeout`
+    /// `nodeReRegistrationTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_re_registration_timeout: Option<i32>,
-    ///`notBefore`
+    /// `notBefore`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i32>,
-    ///`optionalClientScopes`
+    /// `optionalClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optional_client_scopes: Option<Vec<String>>,
-    ///`origin`
+    /// `origin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    ///`protocol`
+    /// `protocol`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    ///`protocolMappers`
+    /// `protocolMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_mappers: Option<Vec<ProtocolMapperRepresentation>>,
-    ///`publicClient`
+    /// `publicClient`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_client: Option<bool>,
-    ///`redirectUris`
+    /// `redirectUris`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
-    ///`registeredNodes`
+    /// `registeredNodes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered_nodes: Option<std::collections::BTreeMap<String, i32>>,
-    ///`registrationAccessToken`
+    /// `registrationAccessToken`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_access_token: Option<String>,
-    ///`rootUrl`
+    /// `rootUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_url: Option<String>,
-    ///`secret`
+    /// `secret`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    ///`serviceAccountsEnabled`
+    /// `serviceAccountsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_accounts_enabled: Option<bool>,
-    ///`standardFlowEnabled`
+    /// `standardFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standard_flow_enabled: Option<bool>,
-    ///`surrogateAuthRequired`
+    /// `surrogateAuthRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub surrogate_auth_required: Option<bool>,
-    ///`type`
+    /// `type`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
-    ///`useTemplateConfig`
+    /// `useTemplateConfig`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_config: Option<bool>,
-    ///`useTemplateMappers`
+    /// `useTemplateMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_mappers: Option<bool>,
-    ///`useTemplateScope`
+    /// `useTemplateScope`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_scope: Option<bool>,
-    ///`webOrigins`
+    /// `webOrigins`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_origins: Option<Vec<String>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -602,26 +602,26 @@ impl std::fmt::Debug for ClientRepresentation {
             .finish()
     }
 }
-///The `ClientScopeRepresentation` representation.
+/// The `ClientScopeRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientScopeRepresentation {
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`protocol`
+    /// `protocol`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    ///`protocolMappers`
+    /// `protocolMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_mappers: Option<Vec<ProtocolMapperRepresentation>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -629,53 +629,53 @@ pub struct ClientScopeRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ClientTemplateRepresentation` representation.
+/// The `ClientTemplateRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientTemplateRepresentation {
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
-    ///`bearerOnly`
+    /// `bearerOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_only: Option<bool>,
-    ///`consentRequired`
+    /// `consentRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_required: Option<bool>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`directAccessGrantsEnabled`
+    /// `directAccessGrantsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_access_grants_enabled: Option<bool>,
-    ///`frontchannelLogout`
+    /// `frontchannelLogout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frontchannel_logout: Option<bool>,
-    ///`fullScopeAllowed`
+    /// `fullScopeAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_scope_allowed: Option<bool>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`implicitFlowEnabled`
+    /// `implicitFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub implicit_flow_enabled: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`protocol`
+    /// `protocol`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    ///`protocolMappers`
+    /// `protocolMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_mappers: Option<Vec<ProtocolMapperRepresentation>>,
-    ///`publicClient`
+    /// `publicClient`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_client: Option<bool>,
-    ///`serviceAccountsEnabled`
+    /// `serviceAccountsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_accounts_enabled: Option<bool>,
-    ///`standardFlowEnabled`
+    /// `standardFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standard_flow_enabled: Option<bool>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -683,26 +683,26 @@ pub struct ClientTemplateRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ComponentExportRepresentation` representation.
+/// The `ComponentExportRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentExportRepresentation {
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<MultivaluedHashMapStringString>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`providerId`
+    /// `providerId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
-    ///`subComponents`
+    /// `subComponents`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_components: Option<MultivaluedHashMapStringComponentExportRepresentation>,
-    ///`subType`
+    /// `subType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_type: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -710,17 +710,17 @@ pub struct ComponentExportRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `Composites` representation.
+/// The `Composites` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Composites {
-    ///`application`
+    /// `application`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`client`
+    /// `client`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`realm`
+    /// `realm`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm: Option<Vec<String>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -728,65 +728,65 @@ pub struct Composites {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `CredentialRepresentation` representation.
+/// The `CredentialRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialRepresentation {
-    ///`algorithm`
+    /// `algorithm`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<String>,
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<MultivaluedHashMapStringString>,
-    ///`counter`
+    /// `counter`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counter: Option<i32>,
-    ///`createdDate`
+    /// `createdDate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_date: Option<i64>,
-    ///`credentialData`
+    /// `credentialData`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_data: Option<String>,
-    ///`device`
+    /// `device`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
-    ///`digits`
+    /// `digits`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digits: Option<i32>,
-    ///`federationLink`
+    /// `federationLink`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federation_link: Option<String>,
-    ///`hashIterations`
+    /// `hashIterations`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_iterations: Option<i32>,
-    ///`hashedSaltedValue`
+    /// `hashedSaltedValue`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hashed_salted_value: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`period`
+    /// `period`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<i32>,
-    ///`priority`
+    /// `priority`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
-    ///`salt`
+    /// `salt`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub salt: Option<String>,
-    ///`secretData`
+    /// `secretData`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_data: Option<String>,
-    ///`temporary`
+    /// `temporary`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temporary: Option<bool>,
-    ///`type`
+    /// `type`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
-    ///`userLabel`
+    /// `userLabel`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_label: Option<String>,
-    ///`value`
+    /// `value`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -823,33 +823,33 @@ impl std::fmt::Debug for CredentialRepresentation {
             .finish()
     }
 }
-///The `DecisionStrategy` values.
+/// The `DecisionStrategy` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DecisionStrategy {
-    ///`AFFIRMATIVE`
+    /// `AFFIRMATIVE`
     #[serde(rename = "AFFIRMATIVE")]
     Affirmative,
-    ///`UNANIMOUS`
+    /// `UNANIMOUS`
     #[serde(rename = "UNANIMOUS")]
     Unanimous,
-    ///`CONSENSUS`
+    /// `CONSENSUS`
     #[serde(rename = "CONSENSUS")]
     Consensus,
     /// A value this client does not know (from a newer Keycloak), kept as sent.
     #[serde(untagged)]
     Other(String),
 }
-///The `FederatedIdentityRepresentation` representation.
+/// The `FederatedIdentityRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FederatedIdentityRepresentation {
-    ///`identityProvider`
+    /// `identityProvider`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_provider: Option<String>,
-    ///`userId`
+    /// `userId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    ///`userName`
+    /// `userName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -857,41 +857,41 @@ pub struct FederatedIdentityRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `GroupRepresentation` representation.
+/// The `GroupRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupRepresentation {
-    ///`access`
+    /// `access`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<std::collections::BTreeMap<String, bool>>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`clientRoles`
+    /// `clientRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_roles: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`parentId`
+    /// `parentId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
-    ///`path`
+    /// `path`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    ///`realmRoles`
+    /// `realmRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm_roles: Option<Vec<String>>,
-    ///`subGroupCount`
+    /// `subGroupCount`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_group_count: Option<i64>,
-    ///`subGroups`
+    /// `subGroups`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_groups: Option<Vec<GroupRepresentation>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -899,23 +899,23 @@ pub struct GroupRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `IdentityProviderMapperRepresentation` representation.
+/// The `IdentityProviderMapperRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityProviderMapperRepresentation {
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`identityProviderAlias`
+    /// `identityProviderAlias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_provider_alias: Option<String>,
-    ///`identityProviderMapper`
+    /// `identityProviderMapper`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_provider_mapper: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -923,62 +923,62 @@ pub struct IdentityProviderMapperRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `IdentityProviderRepresentation` representation.
+/// The `IdentityProviderRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityProviderRepresentation {
-    ///`addReadTokenRoleOnCreate`
+    /// `addReadTokenRoleOnCreate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub add_read_token_role_on_create: Option<bool>,
-    ///`alias`
+    /// `alias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    ///`authenticateByDefault`
+    /// `authenticateByDefault`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authenticate_by_default: Option<bool>,
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`displayName`
+    /// `displayName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`firstBrokerLoginFlowAlias`
+    /// `firstBrokerLoginFlowAlias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_broker_login_flow_alias: Option<String>,
-    ///`hideOnLogin`
+    /// `hideOnLogin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hide_on_login: Option<bool>,
-    ///`internalId`
+    /// `internalId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub internal_id: Option<String>,
-    ///`linkOnly`
+    /// `linkOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_only: Option<bool>,
-    ///`organizationId`
+    /// `organizationId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<String>,
-    ///`postBrokerLoginFlowAlias`
+    /// `postBrokerLoginFlowAlias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post_broker_login_flow_alias: Option<String>,
-    ///`providerId`
+    /// `providerId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
-    ///`storeToken`
+    /// `storeToken`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_token: Option<bool>,
-    ///`trustEmail`
+    /// `trustEmail`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_email: Option<bool>,
-    ///`types`
+    /// `types`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub types: Option<Vec<String>>,
-    ///`updateProfileFirstLogin`
+    /// `updateProfileFirstLogin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_profile_first_login: Option<bool>,
-    ///`updateProfileFirstLoginMode`
+    /// `updateProfileFirstLoginMode`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_profile_first_login_mode: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -1011,105 +1011,105 @@ impl std::fmt::Debug for IdentityProviderRepresentation {
             .finish()
     }
 }
-///The `Logic` values.
+/// The `Logic` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Logic {
-    ///`POSITIVE`
+    /// `POSITIVE`
     #[serde(rename = "POSITIVE")]
     Positive,
-    ///`NEGATIVE`
+    /// `NEGATIVE`
     #[serde(rename = "NEGATIVE")]
     Negative,
     /// A value this client does not know (from a newer Keycloak), kept as sent.
     #[serde(untagged)]
     Other(String),
 }
-///The `MemberRepresentation` representation.
+/// The `MemberRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberRepresentation {
-    ///`access`
+    /// `access`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<std::collections::BTreeMap<String, bool>>,
-    ///`applicationRoles`
+    /// `applicationRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_roles: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`clientConsents`
+    /// `clientConsents`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_consents: Option<Vec<UserConsentRepresentation>>,
-    ///`clientRoles`
+    /// `clientRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_roles: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`createdTimestamp`
+    /// `createdTimestamp`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_timestamp: Option<i64>,
-    ///`credentials`
+    /// `credentials`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<CredentialRepresentation>>,
-    ///`disableableCredentialTypes`
+    /// `disableableCredentialTypes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disableable_credential_types: Option<Vec<String>>,
-    ///`email`
+    /// `email`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    ///`emailVerified`
+    /// `emailVerified`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`federatedIdentities`
+    /// `federatedIdentities`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federated_identities: Option<Vec<FederatedIdentityRepresentation>>,
-    ///`federationLink`
+    /// `federationLink`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federation_link: Option<String>,
-    ///`firstName`
+    /// `firstName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
-    ///`groups`
+    /// `groups`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`lastName`
+    /// `lastName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
-    ///`membershipType`
+    /// `membershipType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub membership_type: Option<MembershipType>,
-    ///`notBefore`
+    /// `notBefore`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i32>,
-    ///`origin`
+    /// `origin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    ///`realmRoles`
+    /// `realmRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm_roles: Option<Vec<String>>,
-    ///`requiredActions`
+    /// `requiredActions`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_actions: Option<Vec<String>>,
-    ///`self`
+    /// `self`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_: Option<String>,
-    ///`serviceAccountClientId`
+    /// `serviceAccountClientId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_account_client_id: Option<String>,
-    ///`socialLinks`
+    /// `socialLinks`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub social_links: Option<Vec<SocialLinkRepresentation>>,
-    ///`totp`
+    /// `totp`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub totp: Option<bool>,
-    ///`userProfileMetadata`
+    /// `userProfileMetadata`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_profile_metadata: Option<UserProfileMetadata>,
-    ///`username`
+    /// `username`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -1117,168 +1117,168 @@ pub struct MemberRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `MembershipType` values.
+/// The `MembershipType` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MembershipType {
-    ///`UNMANAGED`
+    /// `UNMANAGED`
     #[serde(rename = "UNMANAGED")]
     Unmanaged,
-    ///`MANAGED`
+    /// `MANAGED`
     #[serde(rename = "MANAGED")]
     Managed,
     /// A value this client does not know (from a newer Keycloak), kept as sent.
     #[serde(untagged)]
     Other(String),
 }
-///The `MultivaluedHashMapStringComponentExportRepresentation` schema.
+/// The `MultivaluedHashMapStringComponentExportRepresentation` schema.
 pub type MultivaluedHashMapStringComponentExportRepresentation = std::collections::BTreeMap<
     String,
     Vec<ComponentExportRepresentation>,
 >;
-///The `MultivaluedHashMapStringString` schema.
+/// The `MultivaluedHashMapStringString` schema.
 pub type MultivaluedHashMapStringString = std::collections::BTreeMap<
     String,
     Vec<String>,
 >;
-///The `OAuthClientRepresentation` representation.
+/// The `OAuthClientRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientRepresentation {
-    ///`access`
+    /// `access`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<std::collections::BTreeMap<String, bool>>,
-    ///`adminUrl`
+    /// `adminUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_url: Option<String>,
-    ///`alwaysDisplayInConsole`
+    /// `alwaysDisplayInConsole`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub always_display_in_console: Option<bool>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
-    ///`authenticationFlowBindingOverrides`
+    /// `authenticationFlowBindingOverrides`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_flow_binding_overrides: Option<
         std::collections::BTreeMap<String, String>,
     >,
-    ///`authorizationServicesEnabled`
+    /// `authorizationServicesEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_services_enabled: Option<bool>,
-    ///`authorizationSettings`
+    /// `authorizationSettings`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_settings: Option<ResourceServerRepresentation>,
-    ///`baseUrl`
+    /// `baseUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    ///`bearerOnly`
+    /// `bearerOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_only: Option<bool>,
-    ///`claims`
+    /// `claims`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claims: Option<ClaimRepresentation>,
-    ///`clientAuthenticatorType`
+    /// `clientAuthenticatorType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_authenticator_type: Option<String>,
-    ///`clientId`
+    /// `clientId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    ///`clientTemplate`
+    /// `clientTemplate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_template: Option<String>,
-    ///`consentRequired`
+    /// `consentRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_required: Option<bool>,
-    ///`defaultClientScopes`
+    /// `defaultClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_client_scopes: Option<Vec<String>>,
-    ///`defaultRoles`
+    /// `defaultRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_roles: Option<Vec<String>>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`directAccessGrantsEnabled`
+    /// `directAccessGrantsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_access_grants_enabled: Option<bool>,
-    ///`directGrantsOnly`
+    /// `directGrantsOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_grants_only: Option<bool>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`frontchannelLogout`
+    /// `frontchannelLogout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frontchannel_logout: Option<bool>,
-    ///`fullScopeAllowed`
+    /// `fullScopeAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_scope_allowed: Option<bool>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`implicitFlowEnabled`
+    /// `implicitFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub implicit_flow_enabled: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`nodeReRegistrationTimeout`
+    /// `nodeReRegistrationTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_re_registration_timeout: Option<i32>,
-    ///`notBefore`
+    /// `notBefore`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i32>,
-    ///`optionalClientScopes`
+    /// `optionalClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optional_client_scopes: Option<Vec<String>>,
-    ///`origin`
+    /// `origin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    ///`protocol`
+    /// `protocol`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    ///`protocolMappers`
+    /// `protocolMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_mappers: Option<Vec<ProtocolMapperRepresentation>>,
-    ///`publicClient`
+    /// `publicClient`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_client: Option<bool>,
-    ///`redirectUris`
+    /// `redirectUris`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
-    ///`registeredNodes`
+    /// `registeredNodes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registered_nodes: Option<std::collections::BTreeMap<String, i32>>,
-    ///`registrationAccessToken`
+    /// `registrationAccessToken`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_access_token: Option<String>,
-    ///`rootUrl`
+    /// `rootUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_url: Option<String>,
-    ///`secret`
+    /// `secret`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    ///`serviceAccountsEnabled`
+    /// `serviceAccountsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_accounts_enabled: Option<bool>,
-    ///`standardFlowEnabled`
+    /// `standardFlowEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub standard_flow_enabled: Option<bool>,
-    ///`surrogateAuthRequired`
+    /// `surrogateAuthRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub surrogate_auth_required: Option<bool>,
-    ///`type`
+    /// `type`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
-    ///`useTemplateConfig`
+    /// `useTemplateConfig`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_config: Option<bool>,
-    ///`useTemplateMappers`
+    /// `useTemplateMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_mappers: Option<bool>,
-    ///`useTemplateScope`
+    /// `useTemplateScope`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub use_template_scope: Option<bool>,
-    ///`webOrigins`
+    /// `webOrigins`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_origins: Option<Vec<String>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -1286,14 +1286,14 @@ pub struct OAuthClientRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `OrganizationDomainRepresentation` representation.
+/// The `OrganizationDomainRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationDomainRepresentation {
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`verified`
+    /// `verified`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -1301,41 +1301,41 @@ pub struct OrganizationDomainRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `OrganizationRepresentation` representation.
+/// The `OrganizationRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationRepresentation {
-    ///`alias`
+    /// `alias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`domains`
+    /// `domains`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domains: Option<Vec<OrganizationDomainRepresentation>>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`groups`
+    /// `groups`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<GroupRepresentation>>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`identityProviders`
+    /// `identityProviders`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_providers: Option<Vec<IdentityProviderRepresentation>>,
-    ///`members`
+    /// `members`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<MemberRepresentation>>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`redirectUrl`
+    /// `redirectUrl`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_url: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -1343,66 +1343,66 @@ pub struct OrganizationRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `PolicyEnforcementMode` values.
+/// The `PolicyEnforcementMode` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PolicyEnforcementMode {
-    ///`ENFORCING`
+    /// `ENFORCING`
     #[serde(rename = "ENFORCING")]
     Enforcing,
-    ///`PERMISSIVE`
+    /// `PERMISSIVE`
     #[serde(rename = "PERMISSIVE")]
     Permissive,
-    ///`DISABLED`
+    /// `DISABLED`
     #[serde(rename = "DISABLED")]
     Disabled,
     /// A value this client does not know (from a newer Keycloak), kept as sent.
     #[serde(untagged)]
     Other(String),
 }
-///The `PolicyRepresentation` representation.
+/// The `PolicyRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRepresentation {
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`decisionStrategy`
+    /// `decisionStrategy`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_strategy: Option<DecisionStrategy>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`logic`
+    /// `logic`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logic: Option<Logic>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`owner`
+    /// `owner`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    ///`policies`
+    /// `policies`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<String>>,
-    ///`resourceType`
+    /// `resourceType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
-    ///`resources`
+    /// `resources`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<String>>,
-    ///`resourcesData`
+    /// `resourcesData`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources_data: Option<Vec<ResourceRepresentation>>,
-    ///`scopes`
+    /// `scopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
-    ///`scopesData`
+    /// `scopesData`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_data: Option<Vec<ScopeRepresentation>>,
-    ///`type`
+    /// `type`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -1410,29 +1410,29 @@ pub struct PolicyRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ProtocolMapperRepresentation` representation.
+/// The `ProtocolMapperRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProtocolMapperRepresentation {
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`consentRequired`
+    /// `consentRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_required: Option<bool>,
-    ///`consentText`
+    /// `consentText`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_text: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`protocol`
+    /// `protocol`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    ///`protocolMapper`
+    /// `protocolMapper`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_mapper: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -1440,470 +1440,470 @@ pub struct ProtocolMapperRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `RealmRepresentation` representation.
+/// The `RealmRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RealmRepresentation {
-    ///`accessCodeLifespan`
+    /// `accessCodeLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_code_lifespan: Option<i32>,
-    ///`accessCodeLifespanLogin`
+    /// `accessCodeLifespanLogin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_code_lifespan_login: Option<i32>,
-    ///`accessCodeLifespanUserAction`
+    /// `accessCodeLifespanUserAction`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_code_lifespan_user_action: Option<i32>,
-    ///`accessTokenLifespan`
+    /// `accessTokenLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token_lifespan: Option<i32>,
-    ///`accessTokenLifespanForImplicitFlow`
+    /// `accessTokenLifespanForImplicitFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token_lifespan_for_implicit_flow: Option<i32>,
-    ///`accountTheme`
+    /// `accountTheme`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_theme: Option<String>,
-    ///`actionTokenGeneratedByAdminLifespan`
+    /// `actionTokenGeneratedByAdminLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action_token_generated_by_admin_lifespan: Option<i32>,
-    ///`actionTokenGeneratedByUserLifespan`
+    /// `actionTokenGeneratedByUserLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action_token_generated_by_user_lifespan: Option<i32>,
-    ///`adminEventsDetailsEnabled`
+    /// `adminEventsDetailsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_events_details_enabled: Option<bool>,
-    ///`adminEventsEnabled`
+    /// `adminEventsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_events_enabled: Option<bool>,
-    ///`adminPermissionsClient`
+    /// `adminPermissionsClient`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_permissions_client: Option<ClientRepresentation>,
-    ///`adminPermissionsEnabled`
+    /// `adminPermissionsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_permissions_enabled: Option<bool>,
-    ///`adminTheme`
+    /// `adminTheme`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_theme: Option<String>,
-    ///`applicationScopeMappings`
+    /// `applicationScopeMappings`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_scope_mappings: Option<
         std::collections::BTreeMap<String, Vec<ScopeMappingRepresentation>>,
     >,
-    ///`applications`
+    /// `applications`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applications: Option<Vec<ApplicationRepresentation>>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, String>>,
-    ///`authenticationFlows`
+    /// `authenticationFlows`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication_flows: Option<Vec<AuthenticationFlowRepresentation>>,
-    ///`authenticatorConfig`
+    /// `authenticatorConfig`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authenticator_config: Option<Vec<AuthenticatorConfigRepresentation>>,
-    ///`browserFlow`
+    /// `browserFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub browser_flow: Option<String>,
-    ///`browserSecurityHeaders`
+    /// `browserSecurityHeaders`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub browser_security_headers: Option<std::collections::BTreeMap<String, String>>,
-    ///`bruteForceProtected`
+    /// `bruteForceProtected`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brute_force_protected: Option<bool>,
-    ///`bruteForceStrategy`
+    /// `bruteForceStrategy`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brute_force_strategy: Option<BruteForceStrategy>,
-    ///`certificate`
+    /// `certificate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
-    ///`clientAuthenticationFlow`
+    /// `clientAuthenticationFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_authentication_flow: Option<String>,
-    ///`clientOfflineSessionIdleTimeout`
+    /// `clientOfflineSessionIdleTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_offline_session_idle_timeout: Option<i32>,
-    ///`clientOfflineSessionMaxLifespan`
+    /// `clientOfflineSessionMaxLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_offline_session_max_lifespan: Option<i32>,
-    ///`clientPolicies`
+    /// `clientPolicies`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_policies: Option<ClientPoliciesRepresentation>,
-    ///`clientProfiles`
+    /// `clientProfiles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_profiles: Option<ClientProfilesRepresentation>,
-    ///`clientScopeMappings`
+    /// `clientScopeMappings`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_scope_mappings: Option<
         std::collections::BTreeMap<String, Vec<ScopeMappingRepresentation>>,
     >,
-    ///`clientScopes`
+    /// `clientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_scopes: Option<Vec<ClientScopeRepresentation>>,
-    ///`clientSessionIdleTimeout`
+    /// `clientSessionIdleTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_session_idle_timeout: Option<i32>,
-    ///`clientSessionMaxLifespan`
+    /// `clientSessionMaxLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_session_max_lifespan: Option<i32>,
-    ///`clientTemplates`
+    /// `clientTemplates`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_templates: Option<Vec<ClientTemplateRepresentation>>,
-    ///`clients`
+    /// `clients`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clients: Option<Vec<ClientRepresentation>>,
-    ///`codeSecret`
+    /// `codeSecret`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_secret: Option<String>,
-    ///`components`
+    /// `components`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub components: Option<MultivaluedHashMapStringComponentExportRepresentation>,
-    ///`defaultDefaultClientScopes`
+    /// `defaultDefaultClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_default_client_scopes: Option<Vec<String>>,
-    ///`defaultGroups`
+    /// `defaultGroups`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_groups: Option<Vec<String>>,
-    ///`defaultLocale`
+    /// `defaultLocale`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_locale: Option<String>,
-    ///`defaultOptionalClientScopes`
+    /// `defaultOptionalClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_optional_client_scopes: Option<Vec<String>>,
-    ///`defaultRole`
+    /// `defaultRole`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_role: Option<RoleRepresentation>,
-    ///`defaultRoles`
+    /// `defaultRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_roles: Option<Vec<String>>,
-    ///`defaultSignatureAlgorithm`
+    /// `defaultSignatureAlgorithm`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_signature_algorithm: Option<String>,
-    ///`directGrantFlow`
+    /// `directGrantFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_grant_flow: Option<String>,
-    ///`displayName`
+    /// `displayName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    ///`displayNameHtml`
+    /// `displayNameHtml`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name_html: Option<String>,
-    ///`dockerAuthenticationFlow`
+    /// `dockerAuthenticationFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_authentication_flow: Option<String>,
-    ///`duplicateEmailsAllowed`
+    /// `duplicateEmailsAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate_emails_allowed: Option<bool>,
-    ///`editUsernameAllowed`
+    /// `editUsernameAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub edit_username_allowed: Option<bool>,
-    ///`emailTheme`
+    /// `emailTheme`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_theme: Option<String>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`enabledEventTypes`
+    /// `enabledEventTypes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled_event_types: Option<Vec<String>>,
-    ///`eventsEnabled`
+    /// `eventsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_enabled: Option<bool>,
-    ///`eventsExpiration`
+    /// `eventsExpiration`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_expiration: Option<i64>,
-    ///`eventsListeners`
+    /// `eventsListeners`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events_listeners: Option<Vec<String>>,
-    ///`failureFactor`
+    /// `failureFactor`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_factor: Option<i32>,
-    ///`federatedUsers`
+    /// `federatedUsers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federated_users: Option<Vec<UserRepresentation>>,
-    ///`firstBrokerLoginFlow`
+    /// `firstBrokerLoginFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_broker_login_flow: Option<String>,
-    ///`groups`
+    /// `groups`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<GroupRepresentation>>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`identityProviderMappers`
+    /// `identityProviderMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_provider_mappers: Option<Vec<IdentityProviderMapperRepresentation>>,
-    ///`identityProviders`
+    /// `identityProviders`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_providers: Option<Vec<IdentityProviderRepresentation>>,
-    ///`internationalizationEnabled`
+    /// `internationalizationEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub internationalization_enabled: Option<bool>,
-    ///`keycloakVersion`
+    /// `keycloakVersion`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keycloak_version: Option<String>,
-    ///`localizationTexts`
+    /// `localizationTexts`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub localization_texts: Option<
         std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     >,
-    ///`loginTheme`
+    /// `loginTheme`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_theme: Option<String>,
-    ///`loginWithEmailAllowed`
+    /// `loginWithEmailAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_with_email_allowed: Option<bool>,
-    ///`maxDeltaTimeSeconds`
+    /// `maxDeltaTimeSeconds`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_delta_time_seconds: Option<i32>,
-    ///`maxFailureWaitSeconds`
+    /// `maxFailureWaitSeconds`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_failure_wait_seconds: Option<i32>,
-    ///`maxSecondaryAuthFailures`
+    /// `maxSecondaryAuthFailures`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_secondary_auth_failures: Option<i32>,
-    ///`maxTemporaryLockouts`
+    /// `maxTemporaryLockouts`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_temporary_lockouts: Option<i32>,
-    ///`minimumQuickLoginWaitSeconds`
+    /// `minimumQuickLoginWaitSeconds`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub minimum_quick_login_wait_seconds: Option<i32>,
-    ///`notBefore`
+    /// `notBefore`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i32>,
-    ///`oauth2DeviceCodeLifespan`
+    /// `oauth2DeviceCodeLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth2_device_code_lifespan: Option<i32>,
-    ///`oauth2DevicePollingInterval`
+    /// `oauth2DevicePollingInterval`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth2_device_polling_interval: Option<i32>,
-    ///`oauthClients`
+    /// `oauthClients`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_clients: Option<Vec<OAuthClientRepresentation>>,
-    ///`offlineSessionIdleTimeout`
+    /// `offlineSessionIdleTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline_session_idle_timeout: Option<i32>,
-    ///`offlineSessionMaxLifespan`
+    /// `offlineSessionMaxLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline_session_max_lifespan: Option<i32>,
-    ///`offlineSessionMaxLifespanEnabled`
+    /// `offlineSessionMaxLifespanEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offline_session_max_lifespan_enabled: Option<bool>,
-    ///`organizations`
+    /// `organizations`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organizations: Option<Vec<OrganizationRepresentation>>,
-    ///`organizationsEnabled`
+    /// `organizationsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organizations_enabled: Option<bool>,
-    ///`otpPolicyAlgorithm`
+    /// `otpPolicyAlgorithm`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_policy_algorithm: Option<String>,
-    ///`otpPolicyCodeReusable`
+    /// `otpPolicyCodeReusable`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_policy_code_reusable: Option<bool>,
-    ///`otpPolicyDigits`
+    /// `otpPolicyDigits`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_policy_digits: Option<i32>,
-    ///`otpPolicyInitialCounter`
+    /// `otpPolicyInitialCounter`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_policy_initial_counter: Option<i32>,
-    ///`otpPolicyLookAheadWindow`
+    /// `otpPolicyLookAheadWindow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_policy_look_ahead_window: Option<i32>,
-    ///`otpPolicyPeriod`
+    /// `otpPolicyPeriod`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_policy_period: Option<i32>,
-    ///`otpPolicyType`
+    /// `otpPolicyType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_policy_type: Option<String>,
-    ///`otpSupportedApplications`
+    /// `otpSupportedApplications`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otp_supported_applications: Option<Vec<String>>,
-    ///`passwordCredentialGrantAllowed`
+    /// `passwordCredentialGrantAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_credential_grant_allowed: Option<bool>,
-    ///`passwordPolicy`
+    /// `passwordPolicy`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_policy: Option<String>,
-    ///`permanentLockout`
+    /// `permanentLockout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permanent_lockout: Option<bool>,
-    ///`privateKey`
+    /// `privateKey`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
-    ///`protocolMappers`
+    /// `protocolMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol_mappers: Option<Vec<ProtocolMapperRepresentation>>,
-    ///`publicKey`
+    /// `publicKey`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
-    ///`quickLoginCheckMilliSeconds`
+    /// `quickLoginCheckMilliSeconds`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quick_login_check_milli_seconds: Option<i64>,
-    ///`realm`
+    /// `realm`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
-    ///`realmCacheEnabled`
+    /// `realmCacheEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm_cache_enabled: Option<bool>,
-    ///`refreshTokenMaxReuse`
+    /// `refreshTokenMaxReuse`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token_max_reuse: Option<i32>,
-    ///`registrationAllowed`
+    /// `registrationAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_allowed: Option<bool>,
-    ///`registrationEmailAsUsername`
+    /// `registrationEmailAsUsername`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_email_as_username: Option<bool>,
-    ///`registrationFlow`
+    /// `registrationFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_flow: Option<String>,
-    ///`rememberMe`
+    /// `rememberMe`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remember_me: Option<bool>,
-    ///`requiredActions`
+    /// `requiredActions`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_actions: Option<Vec<RequiredActionProviderRepresentation>>,
-    ///`requiredCredentials`
+    /// `requiredCredentials`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_credentials: Option<Vec<String>>,
-    ///`resetCredentialsFlow`
+    /// `resetCredentialsFlow`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset_credentials_flow: Option<String>,
-    ///`resetPasswordAllowed`
+    /// `resetPasswordAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reset_password_allowed: Option<bool>,
-    ///`revokeRefreshToken`
+    /// `revokeRefreshToken`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoke_refresh_token: Option<bool>,
-    ///`roles`
+    /// `roles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<RolesRepresentation>,
-    ///`scimApiEnabled`
+    /// `scimApiEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scim_api_enabled: Option<bool>,
-    ///`scopeMappings`
+    /// `scopeMappings`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope_mappings: Option<Vec<ScopeMappingRepresentation>>,
-    ///`smtpServer`
+    /// `smtpServer`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_server: Option<std::collections::BTreeMap<String, String>>,
-    ///`social`
+    /// `social`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub social: Option<bool>,
-    ///`socialProviders`
+    /// `socialProviders`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub social_providers: Option<std::collections::BTreeMap<String, String>>,
-    ///`sslRequired`
+    /// `sslRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssl_required: Option<String>,
-    ///`ssoSessionIdleTimeout`
+    /// `ssoSessionIdleTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sso_session_idle_timeout: Option<i32>,
-    ///`ssoSessionIdleTimeoutRememberMe`
+    /// `ssoSessionIdleTimeoutRememberMe`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sso_session_idle_timeout_remember_me: Option<i32>,
-    ///`ssoSessionMaxLifespan`
+    /// `ssoSessionMaxLifespan`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sso_session_max_lifespan: Option<i32>,
-    ///`ssoSessionMaxLifespanRememberMe`
+    /// `ssoSessionMaxLifespanRememberMe`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sso_session_max_lifespan_remember_me: Option<i32>,
-    ///`supportedLocales`
+    /// `supportedLocales`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supported_locales: Option<Vec<String>>,
-    ///`updateProfileOnInitialSocialLogin`
+    /// `updateProfileOnInitialSocialLogin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_profile_on_initial_social_login: Option<bool>,
-    ///`userCacheEnabled`
+    /// `userCacheEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_cache_enabled: Option<bool>,
-    ///`userFederationMappers`
+    /// `userFederationMappers`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_federation_mappers: Option<Vec<UserFederationMapperRepresentation>>,
-    ///`userFederationProviders`
+    /// `userFederationProviders`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_federation_providers: Option<Vec<UserFederationProviderRepresentation>>,
-    ///`userManagedAccessAllowed`
+    /// `userManagedAccessAllowed`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_managed_access_allowed: Option<bool>,
-    ///`users`
+    /// `users`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<UserRepresentation>>,
-    ///`verifiableCredentialsEnabled`
+    /// `verifiableCredentialsEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verifiable_credentials_enabled: Option<bool>,
-    ///`verifyEmail`
+    /// `verifyEmail`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_email: Option<bool>,
-    ///`waitIncrementSeconds`
+    /// `waitIncrementSeconds`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait_increment_seconds: Option<i32>,
-    ///`webAuthnPolicyAcceptableAaguids`
+    /// `webAuthnPolicyAcceptableAaguids`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_acceptable_aaguids: Option<Vec<String>>,
-    ///`webAuthnPolicyAttestationConveyancePreference`
+    /// `webAuthnPolicyAttestationConveyancePreference`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_attestation_conveyance_preference: Option<String>,
-    ///`webAuthnPolicyAuthenticatorAttachment`
+    /// `webAuthnPolicyAuthenticatorAttachment`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_authenticator_attachment: Option<String>,
-    ///`webAuthnPolicyAvoidSameAuthenticatorRegister`
+    /// `webAuthnPolicyAvoidSameAuthenticatorRegister`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_avoid_same_authenticator_register: Option<bool>,
-    ///`webAuthnPolicyCreateTimeout`
+    /// `webAuthnPolicyCreateTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_create_timeout: Option<i32>,
-    ///`webAuthnPolicyExtraOrigins`
+    /// `webAuthnPolicyExtraOrigins`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_extra_origins: Option<Vec<String>>,
-    ///`webAuthnPolicyPasswordlessAcceptableAaguids`
+    /// `webAuthnPolicyPasswordlessAcceptableAaguids`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_acceptable_aaguids: Option<Vec<String>>,
-    ///`webAuthnPolicyPasswordlessAttestationConveyancePreference`
+    /// `webAuthnPolicyPasswordlessAttestationConveyancePreference`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_attestation_conveyance_preference: Option<String>,
-    ///`webAuthnPolicyPasswordlessAuthenticatorAttachment`
+    /// `webAuthnPolicyPasswordlessAuthenticatorAttachment`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_authenticator_attachment: Option<String>,
-    ///`webAuthnPolicyPasswordlessAvoidSameAuthenticatorRegister`
+    /// `webAuthnPolicyPasswordlessAvoidSameAuthenticatorRegister`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_avoid_same_authenticator_register: Option<bool>,
-    ///`webAuthnPolicyPasswordlessCreateTimeout`
+    /// `webAuthnPolicyPasswordlessCreateTimeout`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_create_timeout: Option<i32>,
-    ///`webAuthnPolicyPasswordlessExtraOrigins`
+    /// `webAuthnPolicyPasswordlessExtraOrigins`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_extra_origins: Option<Vec<String>>,
-    ///`webAuthnPolicyPasswordlessPasskeysEnabled`
+    /// `webAuthnPolicyPasswordlessPasskeysEnabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_passkeys_enabled: Option<bool>,
-    ///`webAuthnPolicyPasswordlessRequireResidentKey`
+    /// `webAuthnPolicyPasswordlessRequireResidentKey`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_require_resident_key: Option<String>,
-    ///`webAuthnPolicyPasswordlessRpEntityName`
+    /// `webAuthnPolicyPasswordlessRpEntityName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_rp_entity_name: Option<String>,
-    ///`webAuthnPolicyPasswordlessRpId`
+    /// `webAuthnPolicyPasswordlessRpId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_rp_id: Option<String>,
-    ///`webAuthnPolicyPasswordlessSignatureAlgorithms`
+    /// `webAuthnPolicyPasswordlessSignatureAlgorithms`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_signature_algorithms: Option<Vec<String>>,
-    ///`webAuthnPolicyPasswordlessUserVerificationRequirement`
+    /// `webAuthnPolicyPasswordlessUserVerificationRequirement`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_passwordless_user_verification_requirement: Option<String>,
-    ///`webAuthnPolicyRequireResidentKey`
+    /// `webAuthnPolicyRequireResidentKey`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_require_resident_key: Option<String>,
-    ///`webAuthnPolicyRpEntityName`
+    /// `webAuthnPolicyRpEntityName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_rp_entity_name: Option<String>,
-    ///`webAuthnPolicyRpId`
+    /// `webAuthnPolicyRpId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_rp_id: Option<String>,
-    ///`webAuthnPolicySignatureAlgorithms`
+    /// `webAuthnPolicySignatureAlgorithms`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_signature_algorithms: Option<Vec<String>>,
-    ///`webAuthnPolicyUserVerificationRequirement`
+    /// `webAuthnPolicyUserVerificationRequirement`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web_authn_policy_user_verification_requirement: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2163,29 +2163,29 @@ impl std::fmt::Debug for RealmRepresentation {
             .finish()
     }
 }
-///The `RequiredActionProviderRepresentation` representation.
+/// The `RequiredActionProviderRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequiredActionProviderRepresentation {
-    ///`alias`
+    /// `alias`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`defaultAction`
+    /// `defaultAction`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_action: Option<bool>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`priority`
+    /// `priority`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
-    ///`providerId`
+    /// `providerId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2193,14 +2193,14 @@ pub struct RequiredActionProviderRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ResourceOwnerRepresentation` representation.
+/// The `ResourceOwnerRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceOwnerRepresentation {
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2208,44 +2208,44 @@ pub struct ResourceOwnerRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ResourceRepresentation` representation.
+/// The `ResourceRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRepresentation {
-    ///`_id`
+    /// `_id`
     #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`displayName`
+    /// `displayName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    ///`icon_uri`
+    /// `icon_uri`
     #[serde(rename = "icon_uri", skip_serializing_if = "Option::is_none")]
     pub icon_uri: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`owner`
+    /// `owner`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<ResourceOwnerRepresentation>,
-    ///`ownerManagedAccess`
+    /// `ownerManagedAccess`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_managed_access: Option<bool>,
-    ///`scopes`
+    /// `scopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<ScopeRepresentation>>,
-    ///`scopesUma`
+    /// `scopesUma`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes_uma: Option<Vec<ScopeRepresentation>>,
-    ///`type`
+    /// `type`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
-    ///`uri`
+    /// `uri`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
-    ///`uris`
+    /// `uris`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uris: Option<Vec<String>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2253,38 +2253,38 @@ pub struct ResourceRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ResourceServerRepresentation` representation.
+/// The `ResourceServerRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceServerRepresentation {
-    ///`allowRemoteResourceManagement`
+    /// `allowRemoteResourceManagement`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_remote_resource_management: Option<bool>,
-    ///`authorizationSchema`
+    /// `authorizationSchema`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_schema: Option<AuthorizationSchema>,
-    ///`clientId`
+    /// `clientId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    ///`decisionStrategy`
+    /// `decisionStrategy`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_strategy: Option<DecisionStrategy>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`policies`
+    /// `policies`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<PolicyRepresentation>>,
-    ///`policyEnforcementMode`
+    /// `policyEnforcementMode`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_enforcement_mode: Option<PolicyEnforcementMode>,
-    ///`resources`
+    /// `resources`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<ResourceRepresentation>>,
-    ///`scopes`
+    /// `scopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<ScopeRepresentation>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2292,20 +2292,20 @@ pub struct ResourceServerRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ResourceType` representation.
+/// The `ResourceType` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceType {
-    ///`groupType`
+    /// `groupType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_type: Option<String>,
-    ///`scopeAliases`
+    /// `scopeAliases`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope_aliases: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`scopes`
+    /// `scopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
-    ///`type`
+    /// `type`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2313,35 +2313,35 @@ pub struct ResourceType {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `RoleRepresentation` representation.
+/// The `RoleRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleRepresentation {
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`clientRole`
+    /// `clientRole`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_role: Option<bool>,
-    ///`composite`
+    /// `composite`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub composite: Option<bool>,
-    ///`composites`
+    /// `composites`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub composites: Option<Composites>,
-    ///`containerId`
+    /// `containerId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
-    ///`description`
+    /// `description`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`scopeParamRequired`
+    /// `scopeParamRequired`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope_param_required: Option<bool>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2349,17 +2349,17 @@ pub struct RoleRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `RolesRepresentation` representation.
+/// The `RolesRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolesRepresentation {
-    ///`application`
+    /// `application`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application: Option<std::collections::BTreeMap<String, Vec<RoleRepresentation>>>,
-    ///`client`
+    /// `client`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<std::collections::BTreeMap<String, Vec<RoleRepresentation>>>,
-    ///`realm`
+    /// `realm`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm: Option<Vec<RoleRepresentation>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2367,23 +2367,23 @@ pub struct RolesRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ScopeMappingRepresentation` representation.
+/// The `ScopeMappingRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeMappingRepresentation {
-    ///`client`
+    /// `client`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
-    ///`clientScope`
+    /// `clientScope`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_scope: Option<String>,
-    ///`clientTemplate`
+    /// `clientTemplate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_template: Option<String>,
-    ///`roles`
+    /// `roles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
-    ///`self`
+    /// `self`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2391,26 +2391,26 @@ pub struct ScopeMappingRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `ScopeRepresentation` representation.
+/// The `ScopeRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeRepresentation {
-    ///`displayName`
+    /// `displayName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    ///`iconUri`
+    /// `iconUri`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icon_uri: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`policies`
+    /// `policies`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<PolicyRepresentation>>,
-    ///`resources`
+    /// `resources`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<ResourceRepresentation>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2418,17 +2418,17 @@ pub struct ScopeRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `SocialLinkRepresentation` representation.
+/// The `SocialLinkRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SocialLinkRepresentation {
-    ///`socialProvider`
+    /// `socialProvider`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub social_provider: Option<String>,
-    ///`socialUserId`
+    /// `socialUserId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub social_user_id: Option<String>,
-    ///`socialUsername`
+    /// `socialUsername`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub social_username: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2436,23 +2436,23 @@ pub struct SocialLinkRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `UserConsentRepresentation` representation.
+/// The `UserConsentRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserConsentRepresentation {
-    ///`clientId`
+    /// `clientId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    ///`createdDate`
+    /// `createdDate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_date: Option<i64>,
-    ///`grantedClientScopes`
+    /// `grantedClientScopes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted_client_scopes: Option<Vec<String>>,
-    ///`grantedRealmRoles`
+    /// `grantedRealmRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted_realm_roles: Option<Vec<String>>,
-    ///`lastUpdatedDate`
+    /// `lastUpdatedDate`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_updated_date: Option<i64>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2460,23 +2460,23 @@ pub struct UserConsentRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `UserFederationMapperRepresentation` representation.
+/// The `UserFederationMapperRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserFederationMapperRepresentation {
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`federationMapperType`
+    /// `federationMapperType`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federation_mapper_type: Option<String>,
-    ///`federationProviderDisplayName`
+    /// `federationProviderDisplayName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federation_provider_display_name: Option<String>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2484,32 +2484,32 @@ pub struct UserFederationMapperRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `UserFederationProviderRepresentation` representation.
+/// The `UserFederationProviderRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserFederationProviderRepresentation {
-    ///`changedSyncPeriod`
+    /// `changedSyncPeriod`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changed_sync_period: Option<i32>,
-    ///`config`
+    /// `config`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<std::collections::BTreeMap<String, String>>,
-    ///`displayName`
+    /// `displayName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    ///`fullSyncPeriod`
+    /// `fullSyncPeriod`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_sync_period: Option<i32>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`lastSync`
+    /// `lastSync`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_sync: Option<i32>,
-    ///`priority`
+    /// `priority`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
-    ///`providerName`
+    /// `providerName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_name: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2517,20 +2517,20 @@ pub struct UserFederationProviderRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `UserProfileAttributeGroupMetadata` representation.
+/// The `UserProfileAttributeGroupMetadata` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfileAttributeGroupMetadata {
-    ///`annotations`
+    /// `annotations`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    ///`displayDescription`
+    /// `displayDescription`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_description: Option<String>,
-    ///`displayHeader`
+    /// `displayHeader`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_header: Option<String>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2538,35 +2538,35 @@ pub struct UserProfileAttributeGroupMetadata {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `UserProfileAttributeMetadata` representation.
+/// The `UserProfileAttributeMetadata` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfileAttributeMetadata {
-    ///`annotations`
+    /// `annotations`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    ///`defaultValue`
+    /// `defaultValue`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_value: Option<String>,
-    ///`displayName`
+    /// `displayName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    ///`group`
+    /// `group`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    ///`multivalued`
+    /// `multivalued`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multivalued: Option<bool>,
-    ///`name`
+    /// `name`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    ///`readOnly`
+    /// `readOnly`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
-    ///`required`
+    /// `required`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
-    ///`validators`
+    /// `validators`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validators: Option<
         std::collections::BTreeMap<
@@ -2579,14 +2579,14 @@ pub struct UserProfileAttributeMetadata {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `UserProfileMetadata` representation.
+/// The `UserProfileMetadata` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfileMetadata {
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Vec<UserProfileAttributeMetadata>>,
-    ///`groups`
+    /// `groups`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<UserProfileAttributeGroupMetadata>>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2594,89 +2594,89 @@ pub struct UserProfileMetadata {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///The `UserRepresentation` representation.
+/// The `UserRepresentation` representation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRepresentation {
-    ///`access`
+    /// `access`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<std::collections::BTreeMap<String, bool>>,
-    ///`applicationRoles`
+    /// `applicationRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_roles: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`attributes`
+    /// `attributes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributes: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`clientConsents`
+    /// `clientConsents`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_consents: Option<Vec<UserConsentRepresentation>>,
-    ///`clientRoles`
+    /// `clientRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_roles: Option<std::collections::BTreeMap<String, Vec<String>>>,
-    ///`createdTimestamp`
+    /// `createdTimestamp`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_timestamp: Option<i64>,
-    ///`credentials`
+    /// `credentials`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Vec<CredentialRepresentation>>,
-    ///`disableableCredentialTypes`
+    /// `disableableCredentialTypes`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disableable_credential_types: Option<Vec<String>>,
-    ///`email`
+    /// `email`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    ///`emailVerified`
+    /// `emailVerified`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
-    ///`enabled`
+    /// `enabled`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    ///`federatedIdentities`
+    /// `federatedIdentities`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federated_identities: Option<Vec<FederatedIdentityRepresentation>>,
-    ///`federationLink`
+    /// `federationLink`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub federation_link: Option<String>,
-    ///`firstName`
+    /// `firstName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
-    ///`groups`
+    /// `groups`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
-    ///`id`
+    /// `id`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    ///`lastName`
+    /// `lastName`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
-    ///`notBefore`
+    /// `notBefore`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i32>,
-    ///`origin`
+    /// `origin`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
-    ///`realmRoles`
+    /// `realmRoles`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm_roles: Option<Vec<String>>,
-    ///`requiredActions`
+    /// `requiredActions`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_actions: Option<Vec<String>>,
-    ///`self`
+    /// `self`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_: Option<String>,
-    ///`serviceAccountClientId`
+    /// `serviceAccountClientId`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_account_client_id: Option<String>,
-    ///`socialLinks`
+    /// `socialLinks`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub social_links: Option<Vec<SocialLinkRepresentation>>,
-    ///`totp`
+    /// `totp`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub totp: Option<bool>,
-    ///`userProfileMetadata`
+    /// `userProfileMetadata`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_profile_metadata: Option<UserProfileMetadata>,
-    ///`username`
+    /// `username`
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Fields this client does not know (from a newer Keycloak), kept so that a
@@ -2684,10 +2684,10 @@ pub struct UserRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-///Query parameters of [`Realms::list`](crate::api::Realms::list) (`GET /admin/realms`); `None` leaves a parameter out.
+/// Query parameters of [`Realms::list`](crate::api::Realms::list) (`GET /admin/realms`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RealmsListQuery {
-    ///`briefRepresentation`
+    /// `briefRepresentation`
     pub brief_representation: Option<bool>,
 }
 impl RealmsListQuery {
@@ -2700,20 +2700,20 @@ impl RealmsListQuery {
         pairs
     }
 }
-///Query parameters of [`Clients::list`](crate::api::Clients::list) (`GET /admin/realms/{realm}/clients`); `None` leaves a parameter out.
+/// Query parameters of [`Clients::list`](crate::api::Clients::list) (`GET /admin/realms/{realm}/clients`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientsListQuery {
-    ///filter by clientId
+    /// filter by clientId
     pub client_id: Option<String>,
-    ///the first result
+    /// the first result
     pub first: Option<i32>,
-    ///the max results to return
+    /// the max results to return
     pub max: Option<i32>,
-    ///`q`
+    /// `q`
     pub q: Option<String>,
-    ///whether this is a search query or a getClientById query
+    /// whether this is a search query or a getClientById query
     pub search: Option<bool>,
-    ///filter clients that cannot be viewed in full by admin
+    /// filter clients that cannot be viewed in full by admin
     pub viewable_only: Option<bool>,
 }
 impl ClientsListQuery {
@@ -2741,16 +2741,16 @@ impl ClientsListQuery {
         pairs
     }
 }
-///Query parameters of [`Clients::roles`](crate::api::Clients::roles) (`GET /admin/realms/{realm}/clients/{client-uuid}/roles`); `None` leaves a parameter out.
+/// Query parameters of [`Clients::roles`](crate::api::Clients::roles) (`GET /admin/realms/{realm}/clients/{client-uuid}/roles`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientsRolesQuery {
-    ///`briefRepresentation`
+    /// `briefRepresentation`
     pub brief_representation: Option<bool>,
-    ///`first`
+    /// `first`
     pub first: Option<i32>,
-    ///`max`
+    /// `max`
     pub max: Option<i32>,
-    ///`search`
+    /// `search`
     pub search: Option<String>,
 }
 impl ClientsRolesQuery {
@@ -2772,40 +2772,40 @@ impl ClientsRolesQuery {
         pairs
     }
 }
-///Query parameters of [`Users::list`](crate::api::Users::list) (`GET /admin/realms/{realm}/users`); `None` leaves a parameter out.
+/// Query parameters of [`Users::list`](crate::api::Users::list) (`GET /admin/realms/{realm}/users`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsersListQuery {
-    ///Boolean which defines whether brief representations are returned (default: false)
+    /// Boolean which defines whether brief representations are returned (default: false)
     pub brief_representation: Option<bool>,
-    ///Only return users created after (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
+    /// Only return users created after (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
     pub created_after: Option<String>,
-    ///Only return users created before (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
+    /// Only return users created before (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
     pub created_before: Option<String>,
-    ///A String contained in email, or the complete email, if param "exact" is true
+    /// A String contained in email, or the complete email, if param "exact" is true
     pub email: Option<String>,
-    ///whether the email has been verified
+    /// whether the email has been verified
     pub email_verified: Option<bool>,
-    ///Boolean representing if user is enabled or not
+    /// Boolean representing if user is enabled or not
     pub enabled: Option<bool>,
-    ///Boolean which defines whether the params "last", "first", "email" and "username" must match exactly
+    /// Boolean which defines whether the params "last", "first", "email" and "username" must match exactly
     pub exact: Option<bool>,
-    ///Pagination offset
+    /// Pagination offset
     pub first: Option<i32>,
-    ///A String contained in firstName, or the complete firstName, if param "exact" is true
+    /// A String contained in firstName, or the complete firstName, if param "exact" is true
     pub first_name: Option<String>,
-    ///The alias of an Identity Provider linked to the user
+    /// The alias of an Identity Provider linked to the user
     pub idp_alias: Option<String>,
-    ///The userId at an Identity Provider linked to the user
+    /// The userId at an Identity Provider linked to the user
     pub idp_user_id: Option<String>,
-    ///A String contained in lastName, or the complete lastName, if param "exact" is true
+    /// A String contained in lastName, or the complete lastName, if param "exact" is true
     pub last_name: Option<String>,
-    ///Maximum results size (defaults to 100)
+    /// Maximum results size (defaults to 100)
     pub max: Option<i32>,
-    ///A query to search for custom attributes, in the format 'key1:value2 key2:value2'
+    /// A query to search for custom attributes, in the format 'key1:value2 key2:value2'
     pub q: Option<String>,
-    ///A String contained in username, first or last name, or email. Default search behavior is prefix-based (e.g., foo or foo*). Use *foo* for infix search and "foo" for exact search.
+    /// A String contained in username, first or last name, or email. Default search behavior is prefix-based (e.g., foo or foo*). Use *foo* for infix search and "foo" for exact search.
     pub search: Option<String>,
-    ///A String contained in username, or the complete username, if param "exact" is true
+    /// A String contained in username, or the complete username, if param "exact" is true
     pub username: Option<String>,
 }
 impl UsersListQuery {
@@ -2863,34 +2863,34 @@ impl UsersListQuery {
         pairs
     }
 }
-///Query parameters of [`Users::count`](crate::api::Users::count) (`GET /admin/realms/{realm}/users/count`); `None` leaves a parameter out.
+/// Query parameters of [`Users::count`](crate::api::Users::count) (`GET /admin/realms/{realm}/users/count`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsersCountQuery {
-    ///Only return users created after (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
+    /// Only return users created after (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
     pub created_after: Option<String>,
-    ///Only return users created before (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
+    /// Only return users created before (inclusive) the given date, in ISO-8601 format (yyyy-MM-dd) or epoch milliseconds
     pub created_before: Option<String>,
-    ///A String contained in email, or the complete email, if param "exact" is true
+    /// A String contained in email, or the complete email, if param "exact" is true
     pub email: Option<String>,
-    ///whether the email has been verified
+    /// whether the email has been verified
     pub email_verified: Option<bool>,
-    ///Boolean representing if user is enabled or not
+    /// Boolean representing if user is enabled or not
     pub enabled: Option<bool>,
-    ///Boolean which defines whether the params "last", "first", "email" and "username" must match exactly
+    /// Boolean which defines whether the params "last", "first", "email" and "username" must match exactly
     pub exact: Option<bool>,
-    ///A String contained in firstName, or the complete firstName, if param "exact" is true
+    /// A String contained in firstName, or the complete firstName, if param "exact" is true
     pub first_name: Option<String>,
-    ///The alias of an Identity Provider linked to the user
+    /// The alias of an Identity Provider linked to the user
     pub idp_alias: Option<String>,
-    ///The userId at an Identity Provider linked to the user
+    /// The userId at an Identity Provider linked to the user
     pub idp_user_id: Option<String>,
-    ///A String contained in lastName, or the complete lastName, if param "exact" is true
+    /// A String contained in lastName, or the complete lastName, if param "exact" is true
     pub last_name: Option<String>,
-    ///A query to search for custom attributes, in the format 'key1:value2 key2:value2'
+    /// A query to search for custom attributes, in the format 'key1:value2 key2:value2'
     pub q: Option<String>,
-    ///A String contained in username, first or last name, or email. Default search behavior is prefix-based (e.g., foo or foo*). Use *foo* for infix search and "foo" for exact search.
+    /// A String contained in username, first or last name, or email. Default search behavior is prefix-based (e.g., foo or foo*). Use *foo* for infix search and "foo" for exact search.
     pub search: Option<String>,
-    ///A String contained in username, or the complete username, if param "exact" is true
+    /// A String contained in username, or the complete username, if param "exact" is true
     pub username: Option<String>,
 }
 impl UsersCountQuery {
@@ -2939,10 +2939,10 @@ impl UsersCountQuery {
         pairs
     }
 }
-///Query parameters of [`Users::get`](crate::api::Users::get) (`GET /admin/realms/{realm}/users/{user-id}`); `None` leaves a parameter out.
+/// Query parameters of [`Users::get`](crate::api::Users::get) (`GET /admin/realms/{realm}/users/{user-id}`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsersGetQuery {
-    ///Indicates if the user profile metadata should be added to the response
+    /// Indicates if the user profile metadata should be added to the response
     pub user_profile_metadata: Option<bool>,
 }
 impl UsersGetQuery {
@@ -2955,16 +2955,16 @@ impl UsersGetQuery {
         pairs
     }
 }
-///Query parameters of [`Users::groups`](crate::api::Users::groups) (`GET /admin/realms/{realm}/users/{user-id}/groups`); `None` leaves a parameter out.
+/// Query parameters of [`Users::groups`](crate::api::Users::groups) (`GET /admin/realms/{realm}/users/{user-id}/groups`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UsersGroupsQuery {
-    ///`briefRepresentation`
+    /// `briefRepresentation`
     pub brief_representation: Option<bool>,
-    ///`first`
+    /// `first`
     pub first: Option<i32>,
-    ///`max`
+    /// `max`
     pub max: Option<i32>,
-    ///`search`
+    /// `search`
     pub search: Option<String>,
 }
 impl UsersGroupsQuery {
@@ -2986,24 +2986,24 @@ impl UsersGroupsQuery {
         pairs
     }
 }
-///Query parameters of [`Groups::list`](crate::api::Groups::list) (`GET /admin/realms/{realm}/groups`); `None` leaves a parameter out.
+/// Query parameters of [`Groups::list`](crate::api::Groups::list) (`GET /admin/realms/{realm}/groups`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupsListQuery {
-    ///`briefRepresentation`
+    /// `briefRepresentation`
     pub brief_representation: Option<bool>,
-    ///`exact`
+    /// `exact`
     pub exact: Option<bool>,
-    ///`first`
+    /// `first`
     pub first: Option<i32>,
-    ///`max`
+    /// `max`
     pub max: Option<i32>,
-    ///`populateHierarchy`
+    /// `populateHierarchy`
     pub populate_hierarchy: Option<bool>,
-    ///`q`
+    /// `q`
     pub q: Option<String>,
-    ///`search`
+    /// `search`
     pub search: Option<String>,
-    ///Boolean which defines whether to return the count of subgroups for each group (default: true
+    /// Boolean which defines whether to return the count of subgroups for each group (default: true
     pub sub_groups_count: Option<bool>,
 }
 impl GroupsListQuery {
@@ -3037,20 +3037,20 @@ impl GroupsListQuery {
         pairs
     }
 }
-///Query parameters of [`Groups::children`](crate::api::Groups::children) (`GET /admin/realms/{realm}/groups/{group-id}/children`); `None` leaves a parameter out.
+/// Query parameters of [`Groups::children`](crate::api::Groups::children) (`GET /admin/realms/{realm}/groups/{group-id}/children`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupsChildrenQuery {
-    ///Boolean which defines whether brief groups representations are returned or not (default: false)
+    /// Boolean which defines whether brief groups representations are returned or not (default: false)
     pub brief_representation: Option<bool>,
-    ///Boolean which defines whether the params "search" must match exactly or not
+    /// Boolean which defines whether the params "search" must match exactly or not
     pub exact: Option<bool>,
-    ///The position of the first result to be returned (pagination offset).
+    /// The position of the first result to be returned (pagination offset).
     pub first: Option<i32>,
-    ///The maximum number of results that are to be returned. Defaults to 10
+    /// The maximum number of results that are to be returned. Defaults to 10
     pub max: Option<i32>,
-    ///A String representing either an exact group name or a partial name, defaults to prefix search.
+    /// A String representing either an exact group name or a partial name, defaults to prefix search.
     pub search: Option<String>,
-    ///Boolean which defines whether to return the count of subgroups for each subgroup of this group (default: true)
+    /// Boolean which defines whether to return the count of subgroups for each subgroup of this group (default: true)
     pub sub_groups_count: Option<bool>,
 }
 impl GroupsChildrenQuery {
@@ -3078,14 +3078,14 @@ impl GroupsChildrenQuery {
         pairs
     }
 }
-///Query parameters of [`Groups::members`](crate::api::Groups::members) (`GET /admin/realms/{realm}/groups/{group-id}/members`); `None` leaves a parameter out.
+/// Query parameters of [`Groups::members`](crate::api::Groups::members) (`GET /admin/realms/{realm}/groups/{group-id}/members`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GroupsMembersQuery {
-    ///Only return basic information (only guaranteed to return id, username, created, first and last name, email, enabled state, email verification state, federation link, and access. Note that it means that namely user attributes, required actions, and not before are not returned.)
+    /// Only return basic information (only guaranteed to return id, username, created, first and last name, email, enabled state, email verification state, federation link, and access. Note that it means that namely user attributes, required actions, and not before are not returned.)
     pub brief_representation: Option<bool>,
-    ///Pagination offset
+    /// Pagination offset
     pub first: Option<i32>,
-    ///Maximum results size (defaults to 100)
+    /// Maximum results size (defaults to 100)
     pub max: Option<i32>,
 }
 impl GroupsMembersQuery {
@@ -3104,16 +3104,16 @@ impl GroupsMembersQuery {
         pairs
     }
 }
-///Query parameters of [`Roles::list`](crate::api::Roles::list) (`GET /admin/realms/{realm}/roles`); `None` leaves a parameter out.
+/// Query parameters of [`Roles::list`](crate::api::Roles::list) (`GET /admin/realms/{realm}/roles`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RolesListQuery {
-    ///`briefRepresentation`
+    /// `briefRepresentation`
     pub brief_representation: Option<bool>,
-    ///`first`
+    /// `first`
     pub first: Option<i32>,
-    ///`max`
+    /// `max`
     pub max: Option<i32>,
-    ///`search`
+    /// `search`
     pub search: Option<String>,
 }
 impl RolesListQuery {
@@ -3135,22 +3135,22 @@ impl RolesListQuery {
         pairs
     }
 }
-///Query parameters of [`IdentityProviders::list`](crate::api::IdentityProviders::list) (`GET /admin/realms/{realm}/identity-provider/instances`); `None` leaves a parameter out.
+/// Query parameters of [`IdentityProviders::list`](crate::api::IdentityProviders::list) (`GET /admin/realms/{realm}/identity-provider/instances`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IdentityProvidersListQuery {
-    ///Boolean which defines whether brief representations are returned (default: false)
+    /// Boolean which defines whether brief representations are returned (default: false)
     pub brief_representation: Option<bool>,
-    ///Filter by identity providers capability
+    /// Filter by identity providers capability
     pub capability: Option<String>,
-    ///Pagination offset
+    /// Pagination offset
     pub first: Option<i32>,
-    ///Maximum results size (defaults to 100)
+    /// Maximum results size (defaults to 100)
     pub max: Option<i32>,
-    ///Boolean which defines if only realm-level IDPs (not associated with orgs) should be returned (default: false)
+    /// Boolean which defines if only realm-level IDPs (not associated with orgs) should be returned (default: false)
     pub realm_only: Option<bool>,
-    ///Filter specific providers by name. Search can be prefix (name*), contains (*name*) or exact ("name"). Default prefixed.
+    /// Filter specific providers by name. Search can be prefix (name*), contains (*name*) or exact ("name"). Default prefixed.
     pub search: Option<String>,
-    ///Filter by identity providers type
+    /// Filter by identity providers type
     pub r#type: Option<String>,
 }
 impl IdentityProvidersListQuery {
