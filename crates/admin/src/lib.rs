@@ -57,19 +57,17 @@ pub mod types;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
-use pacer::metrics::{Metrics, MetricsLayer};
-use pacer::rate_limit::{RateLimitLayer, RateLimiter};
-use pacer::retry::{RetryLayer, RetryPolicy};
-use pacer::retry_after::RetryAfterLayer;
+use pacer::metrics::Metrics;
+use pacer::rate_limit::RateLimiter;
+use pacer::retry::RetryPolicy;
 use pacer::{BoxError, Namespace};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 
 pub use auth::{Credentials, Secret};
 pub use error::{EXCERPT_LIMIT, Error, Result};
@@ -114,6 +112,30 @@ impl AdminClient {
             metrics: None,
             retry: None,
         }
+    }
+
+    /// A client on pacer's ready stack built from `config`; the same as
+    /// `AdminClient::builder(base_url, credentials).config(config.clone()).build()`.
+    pub fn new(
+        base_url: impl Into<String>,
+        credentials: Credentials,
+        config: &pacer::config::Config,
+    ) -> Result<Self, BuildError> {
+        Self::builder(base_url, credentials)
+            .config(config.clone())
+            .build()
+    }
+
+    /// A client on a [`pacer::client::Client`] you built (sharing its rate limiter, metrics
+    /// and pool with other users of it). The auth layer goes on top, so token requests pass
+    /// through the stack too.
+    pub fn from_client(
+        base_url: impl Into<String>,
+        credentials: Credentials,
+        client: pacer::client::Client,
+    ) -> Self {
+        let limiter = client.rate_limiter().clone();
+        Self::assemble(base_url.into(), credentials, client, Some(limiter))
     }
 
     /// A client over a transport you composed yourself (it should be a pacer stack: rate
@@ -177,7 +199,7 @@ impl AdminClient {
         }
     }
 
-    /// The rate limiter of the stack the builder made (`None` for [`AdminClient::with_service`]).
+    /// The rate limiter of the stack (`None` for [`AdminClient::with_service`]).
     pub fn rate_limiter(&self) -> Option<&RateLimiter> {
         self.inner.rate_limiter.as_ref()
     }
@@ -234,8 +256,8 @@ pub struct AdminClientBuilder {
 }
 
 impl AdminClientBuilder {
-    /// The rate limits and timeout (default: the design's defaults, 50/s global, 5/s per
-    /// namespace, 30 s per attempt).
+    /// The stack's settings: rate limits, retries, timeouts, TLS (default: the design's
+    /// defaults, 50/s global, 5/s per namespace, 5 retries, 30 s per attempt).
     pub fn config(mut self, config: pacer::config::Config) -> Self {
         self.config = config;
         self
@@ -247,48 +269,35 @@ impl AdminClientBuilder {
         self
     }
 
-    /// The retry policy (default [`RetryPolicy::new`]: 5 retries, 0.5 s–60 s full jitter).
+    /// Replaces the configured retry policy (it reports to the client's metrics).
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
 
-    /// Builds the stack. Must run inside a tokio runtime (the connection pool spawns on it).
+    /// Builds [`pacer::client::Client`] from the configuration (rustls, pooled HTTP/1.1 and
+    /// HTTP/2) and the client on it. Needs no runtime; calls must then run in a tokio
+    /// runtime (or through [`blocking::AdminClient`]).
     pub fn build(self) -> Result<AdminClient, BuildError> {
-        let metrics = self
-            .metrics
-            .unwrap_or_else(|| Metrics::new(&mut prometheus_registry_for_unobserved_metrics()));
-        let limiter = self
-            .config
-            .rate_limiter_builder()
-            .map_err(|e| BuildError(e.to_string()))?
-            .observer(metrics.clone())
-            .build()
-            .map_err(|e| BuildError(e.to_string()))?;
-        metrics.observe_limiter(&limiter);
-        let policy = self.retry.unwrap_or_default().observer(metrics.clone());
-        let timeout = self.config.timeout().unwrap_or(Duration::MAX);
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<Full<Bytes>>();
-        let stack = ServiceBuilder::new()
-            .layer(MetricsLayer::new(metrics))
-            .layer(RetryLayer::new(policy))
-            .layer(RetryAfterLayer::new())
-            .layer(RateLimitLayer::new(limiter.clone()))
-            .layer(tower::timeout::TimeoutLayer::new(timeout))
-            .service(http);
-        Ok(AdminClient::assemble(
+        let metrics = match self.metrics {
+            Some(metrics) => metrics,
+            // A registry nobody scrapes: the stack still needs somewhere to record.
+            None => self
+                .config
+                .metrics_builder()
+                .register(&mut prometheus_client::registry::Registry::default()),
+        };
+        let mut builder = pacer::client::Client::builder(&self.config).metrics(metrics.clone());
+        if let Some(policy) = self.retry {
+            builder = builder.retry_policy(policy.observer(metrics));
+        }
+        let client = builder.build().map_err(|e| BuildError(e.to_string()))?;
+        Ok(AdminClient::from_client(
             self.base,
             self.credentials,
-            stack,
-            Some(limiter),
+            client,
         ))
     }
-}
-
-fn prometheus_registry_for_unobserved_metrics() -> prometheus_client::registry::Registry {
-    prometheus_client::registry::Registry::default()
 }
 
 /// The stack could not be built from the configuration.
