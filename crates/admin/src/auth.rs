@@ -8,9 +8,11 @@
 //!   (Keycloak's client-credentials grant does not), else with a new grant. One renewal runs at
 //!   a time; concurrent callers wait for it.
 //! - A `401` answer gets one renewal and one replay of the request; a second `401` is returned.
-//! - Token requests go through the inner service, i.e. the pacer stack: the rate limiter (with
-//!   the namespace of the request that needed the token), retries (they are marked
-//!   [`Idempotent`](pacer::retry::Idempotent): a grant can be repeated safely) and metrics.
+//! - Token requests go through the inner service, i.e. the pacer stack: the global rate limit,
+//!   retries (they are marked [`Idempotent`](pacer::retry::Idempotent): a grant can be
+//!   repeated safely) and metrics. They are made for their own namespace, [`TOKEN_NAMESPACE`],
+//!   not the caller's: every tenant waits for a renewal, so it must not queue behind one
+//!   tenant's exhausted quota.
 //! - Secrets live in [`Secret`] and a sensitive `Authorization` header: `Debug` never shows
 //!   them, and no error carries them.
 //!
@@ -39,6 +41,9 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
+
+/// The namespace token requests are made for (rate limit and metrics).
+pub const TOKEN_NAMESPACE: &str = "keycloak-token";
 
 /// A secret string (password, client secret, token): `Debug` and `Display` print
 /// `<redacted>`.
@@ -280,11 +285,7 @@ where
         let inner = self.inner.clone();
         let state = Arc::clone(&self.state);
         Box::pin(async move {
-            let namespace = request
-                .extensions()
-                .get::<Namespace>()
-                .cloned()
-                .unwrap_or_default();
+            let namespace = Namespace::new(TOKEN_NAMESPACE);
             let (parts, body) = request.into_parts();
             let (bearer, generation) = state.bearer(inner.clone(), &namespace, None).await?;
             let mut first = Request::from_parts(parts.clone(), body.clone());
