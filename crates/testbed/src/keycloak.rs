@@ -16,9 +16,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use http::header::{CONTENT_TYPE, LOCATION};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
@@ -48,7 +48,10 @@ pub(crate) struct Keycloak {
 #[derive(Debug, Default)]
 struct KcState {
     realms: BTreeMap<String, Realm>,
-    access: HashMap<String, Instant>,
+    /// access token -> (realm it was issued by, expiry)
+    access: HashMap<String, (String, Instant)>,
+    /// Every admin and token request, in arrival order (bounded by `LOG_LIMIT`).
+    log: Vec<RecordedRequest>,
     refresh: HashMap<String, RefreshGrant>,
 }
 
@@ -69,6 +72,10 @@ struct Realm {
     passwords: HashMap<String, String>,
     groups: Vec<Group>,
     roles: Vec<Obj>,
+    /// The other families (client scopes, identity providers, mappers, client roles,
+    /// memberships ...), each a list of objects under a collection key such as
+    /// `client-scopes` or `clients/{id}/roles`; see `nested`.
+    collections: BTreeMap<String, Vec<Obj>>,
 }
 
 #[derive(Debug)]
@@ -213,7 +220,7 @@ impl Keycloak {
         let unauthorized = || error(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
         let token = bearer(headers).ok_or_else(unauthorized)?;
         match self.lock().access.get(token) {
-            Some(expires) if Instant::now() < *expires => Ok(()),
+            Some((_, expires)) if Instant::now() < *expires => Ok(()),
             _ => Err(unauthorized()),
         }
     }
@@ -276,6 +283,11 @@ pub(crate) fn router(kc: Arc<Keycloak>) -> Router {
             "/admin/realms/{realm}/roles/{name}",
             get(get_role).put(update_role).delete(delete_role),
         )
+        .route("/admin/realms/{realm}/{*rest}", any(nested))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&kc),
+            record,
+        ))
         .with_state(kc)
 }
 
@@ -440,7 +452,7 @@ async fn token(
     };
     let now = Instant::now();
     if state.access.len() >= PRUNE_AT {
-        state.access.retain(|_, expires| *expires > now);
+        state.access.retain(|_, (_, expires)| *expires > now);
     }
     if state.refresh.len() >= PRUNE_AT {
         state.refresh.retain(|_, grant| grant.expires > now);
@@ -449,7 +461,7 @@ async fn token(
     let access = jwt("Bearer", &subject, &issuer, kc.token_lifetime.as_secs());
     state
         .access
-        .insert(access.clone(), deadline(kc.token_lifetime));
+        .insert(access.clone(), (realm.clone(), deadline(kc.token_lifetime)));
     let mut body = json!({
         "access_token": access,
         "expires_in": kc.token_lifetime.as_secs(),
@@ -545,8 +557,9 @@ async fn create_realm(State(kc): State<Arc<Keycloak>>, headers: HeaderMap, body:
         },
     );
     Ok(created(format!(
-        "{}/admin/realms/{name}",
-        kc.base(&headers)
+        "{}/admin/realms/{}",
+        kc.base(&headers),
+        encode_segment(&name)
     )))
 }
 
@@ -670,7 +683,10 @@ async fn create_client(
                 .or_insert_with(|| Value::String(random_secret()));
         }
         r.clients.push(rep);
-        Ok(created(format!("{base}/admin/realms/{realm}/clients/{id}")))
+        Ok(created(format!(
+            "{base}/admin/realms/{}/clients/{id}",
+            encode_segment(&realm)
+        )))
     })
 }
 
@@ -851,7 +867,10 @@ async fn create_user(
             r.passwords.insert(id.clone(), password);
         }
         r.users.push(rep);
-        Ok(created(format!("{base}/admin/realms/{realm}/users/{id}")))
+        Ok(created(format!(
+            "{base}/admin/realms/{}/users/{id}",
+            encode_segment(&realm)
+        )))
     })
 }
 
@@ -1026,7 +1045,10 @@ async fn create_group(
     let base = kc.base(&headers);
     with_realm(&kc, &realm, |r| {
         let id = r.add_group(rep, None)?;
-        Ok(created(format!("{base}/admin/realms/{realm}/groups/{id}")))
+        Ok(created(format!(
+            "{base}/admin/realms/{}/groups/{id}",
+            encode_segment(&realm)
+        )))
     })
 }
 
@@ -1129,7 +1151,8 @@ async fn create_child(
         r.find_group(&id).ok_or_else(group_not_found)?;
         let child = r.add_group(rep, Some(id))?;
         Ok(created(format!(
-            "{base}/admin/realms/{realm}/groups/{child}"
+            "{base}/admin/realms/{}/groups/{child}",
+            encode_segment(&realm)
         )))
     })
 }
@@ -1190,7 +1213,8 @@ async fn create_role(
         r.roles.push(rep);
         let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
         Ok(created(format!(
-            "{base}/admin/realms/{realm}/roles/{}",
+            "{base}/admin/realms/{}/roles/{}",
+            encode_segment(&realm),
             encoded.replace('+', "%20")
         )))
     })
@@ -1257,4 +1281,710 @@ async fn delete_role(
         }
         Ok(empty(StatusCode::NO_CONTENT))
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// Request log: what the fake saw, in order, so tests can compare two clients' traffic.
+
+/// At most this many requests are kept in the log; older ones are dropped.
+const LOG_LIMIT: usize = 10_000;
+
+/// One request the fake Keycloak received (the `Authorization` header is not kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The method.
+    pub method: String,
+    /// The raw path and query, as sent (percent-encoding included).
+    pub target: String,
+    /// The body as text (lossy UTF-8).
+    pub body: String,
+}
+
+async fn record(
+    State(kc): State<Arc<Keycloak>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return bad_request("request body too large");
+    };
+    {
+        let mut state = kc.lock();
+        if state.log.len() >= LOG_LIMIT {
+            state.log.remove(0);
+        }
+        state.log.push(RecordedRequest {
+            method: parts.method.to_string(),
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+impl Keycloak {
+    /// The requests received so far, oldest first.
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().log.clone()
+    }
+
+    /// Forgets the requests received so far.
+    pub(crate) fn clear_requests(&self) {
+        self.lock().log.clear();
+    }
+}
+
+/// One path segment, percent-encoded as Keycloak's URI builder does.
+fn encode_segment(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+fn decode_segment(value: &str) -> String {
+    let plus_kept = value.replace('+', "%2B");
+    form_urlencoded::parse(format!("x={plus_kept}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// The other resource families, served from `Realm::collections` by one handler that reads
+// the raw path (so an id holding an encoded `/` stays one segment).
+
+fn not_found(what: &str) -> Response {
+    error(StatusCode::NOT_FOUND, &format!("Could not find {what}"))
+}
+
+/// How a family of objects is keyed.
+struct Family {
+    /// The collection key in `Realm::collections`.
+    key: String,
+    /// The field that identifies an object in URLs (`id` is generated when absent).
+    id_field: &'static str,
+    /// The field that must be unique (409 otherwise), and the name of the thing for messages.
+    unique: &'static str,
+    what: &'static str,
+}
+
+impl Family {
+    fn list<'a>(&self, r: &'a Realm) -> &'a [Obj] {
+        r.collections.get(&self.key).map_or(&[], Vec::as_slice)
+    }
+
+    fn find<'a>(&self, r: &'a Realm, id: &str) -> Option<&'a Obj> {
+        self.list(r)
+            .iter()
+            .find(|o| str_field(o, self.id_field) == Some(id))
+    }
+
+    fn create(&self, r: &mut Realm, mut rep: Obj, location: String) -> Reply {
+        let Some(unique) = str_field(&rep, self.unique).map(str::to_owned) else {
+            return Err(bad_request(&format!(
+                "{} {} is missing",
+                self.what, self.unique
+            )));
+        };
+        if self
+            .list(r)
+            .iter()
+            .any(|o| str_field(o, self.unique) == Some(unique.as_str()))
+        {
+            return Err(conflict(format!(
+                "{} with {} {unique} already exists",
+                self.what, self.unique
+            )));
+        }
+        if self.id_field == "id" {
+            rep.insert("id".into(), Value::String(new_id()));
+        }
+        let id = str_field(&rep, self.id_field).unwrap_or("").to_owned();
+        r.collections.entry(self.key.clone()).or_default().push(rep);
+        Ok(created(format!("{location}/{}", encode_segment(&id))))
+    }
+
+    fn update(&self, r: &mut Realm, id: &str, mut update: Obj) -> Reply {
+        if let Some(unique) = str_field(&update, self.unique) {
+            let taken = self.list(r).iter().any(|o| {
+                str_field(o, self.unique) == Some(unique) && str_field(o, self.id_field) != Some(id)
+            });
+            if taken {
+                return Err(conflict(format!(
+                    "{} with {} {unique} already exists",
+                    self.what, self.unique
+                )));
+            }
+        }
+        let items = r.collections.entry(self.key.clone()).or_default();
+        let Some(item) = items
+            .iter_mut()
+            .find(|o| str_field(o, self.id_field) == Some(id))
+        else {
+            return Err(not_found(self.what));
+        };
+        if self.id_field == "id" {
+            update.remove("id");
+        }
+        merge(item, update);
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+
+    fn delete(&self, r: &mut Realm, id: &str) -> Reply {
+        let items = r.collections.entry(self.key.clone()).or_default();
+        let before = items.len();
+        items.retain(|o| str_field(o, self.id_field) != Some(id));
+        if items.len() == before {
+            return Err(not_found(self.what));
+        }
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+
+    /// Serves `GET`/`POST` on the collection and `GET`/`PUT`/`DELETE` on one member.
+    fn serve(
+        &self,
+        r: &mut Realm,
+        method: &Method,
+        id: Option<&str>,
+        body: &[u8],
+        location: String,
+    ) -> Reply {
+        match (method.as_str(), id) {
+            ("GET", None) => Ok(json(
+                StatusCode::OK,
+                &Value::Array(self.list(r).iter().cloned().map(Value::Object).collect()),
+            )),
+            ("POST", None) => self.create(r, parse_object(body)?, location),
+            ("GET", Some(id)) => self
+                .find(r, id)
+                .map(|o| json(StatusCode::OK, &Value::Object(o.clone())))
+                .ok_or_else(|| not_found(self.what)),
+            ("PUT", Some(id)) => self.update(r, id, parse_object(body)?),
+            ("DELETE", Some(id)) => self.delete(r, id),
+            _ => Err(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "HTTP 405 Method Not Allowed",
+            )),
+        }
+    }
+}
+
+/// A set of references (ids) under `key`: client default scopes, group memberships ...
+fn links(r: &mut Realm, key: String) -> &mut Vec<Obj> {
+    r.collections.entry(key).or_default()
+}
+
+fn link_ids(r: &Realm, key: &str) -> Vec<String> {
+    r.collections
+        .get(key)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|o| str_field(o, "id").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn add_link(r: &mut Realm, key: String, id: &str) {
+    let items = links(r, key);
+    if !items.iter().any(|o| str_field(o, "id") == Some(id)) {
+        items.push(json_obj(json!({ "id": id })));
+    }
+}
+
+fn remove_link(r: &mut Realm, key: String, id: &str) {
+    links(r, key).retain(|o| str_field(o, "id") != Some(id));
+}
+
+fn parse_array(body: &[u8]) -> Result<Vec<Obj>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => Ok(items.into_iter().map(json_obj).collect()),
+        _ => Err(bad_request("Invalid JSON: expected an array")),
+    }
+}
+
+impl Realm {
+    fn has_client(&self, id: &str) -> bool {
+        self.clients.iter().any(|c| str_field(c, "id") == Some(id))
+    }
+
+    fn has_user(&self, id: &str) -> bool {
+        self.users.iter().any(|u| str_field(u, "id") == Some(id))
+    }
+
+    fn client_scopes(&self) -> Family {
+        Family {
+            key: "client-scopes".into(),
+            id_field: "id",
+            unique: "name",
+            what: "client scope",
+        }
+    }
+
+    /// Realm roles by id, as the ids in role-mapping bodies refer to them.
+    fn realm_roles_by_ids(&self, ids: &[String]) -> Vec<Value> {
+        self.roles
+            .iter()
+            .filter(|role| str_field(role, "id").is_some_and(|id| ids.iter().any(|i| i == id)))
+            .map(|role| Value::Object(role.clone()))
+            .collect()
+    }
+
+    fn role_ids(&self, body: &[Obj]) -> Result<Vec<String>, Response> {
+        body.iter()
+            .map(|wanted| {
+                self.roles
+                    .iter()
+                    .find(|role| {
+                        (str_field(wanted, "id").is_some()
+                            && str_field(role, "id") == str_field(wanted, "id"))
+                            || (str_field(wanted, "id").is_none()
+                                && str_field(role, "name") == str_field(wanted, "name"))
+                    })
+                    .and_then(|role| str_field(role, "id").map(str::to_owned))
+                    .ok_or_else(role_not_found)
+            })
+            .collect()
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+async fn nested(
+    State(kc): State<Arc<Keycloak>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    kc.authorize(&headers)?;
+    let raw = uri.path().strip_prefix("/admin/realms/").unwrap_or("");
+    let segments: Vec<String> = raw.split('/').map(decode_segment).collect();
+    let Some((realm, rest)) = segments.split_first() else {
+        return Err(realm_not_found());
+    };
+    let realm_name = realm.clone();
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let base = format!(
+        "{}/admin/realms/{}",
+        kc.base(&headers),
+        encode_segment(&realm_name)
+    );
+    if rest == ["logout-all"] && method == Method::POST {
+        let mut state = kc.lock();
+        if !state.realms.contains_key(&realm_name) {
+            return Err(realm_not_found());
+        }
+        // Ends every session of the realm: the access tokens it issued stop working.
+        state
+            .access
+            .retain(|_, (issued_by, _)| *issued_by != realm_name);
+        state.refresh.retain(|_, grant| grant.realm != realm_name);
+        return Ok(json(StatusCode::OK, &json!({})));
+    }
+    with_realm(&kc, &realm_name, |r| {
+        let location = |path: &str| format!("{base}/{path}");
+        match rest.as_slice() {
+            ["partialImport"] if method == Method::POST => {
+                let import = parse_object(&body)?;
+                let mut added = 0;
+                if let Some(Value::Array(roles)) = import.get("roles").and_then(|r| r.get("realm"))
+                {
+                    for role in roles.iter().cloned().map(json_obj) {
+                        let name = str_field(&role, "name").map(str::to_owned);
+                        if name.is_some()
+                            && !r
+                                .roles
+                                .iter()
+                                .any(|x| str_field(x, "name") == name.as_deref())
+                        {
+                            let mut role = role;
+                            role.insert("id".into(), Value::String(new_id()));
+                            r.roles.push(role);
+                            added += 1;
+                        }
+                    }
+                }
+                Ok(json(
+                    StatusCode::OK,
+                    &json!({ "overwritten": 0, "added": added, "skipped": 0, "results": [] }),
+                ))
+            }
+            // --- client scopes and their protocol mappers
+            ["client-scopes"] => {
+                r.client_scopes()
+                    .serve(r, &method, None, &body, location("client-scopes"))
+            }
+            ["client-scopes", id] => {
+                r.client_scopes()
+                    .serve(r, &method, Some(id), &body, String::new())
+            }
+            ["client-scopes", id, "protocol-mappers", "models", more @ ..] => {
+                if r.client_scopes().find(r, id).is_none() {
+                    return Err(not_found("client scope"));
+                }
+                let family = Family {
+                    key: format!("client-scopes/{id}/protocol-mappers"),
+                    id_field: "id",
+                    unique: "name",
+                    what: "protocol mapper",
+                };
+                let here = location(&format!(
+                    "client-scopes/{}/protocol-mappers/models",
+                    encode_segment(id)
+                ));
+                family.serve(r, &method, more.first().copied(), &body, here)
+            }
+            [
+                "default-default-client-scopes" | "default-optional-client-scopes",
+                more @ ..,
+            ] => {
+                let key = format!("realm/{}", rest[0]);
+                match (method.as_str(), more) {
+                    ("GET", []) => {
+                        let ids = link_ids(r, &key);
+                        let scopes: Vec<Value> = r
+                            .client_scopes()
+                            .list(r)
+                            .iter()
+                            .filter(|s| {
+                                str_field(s, "id").is_some_and(|id| ids.iter().any(|i| i == id))
+                            })
+                            .map(|s| json!({ "id": s.get("id"), "name": s.get("name") }))
+                            .collect();
+                        Ok(json(StatusCode::OK, &Value::Array(scopes)))
+                    }
+                    ("PUT", [scope]) => {
+                        r.client_scopes()
+                            .find(r, scope)
+                            .ok_or_else(|| not_found("client scope"))?;
+                        add_link(r, key, scope);
+                        Ok(empty(StatusCode::NO_CONTENT))
+                    }
+                    ("DELETE", [scope]) => {
+                        remove_link(r, key, scope);
+                        Ok(empty(StatusCode::NO_CONTENT))
+                    }
+                    _ => Err(not_found("resource")),
+                }
+            }
+            // --- client sub-resources
+            ["clients", client, more @ ..] => {
+                if !r.has_client(client) {
+                    return Err(client_not_found());
+                }
+                let client_location = location(&format!("clients/{}", encode_segment(client)));
+                match more {
+                    ["protocol-mappers", "models", tail @ ..] => {
+                        let family = Family {
+                            key: format!("clients/{client}/protocol-mappers"),
+                            id_field: "id",
+                            unique: "name",
+                            what: "protocol mapper",
+                        };
+                        family.serve(
+                            r,
+                            &method,
+                            tail.first().copied(),
+                            &body,
+                            format!("{client_location}/protocol-mappers/models"),
+                        )
+                    }
+                    ["roles", tail @ ..] => {
+                        let family = Family {
+                            key: format!("clients/{client}/roles"),
+                            id_field: "name",
+                            unique: "name",
+                            what: "role",
+                        };
+                        if method == Method::POST && tail.is_empty() {
+                            let mut rep = parse_object(&body)?;
+                            rep.insert("id".into(), Value::String(new_id()));
+                            rep.insert("clientRole".into(), Value::Bool(true));
+                            rep.insert("containerId".into(), Value::String((*client).to_owned()));
+                            rep.entry("composite").or_insert(Value::Bool(false));
+                            return family.create(r, rep, format!("{client_location}/roles"));
+                        }
+                        family.serve(r, &method, tail.first().copied(), &body, String::new())
+                    }
+                    ["client-secret"] => {
+                        let entry = r
+                            .clients
+                            .iter_mut()
+                            .find(|c| str_field(c, "id") == Some(*client))
+                            .ok_or_else(client_not_found)?;
+                        if method == Method::POST {
+                            entry.insert("secret".into(), Value::String(random_secret()));
+                        }
+                        let secret = entry.get("secret").cloned().unwrap_or(Value::Null);
+                        Ok(json(
+                            StatusCode::OK,
+                            &json!({ "type": "secret", "value": secret }),
+                        ))
+                    }
+                    ["service-account-user"] if method == Method::GET => {
+                        let entry = r
+                            .clients
+                            .iter()
+                            .find(|c| str_field(c, "id") == Some(*client))
+                            .cloned()
+                            .unwrap_or_default();
+                        if entry.get("serviceAccountsEnabled").and_then(Value::as_bool)
+                            != Some(true)
+                        {
+                            return Err(bad_request("Service account not enabled for the client"));
+                        }
+                        let client_id = str_field(&entry, "clientId").unwrap_or("").to_lowercase();
+                        let username = format!("service-account-{client_id}");
+                        if let Some(user) = r
+                            .users
+                            .iter()
+                            .find(|u| str_field(u, "username") == Some(username.as_str()))
+                        {
+                            return Ok(json(StatusCode::OK, &Value::Object(user.clone())));
+                        }
+                        let user = json_obj(json!({
+                            "id": new_id(), "username": username, "enabled": true,
+                            "serviceAccountClientId": client, "createdTimestamp": unix_now() * 1000,
+                        }));
+                        r.users.push(user.clone());
+                        Ok(json(StatusCode::OK, &Value::Object(user)))
+                    }
+                    [
+                        kind @ ("default-client-scopes" | "optional-client-scopes"),
+                        tail @ ..,
+                    ] => {
+                        let key = format!("clients/{client}/{kind}");
+                        match (method.as_str(), tail) {
+                            ("GET", []) => {
+                                let ids = link_ids(r, &key);
+                                let scopes: Vec<Value> = r
+                                    .client_scopes()
+                                    .list(r)
+                                    .iter()
+                                    .filter(|s| {
+                                        str_field(s, "id")
+                                            .is_some_and(|id| ids.iter().any(|i| i == id))
+                                    })
+                                    .map(|s| json!({ "id": s.get("id"), "name": s.get("name") }))
+                                    .collect();
+                                Ok(json(StatusCode::OK, &Value::Array(scopes)))
+                            }
+                            ("PUT", [scope]) => {
+                                r.client_scopes()
+                                    .find(r, scope)
+                                    .ok_or_else(|| not_found("client scope"))?;
+                                add_link(r, key, scope);
+                                Ok(empty(StatusCode::NO_CONTENT))
+                            }
+                            ("DELETE", [scope]) => {
+                                remove_link(r, key, scope);
+                                Ok(empty(StatusCode::NO_CONTENT))
+                            }
+                            _ => Err(not_found("resource")),
+                        }
+                    }
+                    _ => Err(not_found("resource")),
+                }
+            }
+            // --- users: passwords, groups, realm role mappings
+            ["users", user, more @ ..] => {
+                if !r.has_user(user) {
+                    return Err(user_not_found());
+                }
+                match (method.as_str(), more) {
+                    ("PUT", ["reset-password"]) => {
+                        let credential = parse_object(&body)?;
+                        let Some(value) = str_field(&credential, "value") else {
+                            return Err(bad_request("Password is missing"));
+                        };
+                        r.passwords.insert((*user).to_owned(), value.to_owned());
+                        Ok(empty(StatusCode::NO_CONTENT))
+                    }
+                    ("GET", ["groups"]) => {
+                        let ids = link_ids(r, &format!("users/{user}/groups"));
+                        let groups: Vec<Value> = r
+                            .groups
+                            .iter()
+                            .filter(|g| {
+                                str_field(&g.rep, "id")
+                                    .is_some_and(|id| ids.iter().any(|i| i == id))
+                            })
+                            .map(|g| r.group_view(g))
+                            .collect();
+                        Ok(json(StatusCode::OK, &Value::Array(groups)))
+                    }
+                    ("PUT", ["groups", group]) => {
+                        r.find_group(group).ok_or_else(group_not_found)?;
+                        add_link(r, format!("users/{user}/groups"), group);
+                        Ok(empty(StatusCode::NO_CONTENT))
+                    }
+                    ("DELETE", ["groups", group]) => {
+                        r.find_group(group).ok_or_else(group_not_found)?;
+                        remove_link(r, format!("users/{user}/groups"), group);
+                        Ok(empty(StatusCode::NO_CONTENT))
+                    }
+                    (_, ["role-mappings", "realm"]) => {
+                        role_mappings(r, &method, format!("users/{user}/realm-roles"), &body)
+                    }
+                    _ => Err(not_found("resource")),
+                }
+            }
+            // --- groups: members, by path, realm role mappings
+            ["groups", group, more @ ..] => {
+                r.find_group(group).ok_or_else(group_not_found)?;
+                match (method.as_str(), more) {
+                    ("GET", ["members"]) => {
+                        let members: Vec<Value> = r
+                            .users
+                            .iter()
+                            .filter(|u| {
+                                let id = str_field(u, "id").unwrap_or("");
+                                link_ids(r, &format!("users/{id}/groups"))
+                                    .iter()
+                                    .any(|g| g == group)
+                            })
+                            .map(|u| Value::Object(u.clone()))
+                            .collect();
+                        Ok(json(StatusCode::OK, &Value::Array(members)))
+                    }
+                    (_, ["role-mappings", "realm"]) => {
+                        role_mappings(r, &method, format!("groups/{group}/realm-roles"), &body)
+                    }
+                    _ => Err(not_found("resource")),
+                }
+            }
+            ["group-by-path", path @ ..] if method == Method::GET => {
+                let wanted = format!("/{}", path.join("/"));
+                r.groups
+                    .iter()
+                    .find(|g| r.group_path(g) == wanted)
+                    .map(|g| json(StatusCode::OK, &r.group_view(g)))
+                    .ok_or_else(group_not_found)
+            }
+            // --- realm roles by id, composites
+            ["roles-by-id", id] => {
+                let index = r
+                    .roles
+                    .iter()
+                    .position(|role| str_field(role, "id") == Some(*id))
+                    .ok_or_else(role_not_found)?;
+                match method.as_str() {
+                    "GET" => Ok(json(StatusCode::OK, &Value::Object(r.roles[index].clone()))),
+                    "PUT" => {
+                        let mut update = parse_object(&body)?;
+                        update.remove("id");
+                        merge(&mut r.roles[index], update);
+                        Ok(empty(StatusCode::NO_CONTENT))
+                    }
+                    "DELETE" => {
+                        r.roles.remove(index);
+                        Ok(empty(StatusCode::NO_CONTENT))
+                    }
+                    _ => Err(not_found("resource")),
+                }
+            }
+            ["roles", name, "composites"] => {
+                let role_id = r
+                    .roles
+                    .iter()
+                    .find(|role| str_field(role, "name") == Some(*name))
+                    .and_then(|role| str_field(role, "id").map(str::to_owned))
+                    .ok_or_else(role_not_found)?;
+                let response =
+                    role_mappings(r, &method, format!("roles/{role_id}/composites"), &body)?;
+                let composite = !link_ids(r, &format!("roles/{role_id}/composites")).is_empty();
+                if let Some(role) = r
+                    .roles
+                    .iter_mut()
+                    .find(|role| str_field(role, "id") == Some(role_id.as_str()))
+                {
+                    role.insert("composite".into(), Value::Bool(composite));
+                }
+                Ok(response)
+            }
+            // --- identity providers and their mappers
+            ["identity-provider", "instances", more @ ..] => {
+                let idps = Family {
+                    key: "identity-providers".into(),
+                    id_field: "alias",
+                    unique: "alias",
+                    what: "identity provider",
+                };
+                match more {
+                    [] => idps.serve(
+                        r,
+                        &method,
+                        None,
+                        &body,
+                        location("identity-provider/instances"),
+                    ),
+                    [alias] => {
+                        if method == Method::DELETE {
+                            r.collections
+                                .remove(&format!("identity-providers/{alias}/mappers"));
+                        }
+                        idps.serve(r, &method, Some(alias), &body, String::new())
+                    }
+                    [alias, "mappers", tail @ ..] => {
+                        if idps.find(r, alias).is_none() {
+                            return Err(not_found("identity provider"));
+                        }
+                        let mappers = Family {
+                            key: format!("identity-providers/{alias}/mappers"),
+                            id_field: "id",
+                            unique: "name",
+                            what: "mapper",
+                        };
+                        let here = location(&format!(
+                            "identity-provider/instances/{}/mappers",
+                            encode_segment(alias)
+                        ));
+                        mappers.serve(r, &method, tail.first().copied(), &body, here)
+                    }
+                    _ => Err(not_found("resource")),
+                }
+            }
+            _ => Err(error(StatusCode::NOT_FOUND, "HTTP 404 Not Found")),
+        }
+    })
+}
+
+/// `GET`/`POST`/`DELETE` of a set of realm roles (role mappings, composites) under `key`.
+fn role_mappings(r: &mut Realm, method: &Method, key: String, body: &[u8]) -> Reply {
+    match method.as_str() {
+        "GET" => {
+            let ids = link_ids(r, &key);
+            Ok(json(
+                StatusCode::OK,
+                &Value::Array(r.realm_roles_by_ids(&ids)),
+            ))
+        }
+        "POST" => {
+            let ids = r.role_ids(&parse_array(body)?)?;
+            for id in ids {
+                add_link(r, key.clone(), &id);
+            }
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        "DELETE" => {
+            let ids = r.role_ids(&parse_array(body)?)?;
+            for id in ids {
+                remove_link(r, key.clone(), &id);
+            }
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        _ => Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "HTTP 405 Method Not Allowed",
+        )),
+    }
 }

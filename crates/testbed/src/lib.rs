@@ -56,6 +56,14 @@
 //! | `/admin/realms/{realm}/users[/count|/{id}]` | users: list/search, count, create, get, update, delete |
 //! | `/admin/realms/{realm}/groups[/{id}[/children]]` | groups: list, create, get, update, delete, children |
 //! | `/admin/realms/{realm}/roles[/{name}]` | realm roles: list, create, get, update, delete |
+//! | `/admin/realms/{realm}/roles/{name}/composites`, `/roles-by-id/{id}` | composites; roles by id |
+//! | `/admin/realms/{realm}/client-scopes[/{id}[/protocol-mappers/models[/{id}]]]` | client scopes and their mappers |
+//! | `/admin/realms/{realm}/default-{default,optional}-client-scopes[/{id}]` | realm default scopes |
+//! | `/admin/realms/{realm}/clients/{id}/{roles,protocol-mappers/models,client-secret,service-account-user,default-client-scopes,optional-client-scopes}` | client sub-resources |
+//! | `/admin/realms/{realm}/users/{id}/{reset-password,groups[/{id}],role-mappings/realm}` | passwords, membership, realm role mappings |
+//! | `/admin/realms/{realm}/groups/{id}/{members,role-mappings/realm}`, `/group-by-path/{path}` | members, role mappings, lookup by path |
+//! | `/admin/realms/{realm}/identity-provider/instances[/{alias}[/mappers[/{id}]]]` | identity providers and mappers |
+//! | `POST /admin/realms/{realm}/partialImport`, `POST /admin/realms/{realm}/logout-all` | realm roles import; end all sessions (revokes the realm's tokens) |
 //! | `POST /graphql`, `POST /graphql/{branch}` | Infrahub GraphQL |
 //! | `POST /api/auth/login`, `POST /api/auth/refresh` | Infrahub JWT login and refresh |
 //! | `GET /api/schema`, `GET /api/branch` | Infrahub schema (kinds served) and branches |
@@ -142,6 +150,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::Faults;
 pub use infrahub::{API_KEY_HEADER, KindSchema};
+pub use keycloak::RecordedRequest;
 pub use stats::{LoggedRequest, PathCount, Stats};
 
 /// The Keycloak version the fake reports.
@@ -293,7 +302,7 @@ impl TestbedBuilder {
             self.refresh_lifetime,
         ));
         let mut router = Router::new()
-            .merge(keycloak::router(keycloak))
+            .merge(keycloak::router(Arc::clone(&keycloak)))
             .merge(infrahub::router(infrahub));
         if let Some(limiter) = self.limiter {
             let key = self.limit_key;
@@ -319,6 +328,7 @@ impl TestbedBuilder {
             credentials: self.credentials,
             faults: self.faults,
             stats,
+            keycloak,
             shutdown: Some(shutdown),
             task: Some(task),
         })
@@ -333,6 +343,7 @@ pub struct Testbed {
     credentials: Credentials,
     faults: Faults,
     stats: Stats,
+    keycloak: Arc<keycloak::Keycloak>,
     shutdown: Option<watch::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -390,6 +401,17 @@ impl Testbed {
     /// The counters of what the server saw.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The requests the fake Keycloak received (admin API and token endpoint), oldest first,
+    /// without their `Authorization` headers: what a client sent, to compare two clients.
+    pub fn keycloak_requests(&self) -> Vec<RecordedRequest> {
+        self.keycloak.requests()
+    }
+
+    /// Forgets the requests recorded so far (see [`Testbed::keycloak_requests`]).
+    pub fn clear_keycloak_requests(&self) {
+        self.keycloak.clear_requests();
     }
 
     /// Stops accepting connections, lets in-flight requests finish (at most 5 s) and waits
