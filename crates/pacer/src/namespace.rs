@@ -17,12 +17,13 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
 /// The name of the tenant a request is made for; cheap to clone (a shared `Arc<str>`).
 ///
 /// Carried as an [`http::Request`] extension. Equality and hashing are by name.
-#[derive(Clone, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Namespace(Arc<str>);
 
 impl PartialEq for Namespace {
@@ -31,6 +32,14 @@ impl PartialEq for Namespace {
         // The limiter compares a request's namespace with the clone it stored: usually the same
         // allocation. std only short-cuts `Arc` equality by pointer for sized types.
         Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl Hash for Namespace {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // By name, exactly as `str` hashes: `Borrow<str>` look-ups depend on it.
+        self.0.as_ref().hash(state);
     }
 }
 
