@@ -42,6 +42,7 @@ mod branch;
 mod client;
 mod config;
 mod error;
+#[rustfmt::skip] // formatted by the generator (prettyplease); `cargo xtask codegen --check` compares it
 mod generated;
 mod node;
 mod nodes;

@@ -243,6 +243,7 @@ impl<'a> Schema<'a> {
         let attributes: Vec<&str> = fields
             .iter()
             .filter(|f| matches!(f.kind, FieldKind::Attribute { .. }))
+            .filter(|f| !entry.write_only.contains(&f.name))
             .map(|f| f.name.as_str())
             .collect();
         let mut filters = Vec::new();

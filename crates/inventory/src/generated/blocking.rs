@@ -2,6 +2,8 @@
 
 //! Blocking twins of the async client's methods.
 #![allow(unused_imports)]
+use crate::*;
+use bytes::Bytes;
 use crate::client::Call;
 use crate::client::InventoryClient;
 use crate::config::Config;
@@ -15,8 +17,6 @@ use crate::node::Kind;
 use crate::node::NodeRef;
 use crate::node::Page;
 use crate::node::Peer;
-use crate::*;
-use bytes::Bytes;
 use futures::Stream;
 use futures::StreamExt;
 use futures::TryStreamExt;
@@ -207,10 +207,7 @@ impl crate::blocking::InventoryClient {
         offset: u64,
         limit: u64,
     ) -> Result<Page<DynamicNode>, Error> {
-        self.block_on(
-            self.inner()
-                .node_list(kind, selection, filters, offset, limit),
-        )
+        self.block_on(self.inner().node_list(kind, selection, filters, offset, limit))
     }
     /// Dynamic API: every node of `kind` matching `filters`, page after page.
     ///
@@ -227,7 +224,12 @@ impl crate::blocking::InventoryClient {
     /// `data` in Infrahub's input shape (`{"name": {"value": "x"}}`) and returns the node's id.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn node_mutate(&self, kind: &str, operation: &str, data: &Value) -> Result<String, Error> {
+    pub fn node_mutate(
+        &self,
+        kind: &str,
+        operation: &str,
+        data: &Value,
+    ) -> Result<String, Error> {
         self.block_on(self.inner().node_mutate(kind, operation, data))
     }
     /// Dynamic API: deletes the node of `kind` with this id or hfid.
@@ -246,17 +248,17 @@ impl crate::blocking::InventoryClient {
         identifier: Option<&str>,
         prefix_length: Option<u32>,
     ) -> Result<AllocatedNode, Error> {
-        self.block_on(
-            self.inner()
-                .allocate_ip_address(pool, identifier, prefix_length),
-        )
+        self.block_on(self.inner().allocate_ip_address(pool, identifier, prefix_length))
     }
     /// Runs `tasks` (each gets a clone of this client), at most `max_concurrent_execution` at
     /// a time, and returns their results in the order given. Every request still passes the
     /// rate limiter, so a big batch is paced, not bursted.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn batch<T, F, Fut>(&self, tasks: impl IntoIterator<Item = F>) -> Vec<Result<T, Error>>
+    pub fn batch<T, F, Fut>(
+        &self,
+        tasks: impl IntoIterator<Item = F>,
+    ) -> Vec<Result<T, Error>>
     where
         F: FnOnce(InventoryClient) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
@@ -277,7 +279,10 @@ impl crate::blocking::InventoryClient {
     /// Every `BuiltinTag` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn tag_all(&self, filter: &BuiltinTagFilter) -> Result<Vec<BuiltinTag>, crate::Error> {
+    pub fn tag_all(
+        &self,
+        filter: &BuiltinTagFilter,
+    ) -> Result<Vec<BuiltinTag>, crate::Error> {
         self.block_on(self.inner().tag_all(filter))
     }
     /// The `BuiltinTag` node with this id or hfid, or `None`.
@@ -298,25 +303,37 @@ impl crate::blocking::InventoryClient {
     /// Creates a `BuiltinTag` node (`BuiltinTagCreate`) and returns it as stored. Never retried on a transient failure.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn tag_create(&self, data: &BuiltinTagCreate) -> Result<BuiltinTag, crate::Error> {
+    pub fn tag_create(
+        &self,
+        data: &BuiltinTagCreate,
+    ) -> Result<BuiltinTag, crate::Error> {
         self.block_on(self.inner().tag_create(data))
     }
     /// Updates the `BuiltinTag` node named by `data`'s id or hfid (`BuiltinTagUpdate`) and returns it.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn tag_update(&self, data: &BuiltinTagUpdate) -> Result<BuiltinTag, crate::Error> {
+    pub fn tag_update(
+        &self,
+        data: &BuiltinTagUpdate,
+    ) -> Result<BuiltinTag, crate::Error> {
         self.block_on(self.inner().tag_update(data))
     }
     /// Creates or updates a `BuiltinTag` node (`BuiltinTagUpsert`) and returns it.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn tag_upsert(&self, data: &BuiltinTagUpsert) -> Result<BuiltinTag, crate::Error> {
+    pub fn tag_upsert(
+        &self,
+        data: &BuiltinTagUpsert,
+    ) -> Result<BuiltinTag, crate::Error> {
         self.block_on(self.inner().tag_upsert(data))
     }
     /// Deletes the `BuiltinTag` node with this id or hfid (`BuiltinTagDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn tag_delete(&self, node: impl Into<crate::NodeRef>) -> Result<(), crate::Error> {
+    pub fn tag_delete(
+        &self,
+        node: impl Into<crate::NodeRef>,
+    ) -> Result<(), crate::Error> {
         self.block_on(self.inner().tag_delete(node))
     }
     /// One page of `CoreAccount` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -351,31 +368,46 @@ impl crate::blocking::InventoryClient {
     /// How many `CoreAccount` nodes match `filter`.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn account_count(&self, filter: &CoreAccountFilter) -> Result<u64, crate::Error> {
+    pub fn account_count(
+        &self,
+        filter: &CoreAccountFilter,
+    ) -> Result<u64, crate::Error> {
         self.block_on(self.inner().account_count(filter))
     }
     /// Creates a `CoreAccount` node (`CoreAccountCreate`) and returns it as stored. Never retried on a transient failure.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn account_create(&self, data: &CoreAccountCreate) -> Result<CoreAccount, crate::Error> {
+    pub fn account_create(
+        &self,
+        data: &CoreAccountCreate,
+    ) -> Result<CoreAccount, crate::Error> {
         self.block_on(self.inner().account_create(data))
     }
     /// Updates the `CoreAccount` node named by `data`'s id or hfid (`CoreAccountUpdate`) and returns it.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn account_update(&self, data: &CoreAccountUpdate) -> Result<CoreAccount, crate::Error> {
+    pub fn account_update(
+        &self,
+        data: &CoreAccountUpdate,
+    ) -> Result<CoreAccount, crate::Error> {
         self.block_on(self.inner().account_update(data))
     }
     /// Creates or updates a `CoreAccount` node (`CoreAccountUpsert`) and returns it.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn account_upsert(&self, data: &CoreAccountUpsert) -> Result<CoreAccount, crate::Error> {
+    pub fn account_upsert(
+        &self,
+        data: &CoreAccountUpsert,
+    ) -> Result<CoreAccount, crate::Error> {
         self.block_on(self.inner().account_upsert(data))
     }
     /// Deletes the `CoreAccount` node with this id or hfid (`CoreAccountDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn account_delete(&self, node: impl Into<crate::NodeRef>) -> Result<(), crate::Error> {
+    pub fn account_delete(
+        &self,
+        node: impl Into<crate::NodeRef>,
+    ) -> Result<(), crate::Error> {
         self.block_on(self.inner().account_delete(node))
     }
     /// One page of `CoreGraphQLQuery` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -632,7 +664,10 @@ impl crate::blocking::InventoryClient {
     /// How many `CoreNumberPool` nodes match `filter`.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn number_pool_count(&self, filter: &CoreNumberPoolFilter) -> Result<u64, crate::Error> {
+    pub fn number_pool_count(
+        &self,
+        filter: &CoreNumberPoolFilter,
+    ) -> Result<u64, crate::Error> {
         self.block_on(self.inner().number_pool_count(filter))
     }
     /// Creates a `CoreNumberPool` node (`CoreNumberPoolCreate`) and returns it as stored. Never retried on a transient failure.
@@ -665,7 +700,10 @@ impl crate::blocking::InventoryClient {
     /// Deletes the `CoreNumberPool` node with this id or hfid (`CoreNumberPoolDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn number_pool_delete(&self, node: impl Into<crate::NodeRef>) -> Result<(), crate::Error> {
+    pub fn number_pool_delete(
+        &self,
+        node: impl Into<crate::NodeRef>,
+    ) -> Result<(), crate::Error> {
         self.block_on(self.inner().number_pool_delete(node))
     }
     /// One page of `CoreRepository` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -700,7 +738,10 @@ impl crate::blocking::InventoryClient {
     /// How many `CoreRepository` nodes match `filter`.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn repository_count(&self, filter: &CoreRepositoryFilter) -> Result<u64, crate::Error> {
+    pub fn repository_count(
+        &self,
+        filter: &CoreRepositoryFilter,
+    ) -> Result<u64, crate::Error> {
         self.block_on(self.inner().repository_count(filter))
     }
     /// Creates a `CoreRepository` node (`CoreRepositoryCreate`) and returns it as stored. Never retried on a transient failure.
@@ -733,7 +774,10 @@ impl crate::blocking::InventoryClient {
     /// Deletes the `CoreRepository` node with this id or hfid (`CoreRepositoryDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn repository_delete(&self, node: impl Into<crate::NodeRef>) -> Result<(), crate::Error> {
+    pub fn repository_delete(
+        &self,
+        node: impl Into<crate::NodeRef>,
+    ) -> Result<(), crate::Error> {
         self.block_on(self.inner().repository_delete(node))
     }
     /// One page of `CoreStandardGroup` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -842,7 +886,10 @@ impl crate::blocking::InventoryClient {
     /// How many `IpamNamespace` nodes match `filter`.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn ip_namespace_count(&self, filter: &IpamNamespaceFilter) -> Result<u64, crate::Error> {
+    pub fn ip_namespace_count(
+        &self,
+        filter: &IpamNamespaceFilter,
+    ) -> Result<u64, crate::Error> {
         self.block_on(self.inner().ip_namespace_count(filter))
     }
     /// Creates a `IpamNamespace` node (`IpamNamespaceCreate`) and returns it as stored. Never retried on a transient failure.
@@ -875,7 +922,10 @@ impl crate::blocking::InventoryClient {
     /// Deletes the `IpamNamespace` node with this id or hfid (`IpamNamespaceDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime.
-    pub fn ip_namespace_delete(&self, node: impl Into<crate::NodeRef>) -> Result<(), crate::Error> {
+    pub fn ip_namespace_delete(
+        &self,
+        node: impl Into<crate::NodeRef>,
+    ) -> Result<(), crate::Error> {
         self.block_on(self.inner().ip_namespace_delete(node))
     }
 }

@@ -55,10 +55,7 @@ pub struct BuiltinTagFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `name__value: String`
     #[serde(rename = "name__value", skip_serializing_if = "Option::is_none")]
@@ -232,23 +229,38 @@ impl crate::InventoryClient {
         self.get::<BuiltinTag>(node.into()).await
     }
     /// How many `BuiltinTag` nodes match `filter`.
-    pub async fn tag_count(&self, filter: &BuiltinTagFilter) -> Result<u64, crate::Error> {
+    pub async fn tag_count(
+        &self,
+        filter: &BuiltinTagFilter,
+    ) -> Result<u64, crate::Error> {
         self.count::<BuiltinTag>(filter).await
     }
     /// Creates a `BuiltinTag` node (`BuiltinTagCreate`) and returns it as stored. Never retried on a transient failure.
-    pub async fn tag_create(&self, data: &BuiltinTagCreate) -> Result<BuiltinTag, crate::Error> {
+    pub async fn tag_create(
+        &self,
+        data: &BuiltinTagCreate,
+    ) -> Result<BuiltinTag, crate::Error> {
         self.create::<BuiltinTag>(data).await
     }
     /// Updates the `BuiltinTag` node named by `data`'s id or hfid (`BuiltinTagUpdate`) and returns it.
-    pub async fn tag_update(&self, data: &BuiltinTagUpdate) -> Result<BuiltinTag, crate::Error> {
+    pub async fn tag_update(
+        &self,
+        data: &BuiltinTagUpdate,
+    ) -> Result<BuiltinTag, crate::Error> {
         self.update::<BuiltinTag>(data).await
     }
     /// Creates or updates a `BuiltinTag` node (`BuiltinTagUpsert`) and returns it.
-    pub async fn tag_upsert(&self, data: &BuiltinTagUpsert) -> Result<BuiltinTag, crate::Error> {
+    pub async fn tag_upsert(
+        &self,
+        data: &BuiltinTagUpsert,
+    ) -> Result<BuiltinTag, crate::Error> {
         self.upsert::<BuiltinTag>(data).await
     }
     /// Deletes the `BuiltinTag` node with this id or hfid (`BuiltinTagDelete`).
-    pub async fn tag_delete(&self, node: impl Into<crate::NodeRef>) -> Result<(), crate::Error> {
+    pub async fn tag_delete(
+        &self,
+        node: impl Into<crate::NodeRef>,
+    ) -> Result<(), crate::Error> {
         self.delete::<BuiltinTag>(node.into()).await
     }
 }

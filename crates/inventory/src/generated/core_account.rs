@@ -67,10 +67,7 @@ pub struct CoreAccountFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `name__value: String`
     #[serde(rename = "name__value", skip_serializing_if = "Option::is_none")]
@@ -78,23 +75,11 @@ pub struct CoreAccountFilter {
     /// `name__values: [String]`
     #[serde(rename = "name__values", skip_serializing_if = "Option::is_none")]
     pub name_values: Option<Vec<String>>,
-    /// `password__value: String`
-    #[serde(rename = "password__value", skip_serializing_if = "Option::is_none")]
-    pub password_value: Option<String>,
-    /// `password__values: [String]`
-    #[serde(rename = "password__values", skip_serializing_if = "Option::is_none")]
-    pub password_values: Option<Vec<String>>,
     /// `account_type__value: String`
-    #[serde(
-        rename = "account_type__value",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "account_type__value", skip_serializing_if = "Option::is_none")]
     pub account_type_value: Option<String>,
     /// `account_type__values: [String]`
-    #[serde(
-        rename = "account_type__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "account_type__values", skip_serializing_if = "Option::is_none")]
     pub account_type_values: Option<Vec<String>>,
     /// `label__value: String`
     #[serde(rename = "label__value", skip_serializing_if = "Option::is_none")]
@@ -299,9 +284,9 @@ impl crate::Kind for CoreAccount {
     type Create = CoreAccountCreate;
     type Update = CoreAccountUpdate;
     type Upsert = CoreAccountUpsert;
-    const LIST_QUERY: &'static str = "query CoreAccountList($offset: Int, $limit: Int, $ids: [ID], $hfid: [String], $description__value: String, $description__values: [String], $name__value: String, $name__values: [String], $password__value: String, $password__values: [String], $account_type__value: String, $account_type__values: [String], $label__value: String, $label__values: [String], $status__value: String, $status__values: [String], $any__value: String, $partial_match: Boolean) {\n  CoreAccount(offset: $offset, limit: $limit, ids: $ids, hfid: $hfid, description__value: $description__value, description__values: $description__values, name__value: $name__value, name__values: $name__values, password__value: $password__value, password__values: $password__values, account_type__value: $account_type__value, account_type__values: $account_type__values, label__value: $label__value, label__values: $label__values, status__value: $status__value, status__values: $status__values, any__value: $any__value, partial_match: $partial_match) {\n    count\n    edges {\n      node {\n        id\n        hfid\n        display_label\n        description {\n          value\n        }\n        name {\n          value\n        }\n        account_type {\n          value\n        }\n        label {\n          value\n        }\n        status {\n          value\n        }\n        subscriber_of_groups {\n          count\n          edges {\n            node {\n              id\n              hfid\n              display_label\n              __typename\n            }\n          }\n        }\n        member_of_groups {\n          count\n          edges {\n            node {\n              id\n              hfid\n              display_label\n              __typename\n            }\n          }\n        }\n        is_externally_managed\n      }\n    }\n  }\n}\n";
+    const LIST_QUERY: &'static str = "query CoreAccountList($offset: Int, $limit: Int, $ids: [ID], $hfid: [String], $description__value: String, $description__values: [String], $name__value: String, $name__values: [String], $account_type__value: String, $account_type__values: [String], $label__value: String, $label__values: [String], $status__value: String, $status__values: [String], $any__value: String, $partial_match: Boolean) {\n  CoreAccount(offset: $offset, limit: $limit, ids: $ids, hfid: $hfid, description__value: $description__value, description__values: $description__values, name__value: $name__value, name__values: $name__values, account_type__value: $account_type__value, account_type__values: $account_type__values, label__value: $label__value, label__values: $label__values, status__value: $status__value, status__values: $status__values, any__value: $any__value, partial_match: $partial_match) {\n    count\n    edges {\n      node {\n        id\n        hfid\n        display_label\n        description {\n          value\n        }\n        name {\n          value\n        }\n        account_type {\n          value\n        }\n        label {\n          value\n        }\n        status {\n          value\n        }\n        subscriber_of_groups {\n          count\n          edges {\n            node {\n              id\n              hfid\n              display_label\n              __typename\n            }\n          }\n        }\n        member_of_groups {\n          count\n          edges {\n            node {\n              id\n              hfid\n              display_label\n              __typename\n            }\n          }\n        }\n        is_externally_managed\n      }\n    }\n  }\n}\n";
     const GET_QUERY: &'static str = "query CoreAccountGet($ids: [ID], $hfid: [String]) {\n  CoreAccount(ids: $ids, hfid: $hfid) {\n    count\n    edges {\n      node {\n        id\n        hfid\n        display_label\n        description {\n          value\n        }\n        name {\n          value\n        }\n        account_type {\n          value\n        }\n        label {\n          value\n        }\n        status {\n          value\n        }\n        subscriber_of_groups {\n          count\n          edges {\n            node {\n              id\n              hfid\n              display_label\n              __typename\n            }\n          }\n        }\n        member_of_groups {\n          count\n          edges {\n            node {\n              id\n              hfid\n              display_label\n              __typename\n            }\n          }\n        }\n        is_externally_managed\n      }\n    }\n  }\n}\n";
-    const COUNT_QUERY: &'static str = "query CoreAccountCount($ids: [ID], $hfid: [String], $description__value: String, $description__values: [String], $name__value: String, $name__values: [String], $password__value: String, $password__values: [String], $account_type__value: String, $account_type__values: [String], $label__value: String, $label__values: [String], $status__value: String, $status__values: [String], $any__value: String, $partial_match: Boolean) {\n  CoreAccount(ids: $ids, hfid: $hfid, description__value: $description__value, description__values: $description__values, name__value: $name__value, name__values: $name__values, password__value: $password__value, password__values: $password__values, account_type__value: $account_type__value, account_type__values: $account_type__values, label__value: $label__value, label__values: $label__values, status__value: $status__value, status__values: $status__values, any__value: $any__value, partial_match: $partial_match) {\n    count\n  }\n}\n";
+    const COUNT_QUERY: &'static str = "query CoreAccountCount($ids: [ID], $hfid: [String], $description__value: String, $description__values: [String], $name__value: String, $name__values: [String], $account_type__value: String, $account_type__values: [String], $label__value: String, $label__values: [String], $status__value: String, $status__values: [String], $any__value: String, $partial_match: Boolean) {\n  CoreAccount(ids: $ids, hfid: $hfid, description__value: $description__value, description__values: $description__values, name__value: $name__value, name__values: $name__values, account_type__value: $account_type__value, account_type__values: $account_type__values, label__value: $label__value, label__values: $label__values, status__value: $status__value, status__values: $status__values, any__value: $any__value, partial_match: $partial_match) {\n    count\n  }\n}\n";
     const CREATE_MUTATION: &'static str = "mutation CoreAccountCreate($data: CoreAccountCreateInput!) {\n  CoreAccountCreate(data: $data) {\n    ok\n    object {\n      id\n      hfid\n      display_label\n      description {\n        value\n      }\n      name {\n        value\n      }\n      account_type {\n        value\n      }\n      label {\n        value\n      }\n      status {\n        value\n      }\n      subscriber_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      member_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      is_externally_managed\n    }\n  }\n}\n";
     const UPDATE_MUTATION: &'static str = "mutation CoreAccountUpdate($data: CoreAccountUpdateInput!) {\n  CoreAccountUpdate(data: $data) {\n    ok\n    object {\n      id\n      hfid\n      display_label\n      description {\n        value\n      }\n      name {\n        value\n      }\n      account_type {\n        value\n      }\n      label {\n        value\n      }\n      status {\n        value\n      }\n      subscriber_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      member_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      is_externally_managed\n    }\n  }\n}\n";
     const UPSERT_MUTATION: &'static str = "mutation CoreAccountUpsert($data: CoreAccountUpsertInput!) {\n  CoreAccountUpsert(data: $data) {\n    ok\n    object {\n      id\n      hfid\n      display_label\n      description {\n        value\n      }\n      name {\n        value\n      }\n      account_type {\n        value\n      }\n      label {\n        value\n      }\n      status {\n        value\n      }\n      subscriber_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      member_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      is_externally_managed\n    }\n  }\n}\n";
@@ -328,7 +313,9 @@ impl crate::InventoryClient {
     pub fn account_stream(
         &self,
         filter: CoreAccountFilter,
-    ) -> impl futures::Stream<Item = Result<CoreAccount, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<CoreAccount, crate::Error>,
+    > + Send + 'static {
         self.stream::<CoreAccount>(filter)
     }
     /// The `CoreAccount` node with this id or hfid, or `None`.
@@ -339,7 +326,10 @@ impl crate::InventoryClient {
         self.get::<CoreAccount>(node.into()).await
     }
     /// How many `CoreAccount` nodes match `filter`.
-    pub async fn account_count(&self, filter: &CoreAccountFilter) -> Result<u64, crate::Error> {
+    pub async fn account_count(
+        &self,
+        filter: &CoreAccountFilter,
+    ) -> Result<u64, crate::Error> {
         self.count::<CoreAccount>(filter).await
     }
     /// Creates a `CoreAccount` node (`CoreAccountCreate`) and returns it as stored. Never retried on a transient failure.

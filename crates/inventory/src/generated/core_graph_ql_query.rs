@@ -137,10 +137,7 @@ pub struct CoreGraphQLQueryFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `any__value: String`
     #[serde(rename = "any__value", skip_serializing_if = "Option::is_none")]
@@ -352,7 +349,9 @@ impl crate::InventoryClient {
     pub fn graphql_query_stream(
         &self,
         filter: CoreGraphQLQueryFilter,
-    ) -> impl futures::Stream<Item = Result<CoreGraphQLQuery, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<CoreGraphQLQuery, crate::Error>,
+    > + Send + 'static {
         self.stream::<CoreGraphQLQuery>(filter)
     }
     /// The `CoreGraphQLQuery` node with this id or hfid, or `None`.

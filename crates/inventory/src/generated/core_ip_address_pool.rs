@@ -100,10 +100,7 @@ pub struct CoreIPAddressPoolFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `any__value: String`
     #[serde(rename = "any__value", skip_serializing_if = "Option::is_none")]
@@ -315,7 +312,9 @@ impl crate::InventoryClient {
     pub fn ip_address_pool_stream(
         &self,
         filter: CoreIPAddressPoolFilter,
-    ) -> impl futures::Stream<Item = Result<CoreIPAddressPool, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<CoreIPAddressPool, crate::Error>,
+    > + Send + 'static {
         self.stream::<CoreIPAddressPool>(filter)
     }
     /// The `CoreIPAddressPool` node with this id or hfid, or `None`.

@@ -117,10 +117,7 @@ pub struct CoreIPPrefixPoolFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `any__value: String`
     #[serde(rename = "any__value", skip_serializing_if = "Option::is_none")]
@@ -351,7 +348,9 @@ impl crate::InventoryClient {
     pub fn ip_prefix_pool_stream(
         &self,
         filter: CoreIPPrefixPoolFilter,
-    ) -> impl futures::Stream<Item = Result<CoreIPPrefixPool, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<CoreIPPrefixPool, crate::Error>,
+    > + Send + 'static {
         self.stream::<CoreIPPrefixPool>(filter)
     }
     /// The `CoreIPPrefixPool` node with this id or hfid, or `None`.

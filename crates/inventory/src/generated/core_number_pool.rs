@@ -78,25 +78,16 @@ pub struct CoreNumberPoolFilter {
     #[serde(rename = "end_range__values", skip_serializing_if = "Option::is_none")]
     pub end_range_values: Option<Vec<i64>>,
     /// `node_attribute__value: String`
-    #[serde(
-        rename = "node_attribute__value",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "node_attribute__value", skip_serializing_if = "Option::is_none")]
     pub node_attribute_value: Option<String>,
     /// `node_attribute__values: [String]`
-    #[serde(
-        rename = "node_attribute__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "node_attribute__values", skip_serializing_if = "Option::is_none")]
     pub node_attribute_values: Option<Vec<String>>,
     /// `start_range__value: BigInt`
     #[serde(rename = "start_range__value", skip_serializing_if = "Option::is_none")]
     pub start_range_value: Option<i64>,
     /// `start_range__values: [BigInt]`
-    #[serde(
-        rename = "start_range__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "start_range__values", skip_serializing_if = "Option::is_none")]
     pub start_range_values: Option<Vec<i64>>,
     /// `pool_type__value: String`
     #[serde(rename = "pool_type__value", skip_serializing_if = "Option::is_none")]
@@ -120,10 +111,7 @@ pub struct CoreNumberPoolFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `any__value: String`
     #[serde(rename = "any__value", skip_serializing_if = "Option::is_none")]
@@ -346,7 +334,9 @@ impl crate::InventoryClient {
     pub fn number_pool_stream(
         &self,
         filter: CoreNumberPoolFilter,
-    ) -> impl futures::Stream<Item = Result<CoreNumberPool, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<CoreNumberPool, crate::Error>,
+    > + Send + 'static {
         self.stream::<CoreNumberPool>(filter)
     }
     /// The `CoreNumberPool` node with this id or hfid, or `None`.

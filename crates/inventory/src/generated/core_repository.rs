@@ -118,28 +118,16 @@ pub struct CoreRepositoryFilter {
     #[serde(rename = "commit__values", skip_serializing_if = "Option::is_none")]
     pub commit_values: Option<Vec<String>>,
     /// `default_branch__value: String`
-    #[serde(
-        rename = "default_branch__value",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "default_branch__value", skip_serializing_if = "Option::is_none")]
     pub default_branch_value: Option<String>,
     /// `default_branch__values: [String]`
-    #[serde(
-        rename = "default_branch__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "default_branch__values", skip_serializing_if = "Option::is_none")]
     pub default_branch_values: Option<Vec<String>>,
     /// `internal_status__value: String`
-    #[serde(
-        rename = "internal_status__value",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "internal_status__value", skip_serializing_if = "Option::is_none")]
     pub internal_status_value: Option<String>,
     /// `internal_status__values: [String]`
-    #[serde(
-        rename = "internal_status__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "internal_status__values", skip_serializing_if = "Option::is_none")]
     pub internal_status_values: Option<Vec<String>>,
     /// `name__value: String`
     #[serde(rename = "name__value", skip_serializing_if = "Option::is_none")]
@@ -163,10 +151,7 @@ pub struct CoreRepositoryFilter {
     #[serde(rename = "sync_status__value", skip_serializing_if = "Option::is_none")]
     pub sync_status_value: Option<String>,
     /// `sync_status__values: [String]`
-    #[serde(
-        rename = "sync_status__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "sync_status__values", skip_serializing_if = "Option::is_none")]
     pub sync_status_values: Option<Vec<String>>,
     /// `location__value: String`
     #[serde(rename = "location__value", skip_serializing_if = "Option::is_none")]
@@ -178,10 +163,7 @@ pub struct CoreRepositoryFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `any__value: String`
     #[serde(rename = "any__value", skip_serializing_if = "Option::is_none")]
@@ -539,7 +521,9 @@ impl crate::InventoryClient {
     pub fn repository_stream(
         &self,
         filter: CoreRepositoryFilter,
-    ) -> impl futures::Stream<Item = Result<CoreRepository, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<CoreRepository, crate::Error>,
+    > + Send + 'static {
         self.stream::<CoreRepository>(filter)
     }
     /// The `CoreRepository` node with this id or hfid, or `None`.

@@ -98,10 +98,7 @@ pub struct CoreStandardGroupFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `any__value: String`
     #[serde(rename = "any__value", skip_serializing_if = "Option::is_none")]
@@ -318,7 +315,9 @@ impl crate::InventoryClient {
     pub fn standard_group_stream(
         &self,
         filter: CoreStandardGroupFilter,
-    ) -> impl futures::Stream<Item = Result<CoreStandardGroup, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<CoreStandardGroup, crate::Error>,
+    > + Send + 'static {
         self.stream::<CoreStandardGroup>(filter)
     }
     /// The `CoreStandardGroup` node with this id or hfid, or `None`.

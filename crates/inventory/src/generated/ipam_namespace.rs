@@ -76,10 +76,7 @@ pub struct IpamNamespaceFilter {
     #[serde(rename = "description__value", skip_serializing_if = "Option::is_none")]
     pub description_value: Option<String>,
     /// `description__values: [String]`
-    #[serde(
-        rename = "description__values",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "description__values", skip_serializing_if = "Option::is_none")]
     pub description_values: Option<Vec<String>>,
     /// `name__value: String`
     #[serde(rename = "name__value", skip_serializing_if = "Option::is_none")]
@@ -270,7 +267,9 @@ impl crate::InventoryClient {
     pub fn ip_namespace_stream(
         &self,
         filter: IpamNamespaceFilter,
-    ) -> impl futures::Stream<Item = Result<IpamNamespace, crate::Error>> + Send + 'static {
+    ) -> impl futures::Stream<
+        Item = Result<IpamNamespace, crate::Error>,
+    > + Send + 'static {
         self.stream::<IpamNamespace>(filter)
     }
     /// The `IpamNamespace` node with this id or hfid, or `None`.

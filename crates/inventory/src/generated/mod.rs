@@ -3,45 +3,46 @@
 //! Typed code for the allow-listed kinds (`crates/inventory/codegen.toml`).
 pub mod builtin_tag;
 pub use builtin_tag::{
-    BuiltinTag, BuiltinTagCreate, BuiltinTagFilter, BuiltinTagUpdate, BuiltinTagUpsert,
+    BuiltinTag, BuiltinTagFilter, BuiltinTagCreate, BuiltinTagUpdate, BuiltinTagUpsert,
 };
 pub mod core_account;
 pub use core_account::{
-    CoreAccount, CoreAccountCreate, CoreAccountFilter, CoreAccountUpdate, CoreAccountUpsert,
+    CoreAccount, CoreAccountFilter, CoreAccountCreate, CoreAccountUpdate,
+    CoreAccountUpsert,
 };
 pub mod core_graph_ql_query;
 pub use core_graph_ql_query::{
-    CoreGraphQLQuery, CoreGraphQLQueryCreate, CoreGraphQLQueryFilter, CoreGraphQLQueryUpdate,
-    CoreGraphQLQueryUpsert,
+    CoreGraphQLQuery, CoreGraphQLQueryFilter, CoreGraphQLQueryCreate,
+    CoreGraphQLQueryUpdate, CoreGraphQLQueryUpsert,
 };
 pub mod core_ip_address_pool;
 pub use core_ip_address_pool::{
-    CoreIPAddressPool, CoreIPAddressPoolCreate, CoreIPAddressPoolFilter, CoreIPAddressPoolUpdate,
-    CoreIPAddressPoolUpsert,
+    CoreIPAddressPool, CoreIPAddressPoolFilter, CoreIPAddressPoolCreate,
+    CoreIPAddressPoolUpdate, CoreIPAddressPoolUpsert,
 };
 pub mod core_ip_prefix_pool;
 pub use core_ip_prefix_pool::{
-    CoreIPPrefixPool, CoreIPPrefixPoolCreate, CoreIPPrefixPoolFilter, CoreIPPrefixPoolUpdate,
-    CoreIPPrefixPoolUpsert,
+    CoreIPPrefixPool, CoreIPPrefixPoolFilter, CoreIPPrefixPoolCreate,
+    CoreIPPrefixPoolUpdate, CoreIPPrefixPoolUpsert,
 };
 pub mod core_number_pool;
 pub use core_number_pool::{
-    CoreNumberPool, CoreNumberPoolCreate, CoreNumberPoolFilter, CoreNumberPoolUpdate,
+    CoreNumberPool, CoreNumberPoolFilter, CoreNumberPoolCreate, CoreNumberPoolUpdate,
     CoreNumberPoolUpsert,
 };
 pub mod core_repository;
 pub use core_repository::{
-    CoreRepository, CoreRepositoryCreate, CoreRepositoryFilter, CoreRepositoryUpdate,
+    CoreRepository, CoreRepositoryFilter, CoreRepositoryCreate, CoreRepositoryUpdate,
     CoreRepositoryUpsert,
 };
 pub mod core_standard_group;
 pub use core_standard_group::{
-    CoreStandardGroup, CoreStandardGroupCreate, CoreStandardGroupFilter, CoreStandardGroupUpdate,
-    CoreStandardGroupUpsert,
+    CoreStandardGroup, CoreStandardGroupFilter, CoreStandardGroupCreate,
+    CoreStandardGroupUpdate, CoreStandardGroupUpsert,
 };
 pub mod ipam_namespace;
 pub use ipam_namespace::{
-    IpamNamespace, IpamNamespaceCreate, IpamNamespaceFilter, IpamNamespaceUpdate,
+    IpamNamespace, IpamNamespaceFilter, IpamNamespaceCreate, IpamNamespaceUpdate,
     IpamNamespaceUpsert,
 };
 mod blocking;
