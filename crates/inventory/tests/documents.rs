@@ -91,18 +91,21 @@ impl<'a> Checker<'_, 'a> {
         };
         for item in &set.items {
             let Selection::Field(field) = item else {
-                self.errors.push(format!("{path}: fragments are not expected"));
+                self.errors
+                    .push(format!("{path}: fragments are not expected"));
                 continue;
             };
             let here = format!("{path}.{}", field.name);
             if field.name == "__typename" {
                 if !field.selection_set.items.is_empty() {
-                    self.errors.push(format!("{here}: __typename has no subfields"));
+                    self.errors
+                        .push(format!("{here}: __typename has no subfields"));
                 }
                 continue;
             }
             let Some(definition) = fields.iter().find(|f| f.name == field.name) else {
-                self.errors.push(format!("{here}: no field {} on {on}", field.name));
+                self.errors
+                    .push(format!("{here}: no field {} on {on}", field.name));
                 continue;
             };
             for (name, value) in &field.arguments {
@@ -117,12 +120,17 @@ impl<'a> Checker<'_, 'a> {
                     && argument.default_value.is_none()
                     && !field.arguments.iter().any(|(n, _)| *n == argument.name)
                 {
-                    self.errors
-                        .push(format!("{here}: required argument {} missing", argument.name));
+                    self.errors.push(format!(
+                        "{here}: required argument {} missing",
+                        argument.name
+                    ));
                 }
             }
             let target = base(&definition.field_type);
-            match (self.schema.is_leaf(target), field.selection_set.items.is_empty()) {
+            match (
+                self.schema.is_leaf(target),
+                field.selection_set.items.is_empty(),
+            ) {
                 (true, true) => {}
                 (true, false) => self
                     .errors
@@ -163,7 +171,8 @@ impl<'a> Checker<'_, 'a> {
             }
             query::Value::Int(_) => {
                 if !matches!(base(argument), "Int" | "BigInt" | "Float") {
-                    self.errors.push(format!("{here}({name}): an Int for {argument}"));
+                    self.errors
+                        .push(format!("{here}({name}): an Int for {argument}"));
                 }
             }
             query::Value::String(_) => {
@@ -189,10 +198,15 @@ fn validate<'a>(schema: &Schema<'a>, text: &'a str) -> Vec<String> {
             continue;
         };
         let (root, variables, set, name) = match operation {
-            OperationDefinition::Query(q) => ("Query", &q.variable_definitions, &q.selection_set, q.name),
-            OperationDefinition::Mutation(m) => {
-                ("Mutation", &m.variable_definitions, &m.selection_set, m.name)
+            OperationDefinition::Query(q) => {
+                ("Query", &q.variable_definitions, &q.selection_set, q.name)
             }
+            OperationDefinition::Mutation(m) => (
+                "Mutation",
+                &m.variable_definitions,
+                &m.selection_set,
+                m.name,
+            ),
             OperationDefinition::SelectionSet(s) => ("Query", &Vec::new(), s, None),
             OperationDefinition::Subscription(_) => {
                 errors.push("unexpected subscription".to_owned());
@@ -212,15 +226,18 @@ fn validate<'a>(schema: &Schema<'a>, text: &'a str) -> Vec<String> {
             if !schema.types.contains_key(base(&variable.var_type))
                 && !schema.is_leaf(base(&variable.var_type))
             {
-                checker
-                    .errors
-                    .push(format!("${}: unknown type {}", variable.name, variable.var_type));
+                checker.errors.push(format!(
+                    "${}: unknown type {}",
+                    variable.name, variable.var_type
+                ));
             }
         }
         checker.selection(root, set, name.unwrap_or(root));
         for variable in checker.variables.keys() {
             if !checker.used.contains(variable) {
-                checker.errors.push(format!("${variable} is declared but unused"));
+                checker
+                    .errors
+                    .push(format!("${variable} is declared but unused"));
             }
         }
         errors.extend(checker.errors);
@@ -253,15 +270,39 @@ fn the_validator_catches_wrong_fields_arguments_and_types() {
     let text = std::fs::read_to_string(SDL).unwrap();
     let schema = Schema::parse(&text);
     let cases = [
-        ("query { BuiltinTag { count edges { node { colour { value } } } } }", "no field colour"),
-        ("query { BuiltinTag(colour__value: \"x\") { count } }", "no argument colour__value"),
-        ("query Q($o: String) { BuiltinTag(offset: $o) { count } }", "cannot feed"),
-        ("query Q($o: Int) { BuiltinTag { count } }", "declared but unused"),
-        ("query { BuiltinTag { count edges { node { name } } } }", "needs a selection"),
+        (
+            "query { BuiltinTag { count edges { node { colour { value } } } } }",
+            "no field colour",
+        ),
+        (
+            "query { BuiltinTag(colour__value: \"x\") { count } }",
+            "no argument colour__value",
+        ),
+        (
+            "query Q($o: String) { BuiltinTag(offset: $o) { count } }",
+            "cannot feed",
+        ),
+        (
+            "query Q($o: Int) { BuiltinTag { count } }",
+            "declared but unused",
+        ),
+        (
+            "query { BuiltinTag { count edges { node { name } } } }",
+            "needs a selection",
+        ),
         ("query { BuiltinTag { count { value } } }", "is a leaf"),
-        ("mutation { BuiltinTagCreate { ok } }", "required argument data missing"),
-        ("mutation M($data: BuiltinTagCreateInput) { BuiltinTagCreate(data: $data) { ok } }", "cannot feed"),
-        ("query { BuiltinTag(offset: \"1\") { count } }", "a String for Int"),
+        (
+            "mutation { BuiltinTagCreate { ok } }",
+            "required argument data missing",
+        ),
+        (
+            "mutation M($data: BuiltinTagCreateInput) { BuiltinTagCreate(data: $data) { ok } }",
+            "cannot feed",
+        ),
+        (
+            "query { BuiltinTag(offset: \"1\") { count } }",
+            "a String for Int",
+        ),
     ];
     for (document, expected) in cases {
         let errors = validate(&schema, document);
@@ -276,10 +317,20 @@ fn the_validator_catches_wrong_fields_arguments_and_types() {
 fn generated_node_selections_cover_the_kind_and_skip_write_only_attributes() {
     use pacer_inventory::Kind;
     let list = pacer_inventory::BuiltinTag::LIST_QUERY;
-    for needle in ["name {", "description {", "member_of_groups {", "$offset: Int", "$name__value: String"] {
+    for needle in [
+        "name {",
+        "description {",
+        "member_of_groups {",
+        "$offset: Int",
+        "$name__value: String",
+    ] {
         assert!(list.contains(needle), "{needle} missing from\n{list}");
     }
     let account = pacer_inventory::CoreAccount::LIST_QUERY;
     assert!(!account.contains("password"), "{account}");
-    assert!(pacer_inventory::CoreAccount::INFO.attributes.contains(&"password"));
+    assert!(
+        pacer_inventory::CoreAccount::INFO
+            .attributes
+            .contains(&"password")
+    );
 }
