@@ -1971,7 +1971,10 @@ fn next_free_address(prefix: &str, prefix_length: Option<u64>, used: &[&str]) ->
     let shown = prefix_length.unwrap_or(u64::from(length));
     (first..=last.min(first + 65_535)).find_map(|offset| {
         let host = std::net::Ipv4Addr::from(base.wrapping_add(offset as u32));
-        let text = format!("{host}/{shown}");
-        (!used.contains(&text.as_str())).then_some(text)
+        let host = host.to_string();
+        let taken = used
+            .iter()
+            .any(|u| u.split('/').next() == Some(host.as_str()));
+        (!taken).then(|| format!("{host}/{shown}"))
     })
 }

@@ -328,7 +328,14 @@ impl<'a> Schema<'a> {
                     required: false,
                     ..self.shape(&value.value_type)
                 })
-            } else if type_name == "RelatedNodeInput" {
+            } else if type_name == "RelatedNodeInput"
+                || self.input_fields(type_name).is_some_and(|fields| {
+                    // `RelatedIPPrefixNodeInput` and friends: a peer by id or hfid.
+                    fields.iter().any(|f| f.name == "id")
+                        && fields.iter().any(|f| f.name == "hfid")
+                        && !fields.iter().any(|f| f.name == "value")
+                })
+            {
                 InputKind::Related { list }
             } else if let Some(inner) = self
                 .input_fields(type_name)

@@ -146,9 +146,9 @@ pub struct CoreIPAddressPoolCreate {
     /// `ip_namespace`: the peer (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_namespace: Option<crate::RelatedNode>,
-    /// `resources` (sent as given).
+    /// `resources`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Vec<crate::RelatedNode>>,
     /// `subscriber_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriber_of_groups: Option<Vec<crate::RelatedNode>>,
@@ -193,9 +193,9 @@ pub struct CoreIPAddressPoolUpdate {
     /// `ip_namespace`: the peer (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_namespace: Option<crate::RelatedNode>,
-    /// `resources` (sent as given).
+    /// `resources`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Vec<crate::RelatedNode>>,
     /// `subscriber_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriber_of_groups: Option<Vec<crate::RelatedNode>>,
@@ -240,9 +240,9 @@ pub struct CoreIPAddressPoolUpsert {
     /// `ip_namespace`: the peer (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_namespace: Option<crate::RelatedNode>,
-    /// `resources` (sent as given).
+    /// `resources`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Vec<crate::RelatedNode>>,
     /// `subscriber_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriber_of_groups: Option<Vec<crate::RelatedNode>>,

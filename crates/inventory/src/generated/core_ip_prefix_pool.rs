@@ -169,9 +169,9 @@ pub struct CoreIPPrefixPoolCreate {
     /// `member_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
-    /// `resources` (sent as given).
+    /// `resources`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Vec<crate::RelatedNode>>,
     /// `ip_namespace`: the peer (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_namespace: Option<crate::RelatedNode>,
@@ -222,9 +222,9 @@ pub struct CoreIPPrefixPoolUpdate {
     /// `member_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
-    /// `resources` (sent as given).
+    /// `resources`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Vec<crate::RelatedNode>>,
     /// `ip_namespace`: the peer (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_namespace: Option<crate::RelatedNode>,
@@ -275,9 +275,9 @@ pub struct CoreIPPrefixPoolUpsert {
     /// `member_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
-    /// `resources` (sent as given).
+    /// `resources`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<serde_json::Value>,
+    pub resources: Option<Vec<crate::RelatedNode>>,
     /// `ip_namespace`: the peer (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_namespace: Option<crate::RelatedNode>,

@@ -116,12 +116,12 @@ pub struct IpamNamespaceCreate {
     /// `member_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
-    /// `ip_prefixes` (sent as given).
+    /// `ip_prefixes`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_prefixes: Option<serde_json::Value>,
-    /// `ip_addresses` (sent as given).
+    pub ip_prefixes: Option<Vec<crate::RelatedNode>>,
+    /// `ip_addresses`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_addresses: Option<serde_json::Value>,
+    pub ip_addresses: Option<Vec<crate::RelatedNode>>,
     /// `profiles`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<crate::RelatedNode>>,
@@ -154,12 +154,12 @@ pub struct IpamNamespaceUpdate {
     /// `member_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
-    /// `ip_prefixes` (sent as given).
+    /// `ip_prefixes`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_prefixes: Option<serde_json::Value>,
-    /// `ip_addresses` (sent as given).
+    pub ip_prefixes: Option<Vec<crate::RelatedNode>>,
+    /// `ip_addresses`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_addresses: Option<serde_json::Value>,
+    pub ip_addresses: Option<Vec<crate::RelatedNode>>,
     /// `profiles`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<crate::RelatedNode>>,
@@ -192,12 +192,12 @@ pub struct IpamNamespaceUpsert {
     /// `member_of_groups`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
-    /// `ip_prefixes` (sent as given).
+    /// `ip_prefixes`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_prefixes: Option<serde_json::Value>,
-    /// `ip_addresses` (sent as given).
+    pub ip_prefixes: Option<Vec<crate::RelatedNode>>,
+    /// `ip_addresses`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_addresses: Option<serde_json::Value>,
+    pub ip_addresses: Option<Vec<crate::RelatedNode>>,
     /// `profiles`: the peers (by id or hfid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<crate::RelatedNode>>,
