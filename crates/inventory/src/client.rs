@@ -196,8 +196,14 @@ impl InventoryClient {
             metrics.observe_limiter(&limiter);
             policy = policy.observer(metrics.clone());
         }
+        // Infrahub runs on uvicorn, which closes idle keep-alive connections after 5 s: drop
+        // ours sooner, so a request is never written into a connection the server is
+        // closing (a POST that fails that way could not be retried). The pool runs on tokio's
+        // clock.
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build_http::<Full<Bytes>>();
         let stack = ServiceBuilder::new()
             .layer(RetryLayer::new(policy))
@@ -545,7 +551,11 @@ fn status_error(response: &Response<Bytes>, url: &str) -> Error {
 
 fn decode_envelope(response: &Response<Bytes>, url: &str) -> Result<Value, Error> {
     let status = response.status();
-    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+    // A 5xx is the server (or a proxy) failing, whatever body it carries.
+    if status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
+        || status.is_server_error()
+    {
         return Err(status_error(response, url));
     }
     let envelope: Value = match serde_json::from_slice(response.body()) {
