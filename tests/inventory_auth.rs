@@ -19,7 +19,10 @@ fn sequence(testbed: &pacer_testbed::Testbed) -> Vec<(String, &'static str)> {
 }
 
 fn owned(expected: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
-    expected.iter().map(|(p, a)| ((*p).to_owned(), *a)).collect()
+    expected
+        .iter()
+        .map(|(p, a)| ((*p).to_owned(), *a))
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -77,7 +80,10 @@ async fn login_then_refresh_on_expiry_then_login_again() {
 async fn api_key_is_sent_and_a_wrong_one_is_unauthorized() {
     let testbed = support::start().await;
     let client = InventoryClient::new(support::config(&testbed)).unwrap();
-    client.tag_count(&BuiltinTagFilter::default()).await.unwrap();
+    client
+        .tag_count(&BuiltinTagFilter::default())
+        .await
+        .unwrap();
     assert_eq!(sequence(&testbed), owned(&[("/graphql/main", "api-key")]));
 
     let mut config = support::config(&testbed);
@@ -110,10 +116,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
         .tag_count(&BuiltinTagFilter::default())
         .await
         .unwrap_err();
-    assert!(
-        matches!(&error, Error::Unauthorized { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(&error, Error::Unauthorized { .. }), "{error:?}");
     let mut config_with_token = config.clone();
     config_with_token.api_token = Some(Secret::new(token));
     let texts = [
@@ -122,17 +125,22 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
         format!("{config:?}"),
         format!("{config_with_token:?}"),
         format!("{client:?}"),
-        format!("{:?}", InventoryClient::new(config_with_token.clone()).unwrap()),
+        format!(
+            "{:?}",
+            InventoryClient::new(config_with_token.clone()).unwrap()
+        ),
         format!("{}", Secret::new(password)),
     ];
     for text in &texts {
         assert!(!text.contains(password) && !text.contains(token), "{text}");
     }
     // The journal shows that a login was sent, not its body.
-    assert!(testbed
-        .infrahub_requests()
-        .iter()
-        .all(|r| !r.body.contains(password)));
+    assert!(
+        testbed
+            .infrahub_requests()
+            .iter()
+            .all(|r| !r.body.contains(password))
+    );
 
     // Environment errors name the variable and value, but never a secret's value (secrets
     // cannot be invalid, and they are kept away from the parsers that quote values).
@@ -143,6 +151,9 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
     ])
     .unwrap_err();
     let text = format!("{error} {error:?}");
-    assert!(text.contains("INFRAHUB_TIMEOUT") && text.contains("soon"), "{text}");
+    assert!(
+        text.contains("INFRAHUB_TIMEOUT") && text.contains("soon"),
+        "{text}"
+    );
     assert!(!text.contains(password) && !text.contains(token), "{text}");
 }

@@ -35,7 +35,10 @@ async fn retry_after_is_waited_and_the_storm_absorbed() {
     // Exactly one request reached the fake: nothing was created twice.
     assert_eq!(testbed.infrahub_requests().len(), 1);
     assert_eq!(
-        client.tag_count(&BuiltinTagFilter::default()).await.unwrap(),
+        client
+            .tag_count(&BuiltinTagFilter::default())
+            .await
+            .unwrap(),
         1
     );
 }
@@ -46,7 +49,10 @@ async fn the_login_call_absorbs_429s_too() {
     let client = InventoryClient::new(support::login_config(&testbed)).unwrap();
     testbed.faults().scope_to(Some("/api/auth/login"));
     testbed.faults().storm(2, Some(Duration::from_secs(1)));
-    client.tag_count(&BuiltinTagFilter::default()).await.unwrap();
+    client
+        .tag_count(&BuiltinTagFilter::default())
+        .await
+        .unwrap();
     assert_eq!(testbed.stats().count("/api/auth/login", 429), 2);
     assert_eq!(testbed.stats().count("/api/auth/login", 200), 1);
     assert_eq!(testbed.stats().count("/graphql/main", 200), 1);
@@ -101,7 +107,10 @@ async fn a_long_retry_after_is_clamped_to_the_backoff_max() {
     let client = InventoryClient::new(config).unwrap();
     testbed.faults().storm(1, Some(Duration::from_secs(120)));
     let started = Instant::now();
-    client.tag_count(&BuiltinTagFilter::default()).await.unwrap();
+    client
+        .tag_count(&BuiltinTagFilter::default())
+        .await
+        .unwrap();
     let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(5), "{waited:?}");
     assert!(waited < Duration::from_secs(7), "{waited:?}");
