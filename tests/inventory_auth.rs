@@ -28,8 +28,10 @@ fn owned(expected: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
 #[tokio::test(start_paused = true)]
 async fn login_then_refresh_on_expiry_then_login_again() {
     let testbed = support::builder()
-        .token_lifetime(Duration::from_secs(60))
-        .refresh_lifetime(Duration::from_secs(600))
+        // Short lifetimes: every pause stays below the server's 30 s idle timeout, so pooled
+        // connections are still open when the next request goes out.
+        .token_lifetime(Duration::from_secs(3))
+        .refresh_lifetime(Duration::from_secs(10))
         .start()
         .await
         .unwrap();
@@ -49,7 +51,7 @@ async fn login_then_refresh_on_expiry_then_login_again() {
 
     // The access token expires: the refused call is refreshed and replayed once.
     testbed.clear_infrahub_requests();
-    tokio::time::advance(Duration::from_secs(61)).await;
+    tokio::time::advance(Duration::from_secs(4)).await;
     client.tag_count(&filter).await.unwrap();
     assert_eq!(
         sequence(&testbed),
@@ -63,7 +65,7 @@ async fn login_then_refresh_on_expiry_then_login_again() {
 
     // Both tokens expire: the refresh is refused, so the client logs in again.
     testbed.clear_infrahub_requests();
-    tokio::time::advance(Duration::from_secs(601)).await;
+    tokio::time::advance(Duration::from_secs(11)).await;
     client.tag_count(&filter).await.unwrap();
     assert_eq!(
         sequence(&testbed),

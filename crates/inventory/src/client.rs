@@ -12,13 +12,10 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use pacer::BoxError;
 use pacer::Namespace;
-use pacer::retry::{
-    Backoff, Classify, Decision, DefaultClassifier, Idempotent, RetryInfo, RetryLayer, RetryPolicy,
-    RetryReason,
-};
+use pacer::retry::{Classify, Decision, DefaultClassifier, Idempotent, RetryInfo, RetryReason};
 use serde_json::{Value, json};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 use crate::config::{Config, Priority, Secret};
 use crate::error::{Error, GraphQLError, GraphQLErrorItem, RateLimitError};
@@ -160,11 +157,12 @@ impl Classify for InfrahubClassifier {
 }
 
 impl InventoryClient {
-    /// A client over pacer's stack (rate limiter, `Retry-After`, retries, per-attempt timeout)
-    /// and hyper-util's pooled HTTP/1.1 client, configured from `config`.
+    /// A client over [`pacer::client::Client`] (rate limiter, `Retry-After`, retries,
+    /// per-attempt timeout, hyper-util's pooled client over rustls, HTTP/1.1 and HTTP/2),
+    /// configured from `config`: the retry settings come from the `INFRAHUB_*` fields, the
+    /// limits, TLS and metrics settings from `config.pacer`.
     ///
-    /// Needs a tokio runtime to run on when requests are made. `https://` addresses need a TLS
-    /// connector: give one with [`with_service`](Self::with_service).
+    /// Requests must be made from within a tokio runtime (or use [`crate::blocking`]).
     pub fn new(config: Config) -> Result<Self, Error> {
         Self::build(config, None)
     }
@@ -177,49 +175,33 @@ impl InventoryClient {
 
     fn build(config: Config, metrics: Option<pacer::metrics::Metrics>) -> Result<Self, Error> {
         config.validate()?;
-        let limiter = config
-            .pacer
-            .rate_limiter()
-            .map_err(|e| Error::Config(crate::config::ConfigError::Pacer(e)))?;
-        let mut policy = RetryPolicy::new()
-            .max_retries(config.rate_limit_max_retries)
-            .backoff(Backoff::new(
-                config.rate_limit_backoff_base,
-                config.rate_limit_backoff_max,
-            ))
-            .retry_after_cap(config.rate_limit_backoff_max)
+        let pacer_config = config.pacer_config();
+        let pacer_error = |e| Error::Config(crate::config::ConfigError::Pacer(e));
+        let metrics = match metrics {
+            Some(metrics) => metrics,
+            None => {
+                // A registry nobody scrapes: the metrics layer still needs one.
+                let mut registry = prometheus_client::registry::Registry::default();
+                pacer_config.metrics_builder().register(&mut registry)
+            }
+        };
+        let policy = pacer_config
+            .retry_policy()
+            .map_err(pacer_error)?
             .classifier(InfrahubClassifier {
                 rate_limit_retry: config.rate_limit_retry_enabled,
                 retry_on_failure: config.retry_on_failure,
-            });
-        if let Some(metrics) = &metrics {
-            metrics.observe_limiter(&limiter);
-            policy = policy.observer(metrics.clone());
-        }
-        // Infrahub runs on uvicorn, which closes idle keep-alive connections after 5 s: drop
-        // ours sooner, so a request is never written into a connection the server is
-        // closing (a POST that fails that way could not be retried). The pool runs on tokio's
-        // clock.
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .pool_timer(hyper_util::rt::TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(4))
-                .build_http::<Full<Bytes>>();
-        let stack = ServiceBuilder::new()
-            .layer(RetryLayer::new(policy))
-            .layer(
-                pacer::retry_after::RetryAfterLayer::new().max_delay(config.rate_limit_backoff_max),
-            )
-            .layer(pacer::rate_limit::RateLimitLayer::new(limiter))
-            .timeout(config.timeout)
-            .service(http);
-        match metrics {
-            Some(metrics) => Self::with_service(
-                config,
-                pacer::metrics::MetricsLayer::new(metrics).layer(stack),
-            ),
-            None => Self::with_service(config, stack),
-        }
+            })
+            .observer(metrics.clone());
+        let client = pacer::client::Client::builder(&pacer_config)
+            .metrics(metrics)
+            .retry_policy(policy)
+            .build()
+            .map_err(|e| match e {
+                pacer::client::ClientError::Config(e) => pacer_error(e),
+                other => Error::Transport(Box::new(other)),
+            })?;
+        Self::with_service(config, client)
     }
 
     /// A client over any HTTP service (for instance one composed from pacer's layers with a

@@ -272,6 +272,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The pacer settings the client's stack is built from: `pacer` with the retry and
+    /// timeout settings of this configuration (theirs win: they are the SDK's names).
+    pub fn pacer_config(&self) -> pacer::config::Config {
+        let mut pacer = self.pacer.clone();
+        pacer.retry.max_retries = self.rate_limit_max_retries;
+        pacer.retry.backoff_base_secs = self.rate_limit_backoff_base.as_secs_f64();
+        pacer.retry.backoff_max_secs = self.rate_limit_backoff_max.as_secs_f64();
+        pacer.retry_after.max_secs = self.rate_limit_backoff_max.as_secs_f64();
+        pacer.retry_after.mode = pacer::retry::RetryAfterMode::Clamp;
+        pacer.timeout_secs = Some(self.timeout.as_secs_f64());
+        pacer
+    }
+
     /// Checks the settings that cannot be checked by their types.
     pub fn validate(&self) -> Result<(), ConfigError> {
         parse_address(&self.address).map_err(|reason| ConfigError::Invalid {
@@ -306,7 +319,7 @@ impl Config {
                 "username and password must be given together",
             ));
         }
-        self.pacer.validate().map_err(ConfigError::Pacer)
+        self.pacer_config().validate().map_err(ConfigError::Pacer)
     }
 }
 

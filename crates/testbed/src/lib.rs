@@ -151,7 +151,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::Faults;
 pub use infrahub::{API_KEY_HEADER, InfrahubRequest, JOURNAL_CAP, KindSchema};
-pub use stats::{PathCount, Stats};
+pub use stats::{LoggedRequest, PathCount, Stats};
 
 /// The Keycloak version the fake reports.
 pub const KEYCLOAK_VERSION: &str = keycloak::VERSION;

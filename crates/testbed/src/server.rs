@@ -156,6 +156,7 @@ async fn handle(
     reset: Arc<AtomicBool>,
 ) -> Result<Response, ResetConnection> {
     let path = request.uri().path().to_owned();
+    let method = request.method().clone();
     let (action, latency) = frontend.faults.decide(&path);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -164,6 +165,7 @@ async fn handle(
         Action::Pass => None,
         Action::Reset => {
             frontend.stats.record_reset();
+            frontend.stats.log_request(method.as_str(), &path, None);
             reset.store(true, Ordering::Release);
             return Err(ResetConnection);
         }
@@ -182,6 +184,9 @@ async fn handle(
         frontend
             .stats
             .record(&path, response.status().as_u16(), true);
+        frontend
+            .stats
+            .log_request(method.as_str(), &path, Some(response.status().as_u16()));
         return Ok(response);
     }
     let mut router = frontend.router;
@@ -192,6 +197,9 @@ async fn handle(
     frontend
         .stats
         .record(&path, response.status().as_u16(), false);
+    frontend
+        .stats
+        .log_request(method.as_str(), &path, Some(response.status().as_u16()));
     Ok(response)
 }
 

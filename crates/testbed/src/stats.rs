@@ -21,6 +21,18 @@ struct Counters {
     injected: u64,
     injected_429: u64,
     resets: u64,
+    log: Vec<LoggedRequest>,
+}
+
+/// One entry of [`Stats::log`]: a request as it arrived, and what it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// The method.
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    /// The response status; `None` when the connection was reset instead.
+    pub status: Option<u16>,
 }
 
 /// One row of a [`Stats::snapshot`]: how many responses with `status` went to `path`.
@@ -38,6 +50,9 @@ impl Stats {
     /// At most this many distinct paths are counted one by one; the rest are counted under
     /// [`Stats::OTHER_PATH`], so clients choosing paths cannot grow memory without bound.
     pub const MAX_PATHS: usize = 4096;
+
+    /// At most this many requests are kept in [`Stats::log`]; later ones are only counted.
+    pub const MAX_LOG: usize = 100_000;
 
     /// The path under which requests are counted once [`Stats::MAX_PATHS`] distinct paths
     /// were seen.
@@ -72,6 +87,23 @@ impl Stats {
             (Self::OTHER_PATH.to_owned(), status)
         };
         *counters.by_path_status.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn log_request(&self, method: &str, path: &str, status: Option<u16>) {
+        let mut counters = self.lock();
+        if counters.log.len() < Self::MAX_LOG {
+            counters.log.push(LoggedRequest {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                status,
+            });
+        }
+    }
+
+    /// The requests seen, in the order their answers were decided (the first
+    /// [`Stats::MAX_LOG`]), so a test can compare what two clients sent.
+    pub fn log(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
     }
 
     pub(crate) fn record_reset(&self) {
@@ -173,7 +205,25 @@ mod tests {
         assert_eq!(stats.rate_limited(), 0);
         assert_eq!(stats.injected(), 1);
         assert_eq!(stats.snapshot().len(), Stats::MAX_PATHS + 3);
+        stats.log_request("GET", "/a", Some(200));
+        stats.log_request("POST", "/b", None);
+        assert_eq!(
+            stats.log(),
+            vec![
+                LoggedRequest {
+                    method: "GET".into(),
+                    path: "/a".into(),
+                    status: Some(200)
+                },
+                LoggedRequest {
+                    method: "POST".into(),
+                    path: "/b".into(),
+                    status: None
+                },
+            ]
+        );
         stats.clear();
         assert_eq!(stats.requests(), 0);
+        assert!(stats.log().is_empty());
     }
 }
