@@ -343,10 +343,16 @@ async fn schema_check_load_and_fetch() {
             "relationships": [{"name": "tags", "peer": "BuiltinTag", "cardinality": "many"}]
         }]
     });
-    let diff = client.schema_check(&[schema.clone()]).await.unwrap();
+    let diff = client
+        .schema_check(std::slice::from_ref(&schema))
+        .await
+        .unwrap();
     assert_eq!(diff["diff"]["added"], json!({"InfraDevice": {}}));
 
-    let loaded = client.schema_load(&[schema.clone()]).await.unwrap();
+    let loaded = client
+        .schema_load(std::slice::from_ref(&schema))
+        .await
+        .unwrap();
     assert!(loaded.schema_updated);
     assert_ne!(loaded.hash, loaded.previous_hash);
     let again = client.schema_load(&[schema]).await.unwrap();

@@ -163,23 +163,17 @@ impl<'a> Checker<'_, 'a> {
                     Some(_) => {}
                 }
             }
-            query::Value::Boolean(_) => {
-                if base(argument) != "Boolean" {
-                    self.errors
-                        .push(format!("{here}({name}): a Boolean for {argument}"));
-                }
+            query::Value::Boolean(_) if base(argument) != "Boolean" => {
+                self.errors
+                    .push(format!("{here}({name}): a Boolean for {argument}"));
             }
-            query::Value::Int(_) => {
-                if !matches!(base(argument), "Int" | "BigInt" | "Float") {
-                    self.errors
-                        .push(format!("{here}({name}): an Int for {argument}"));
-                }
+            query::Value::Int(_) if !matches!(base(argument), "Int" | "BigInt" | "Float") => {
+                self.errors
+                    .push(format!("{here}({name}): an Int for {argument}"));
             }
-            query::Value::String(_) => {
-                if !matches!(base(argument), "String" | "ID") {
-                    self.errors
-                        .push(format!("{here}({name}): a String for {argument}"));
-                }
+            query::Value::String(_) if !matches!(base(argument), "String" | "ID") => {
+                self.errors
+                    .push(format!("{here}({name}): a String for {argument}"));
             }
             _ => {}
         }

@@ -274,8 +274,7 @@ fn node_struct(kind: &KindModel) -> TokenStream {
         kind.description.as_deref(),
         format!("A `{}` node.", kind.kind),
     );
-    let summary =
-        format!(" Attributes are unwrapped to their values; relationships are peer references.");
+    let summary = " Attributes are unwrapped to their values; relationships are peer references.";
     quote! {
         #docs
         #[doc = ""]

@@ -205,17 +205,17 @@ impl<'a> Schema<'a> {
                     .map(|edges| base(&edges.field_type))
                     .and_then(|edge| self.peer(edge))
                     .map(|peer| FieldKind::Many { peer })
-            } else if let Some(value) = self.field(type_name, "value") {
-                Some(FieldKind::Attribute {
-                    wrapper: type_name.to_owned(),
-                    value: Shape {
-                        required: false,
-                        ..self.shape(&value.field_type)
-                    },
-                })
             } else {
-                // Other objects (permissions, metadata): not part of the node's data.
-                None
+                // An attribute wrapper has a `value`; other objects (permissions, metadata)
+                // are not part of the node's data.
+                self.field(type_name, "value")
+                    .map(|value| FieldKind::Attribute {
+                        wrapper: type_name.to_owned(),
+                        value: Shape {
+                            required: false,
+                            ..self.shape(&value.field_type)
+                        },
+                    })
             };
             let Some(kind_of) = kind_of else { continue };
             if let FieldKind::One { peer } | FieldKind::Many { peer } = &kind_of {
