@@ -499,3 +499,29 @@ async fn priority_per_client_and_per_call() {
             .all(|r| r.auth == "api-key")
     );
 }
+
+#[tokio::test]
+async fn namespace_per_client_and_per_call_keys_the_rate_limit() {
+    let testbed = support::start().await;
+    let mut config = support::config(&testbed);
+    config.namespace = Some("pipeline".into());
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = config.pacer.metrics_builder().register(&mut registry);
+    let client = InventoryClient::with_metrics(config, metrics).unwrap();
+    let filter = BuiltinTagFilter::default();
+    client.tag_count(&filter).await.unwrap();
+    client.namespace("team-a").tag_count(&filter).await.unwrap();
+    client.namespace("team-a").tag_count(&filter).await.unwrap();
+    let (_, text) = pacer::metrics::render(&registry, None).unwrap();
+    let requests = |namespace: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("pacer_requests_total")
+                    && l.contains(&format!("namespace=\"{namespace}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(requests("pipeline").as_deref(), Some("1"), "{text}");
+    assert_eq!(requests("team-a").as_deref(), Some("2"), "{text}");
+}
