@@ -295,6 +295,10 @@ async fn storms_resets_and_slow_responses_lose_nothing_and_respect_the_server_li
     );
     assert!(metric(&text, "pacer_timeouts_total") >= 12, "{text}");
     assert_eq!(metric(&text, "pacer_retries_exhausted_total"), 0, "{text}");
+    // The storm's Retry-After paused every request to the upstream, not only the retried ones,
+    // and every pause has ended by now.
+    assert!(metric(&text, "pacer_pauses_total") >= 1, "{text}");
+    assert_eq!(metric(&text, "pacer_paused_upstreams"), 0, "{text}");
     let ok: u64 = (0..6)
         .map(|ns| {
             metric(
@@ -431,4 +435,81 @@ fn async_and_blocking_clients_send_identical_request_sequences() {
         ("GET".to_owned(), format!("{realm}/clients"), Some(200)),
     ];
     assert_eq!(seen, expected);
+}
+
+/// The README's axum example: the client as shared state, the tenant from the path.
+#[tokio::test]
+async fn client_as_axum_state() {
+    use axum::extract::{Path, State};
+    use axum::{Router, routing::post};
+
+    async fn reconcile(
+        State((client, base)): State<(Client, String)>,
+        Path(tenant): Path<String>,
+    ) -> StatusCode {
+        let mut request = Request::get(format!("{base}/admin/realms/{tenant}"))
+            .body(Full::new(Bytes::new()))
+            .expect("a valid request");
+        request.extensions_mut().insert(Namespace::new(tenant));
+        match client.send(request).await {
+            Ok(response) => response.status(),
+            Err(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    let testbed = Testbed::builder().start().await.unwrap();
+    let mut registry = Registry::default();
+    let config = Config::default();
+    let client = Client::builder(&config)
+        .metrics(config.metrics_builder().register(&mut registry))
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/reconcile/{tenant}", post(reconcile))
+        .with_state((client, testbed.keycloak_url().to_owned()));
+    let response = app
+        .oneshot(
+            Request::post("/reconcile/team-a")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    // No token: the fake Keycloak's 401 comes back through the app.
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(
+            r#"pacer_requests_total{method="GET",status_class="4xx",namespace="team-a"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn blocking_client_clones_work_from_many_threads_at_once() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let testbed = runtime.block_on(Testbed::builder().start()).unwrap();
+    let client = pacer::client::blocking::Client::from_config(&Config::default()).unwrap();
+    let url = format!("{}/admin/serverinfo", testbed.keycloak_url());
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let client = client.clone();
+            let url = url.clone();
+            scope.spawn(move || {
+                for _ in 0..5 {
+                    let mut request = Request::get(url.as_str())
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    request
+                        .extensions_mut()
+                        .insert(Namespace::new(format!("thread-{thread}")));
+                    let response = client.send(request).unwrap();
+                    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+                }
+            });
+        }
+    });
+    assert_eq!(testbed.stats().count("/admin/serverinfo", 401), 20);
 }

@@ -113,16 +113,26 @@ pub enum Event<'a> {
         /// The request.
         request: RequestInfo<'a>,
     },
-    /// An upstream asked for a pause; requests to it wait until it ends.
+    /// An upstream asked for a pause (a `429`/`503` with `Retry-After`, or a proactive
+    /// source); requests to it wait until it ends. Reported when a response opens a pause, and
+    /// again (`extended`) when a later response pushes its end back by at least a second;
+    /// shorter extensions (many concurrent `429`s for the same pause) are applied silently.
     PauseStarted {
-        /// The upstream (scheme and authority, or the key the layer was configured with).
+        /// The upstream: `scheme://host:port` of the request URI (never user info, path or
+        /// query), empty for a relative URI.
         upstream: &'a str,
-        /// How long the pause lasts.
+        /// How long from now the pause lasts.
         delay: Duration,
+        /// Whether the pause was already running for this observer (its end moved back)
+        /// rather than opened now. Every pause an observer saw open (`extended: false`) is
+        /// followed by exactly one [`Event::PauseEnded`].
+        extended: bool,
     },
-    /// A pause ended and the requests held by it were released.
+    /// A pause ended: new requests to the upstream go at once, and the ones it held are being
+    /// released over the gate's release window. Reported once per pause, at its end (or when
+    /// the gate drops it early to make room for another upstream).
     PauseEnded {
-        /// The upstream.
+        /// The upstream, as in [`Event::PauseStarted`].
         upstream: &'a str,
     },
     /// An attempt timed out.
@@ -232,9 +242,17 @@ impl<O: Observer> From<O> for Events {
     }
 }
 
-/// Logs events with `tracing`: throttled retries and give-ups at WARN (one line per throttled
-/// retry, with method, URL path, attempt and delay; never headers, queries or bodies), other
-/// retries, refusals and pauses at INFO, waits at DEBUG.
+/// Logs events with `tracing` (target `pacer::events`). Requests are named by method, URL path
+/// and namespace only: never headers, queries or bodies.
+///
+/// | event | level |
+/// |---|---|
+/// | [`Event::Retry`] with [`RetryReason::Throttled`] | WARN, one line per retry: method, path, namespace, attempt, delay, `from_server` |
+/// | [`Event::RetriesExhausted`], [`Event::RetryBudgetExhausted`], [`Event::StoreFallback`] | WARN |
+/// | other [`Event::Retry`], [`Event::RateLimitRefused`], [`Event::Timeout`], [`Event::PauseStarted`] | INFO |
+/// | [`Event::RateLimitWait`], [`Event::PauseEnded`] | DEBUG |
+///
+/// Combine it with metrics as a pair: `RetryPolicy::new().observer((metrics.clone(), TracingObserver))`.
 #[cfg(feature = "tracing")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracingObserver;
@@ -297,9 +315,11 @@ impl Observer for TracingObserver {
                 namespace = %request.namespace,
                 "retry budget exhausted, not retrying"
             ),
-            Event::PauseStarted { upstream, delay } => {
-                info!(upstream, ?delay, "upstream asked for a pause")
-            }
+            Event::PauseStarted {
+                upstream,
+                delay,
+                extended,
+            } => info!(upstream, ?delay, extended, "upstream asked for a pause"),
             Event::PauseEnded { upstream } => debug!(upstream, "pause ended"),
             Event::StoreFallback { namespace, local } => warn!(
                 %namespace,

@@ -24,6 +24,13 @@
 //! without one use the default namespace). Request bodies are [`RequestBody`]
 //! (`Full<Bytes>`), so every retry can replay them.
 //!
+//! After a restart, many callers start at once. Two settings keep that smooth:
+//! `rate_limit.initial_fill` (buckets start partly empty, so the whole burst is not sent at
+//! once) and `retry.budget_min_per_sec` (the retry budget's floor, 10 retries per second by
+//! default: when the first burst meets the server's limit before any success has paid into the
+//! budget, the 429s beyond the floor are returned to the callers). Raising the floor to the
+//! client's rate is safe in this stack, since every retry waits for a rate-limit token.
+//!
 //! [`Client`] is the stack boxed behind one cheap-to-clone handle. To compose the same layers
 //! over a service of your own (another connector, a test double, an axum app's outbound
 //! client), use [`ServiceBuilderExt::pacer`] with [`Layers`]; [`blocking::Client`] drives the
@@ -92,7 +99,7 @@ pub use tls::TlsError;
 
 use crate::BoxError;
 use crate::config::{Config, ConfigError};
-use crate::events::Observer;
+use crate::events::{Events, Observer};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::retry::RetryPolicy;
@@ -141,29 +148,23 @@ impl Layers {
         metrics: Metrics,
         observer: Option<Arc<dyn Observer>>,
     ) -> Result<Self, ConfigError> {
-        let (rate_limiter, retry) = match observer {
-            Some(extra) => (
-                config
-                    .rate_limiter_builder()?
-                    .observer((metrics.clone(), Arc::clone(&extra)))
-                    .build()
-                    .map_err(ConfigError::RateLimiter)?,
-                config.retry_policy()?.observer((metrics.clone(), extra)),
-            ),
-            None => (
-                config
-                    .rate_limiter_builder()?
-                    .observer(metrics.clone())
-                    .build()
-                    .map_err(ConfigError::RateLimiter)?,
-                config.retry_policy()?.observer(metrics.clone()),
-            ),
+        // Every layer reports to the metrics, and to the caller's observer when there is one.
+        let events: Events = match observer {
+            Some(extra) => (metrics.clone(), extra).into(),
+            None => metrics.clone().into(),
         };
+        let rate_limiter = config
+            .rate_limiter_builder()?
+            .observer(events.clone())
+            .build()
+            .map_err(ConfigError::RateLimiter)?;
+        let retry = config.retry_policy()?.observer(events.clone());
+        let retry_after = config.retry_after_layer()?.observer(events);
         metrics.observe_limiter(&rate_limiter);
         Ok(Self {
             metrics,
             retry,
-            retry_after: config.retry_after_layer()?,
+            retry_after,
             rate_limiter,
             timeout: config.timeout(),
         })

@@ -82,7 +82,7 @@
 //! bounded:
 //!
 //! - A namespace whose bucket has refilled is indistinguishable from one never seen, so it is
-//!   forgotten. Eviction is incremental: the table is split into shards of about 512 entries,
+//!   forgotten. Eviction is incremental: the table is split into shards of about 1 024 entries,
 //!   and one shard is swept at a time, paced so that every shard is swept once per refill time
 //!   of the slowest namespace quota. No call ever sweeps more than one shard (plus its own when
 //!   it is full), so there is no stop-the-world pause.

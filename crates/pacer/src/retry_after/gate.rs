@@ -9,10 +9,16 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use crate::events::{Event, Events};
+
 /// Default number of upstreams a [`PauseGate`] tracks at once.
 pub const DEFAULT_MAX_UPSTREAMS: usize = 1024;
 /// Default width of the window over which held requests are released.
 pub const DEFAULT_RELEASE_WINDOW: Duration = Duration::from_secs(1);
+/// A running pause pushed back by less than this is not reported again: concurrent `429`s for
+/// the same pause each move its end by a few microseconds, and `Retry-After` counts in
+/// seconds anyway.
+const EXTENSION_REPORT_MIN: Duration = Duration::from_secs(1);
 
 /// Identifies what a pause applies to: an upstream (URI authority), optionally narrowed to a
 /// namespace.
@@ -101,6 +107,16 @@ impl PauseKey {
 ///
 /// Times are [`tokio::time::Instant`], so tests under `tokio::time::pause` are exact.
 ///
+/// # Events
+///
+/// A pause set by a [`RetryAfterLayer`](super::RetryAfterLayer) with an observer
+/// ([`RetryAfterLayer::observer`](super::RetryAfterLayer::observer)) reports
+/// [`Event::PauseStarted`] when it opens (or is pushed back by a second or more) and
+/// [`Event::PauseEnded`] exactly once: whoever removes the pause from the gate reports its end,
+/// and a timer task (spawned on the current tokio runtime when the pause opens) removes it at
+/// its end even if no request comes by. Without a runtime the end is reported by the first
+/// look-up after it. Pauses set through [`PauseGate::pause`] directly report nothing.
+///
 /// # Cost when nothing is paused
 ///
 /// Every check starts with one atomic load of the latest pause end; when no pause was ever
@@ -137,8 +153,50 @@ struct Inner {
 }
 
 struct State {
-    pauses: hashbrown::HashMap<PauseKey, Instant, foldhash::fast::FixedState>,
+    pauses: hashbrown::HashMap<PauseKey, Pause, foldhash::fast::FixedState>,
     rng: SmallRng,
+    /// Identifies reporters, so that a timer task never ends a later pause of its key.
+    next_reporter: u64,
+}
+
+struct Pause {
+    end: Instant,
+    /// Who is told when this pause ends: `None` when whoever set it has no observer.
+    reporter: Option<Reporter>,
+}
+
+/// The observer a pause reports its end to, and the upstream it names.
+struct Reporter {
+    id: u64,
+    events: Events,
+    upstream: Arc<str>,
+}
+
+impl Reporter {
+    fn new(last_id: &mut u64, events: &Events, upstream: &str) -> Self {
+        *last_id += 1;
+        Self {
+            id: *last_id,
+            events: events.clone(),
+            upstream: Arc::from(upstream),
+        }
+    }
+
+    fn report_end(&self) {
+        self.events.emit(|| Event::PauseEnded {
+            upstream: &self.upstream,
+        });
+    }
+}
+
+/// Reports the ends of removed pauses (outside the gate's lock, so observers never run
+/// under it).
+fn report_ends(ended: impl IntoIterator<Item = Pause>) {
+    for pause in ended {
+        if let Some(reporter) = pause.reporter {
+            reporter.report_end();
+        }
+    }
 }
 
 impl fmt::Debug for PauseGate {
@@ -200,6 +258,7 @@ impl PauseGateBuilder {
                 state: Mutex::new(State {
                     pauses: hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::default()),
                     rng,
+                    next_reporter: 0,
                 }),
                 max_upstreams: self.max_upstreams,
                 release_window: self.release_window,
@@ -232,6 +291,24 @@ impl PauseGate {
     /// Pauses `key` for `delay` from now. A pause never shortens one already running: the
     /// later end wins. A zero delay does nothing.
     pub fn pause(&self, key: PauseKey, delay: Duration) {
+        self.pause_observed(key, delay, &Events::none(), "");
+    }
+
+    /// Pauses `key` until `until`. A pause never shortens one already running: the later
+    /// end wins. An instant that has already passed does nothing.
+    pub fn pause_until(&self, key: PauseKey, until: Instant) {
+        self.set_pause(key, Instant::now(), until, None);
+    }
+
+    /// Pauses `key` for `delay` from now and reports it to `events` under the name
+    /// `upstream` (see [Events](PauseGate#events)).
+    pub(super) fn pause_observed(
+        &self,
+        key: PauseKey,
+        delay: Duration,
+        events: &Events,
+        upstream: &str,
+    ) {
         if delay.is_zero() {
             return;
         }
@@ -240,39 +317,139 @@ impl PauseGate {
         let until = now
             .checked_add(delay)
             .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
-        self.pause_until(key, until);
+        let observer = events.is_enabled().then_some((events, upstream));
+        self.set_pause(key, now, until, observer);
     }
 
-    /// Pauses `key` until `until`. A pause never shortens one already running: the later
-    /// end wins. An instant that has already passed does nothing.
-    pub fn pause_until(&self, key: PauseKey, until: Instant) {
-        let now = Instant::now();
+    fn set_pause(
+        &self,
+        key: PauseKey,
+        now: Instant,
+        until: Instant,
+        observer: Option<(&Events, &str)>,
+    ) {
         if until <= now {
             return;
         }
-        let mut state = self.lock();
-        if let Some(end) = state.pauses.get_mut(&key) {
-            *end = (*end).max(until);
-        } else {
-            if state.pauses.len() >= self.inner.max_upstreams {
-                state.pauses.retain(|_, end| *end > now);
+        let mut ended = Vec::new();
+        // (observer, delay, extended) to report once the lock is released.
+        let mut started = None;
+        let mut timer = None;
+        {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            // A pause that is over but still tracked ends before a new one starts.
+            if state.pauses.get(&key).is_some_and(|pause| pause.end <= now) {
+                ended.extend(state.pauses.remove(&key));
             }
-            if state.pauses.len() >= self.inner.max_upstreams {
-                // Full of running pauses: evict the one ending soonest.
-                let soonest = state
-                    .pauses
-                    .iter()
-                    .min_by_key(|(_, end)| **end)
-                    .map(|(k, _)| *k);
-                if let Some(k) = soonest {
-                    state.pauses.remove(&k);
+            if let Some(pause) = state.pauses.get_mut(&key) {
+                let previous_end = pause.end;
+                pause.end = previous_end.max(until);
+                if let Some((events, upstream)) = observer {
+                    if pause.reporter.is_none() {
+                        // Opened silently (by `pause` or a layer without observer): for this
+                        // observer the pause starts now, and it will hear of its end.
+                        let reporter = Reporter::new(&mut state.next_reporter, events, upstream);
+                        timer = Some((reporter.id, pause.end));
+                        pause.reporter = Some(reporter);
+                        started = Some((events, pause.end - now, false));
+                    } else if until >= previous_end + EXTENSION_REPORT_MIN {
+                        started = Some((events, until - now, true));
+                    }
+                }
+            } else {
+                if state.pauses.len() >= self.inner.max_upstreams {
+                    ended.extend(
+                        state
+                            .pauses
+                            .extract_if(|_, pause| pause.end <= now)
+                            .map(|(_, pause)| pause),
+                    );
+                }
+                if state.pauses.len() >= self.inner.max_upstreams {
+                    // Full of running pauses: evict the one ending soonest.
+                    let soonest = state
+                        .pauses
+                        .iter()
+                        .min_by_key(|(_, pause)| pause.end)
+                        .map(|(k, _)| *k);
+                    if let Some(k) = soonest {
+                        ended.extend(state.pauses.remove(&k));
+                    }
+                }
+                let reporter = observer.map(|(events, upstream)| {
+                    started = Some((events, until - now, false));
+                    Reporter::new(&mut state.next_reporter, events, upstream)
+                });
+                if let Some(reporter) = &reporter {
+                    timer = Some((reporter.id, until));
+                }
+                state.pauses.insert(
+                    key,
+                    Pause {
+                        end: until,
+                        reporter,
+                    },
+                );
+            }
+            self.inner
+                .deadline
+                .fetch_max(self.offset(until), Ordering::AcqRel);
+        }
+        report_ends(ended);
+        if let (Some((events, delay, extended)), Some((_, upstream))) = (started, observer) {
+            events.emit(|| Event::PauseStarted {
+                upstream,
+                delay,
+                extended,
+            });
+        }
+        if let Some((id, end)) = timer {
+            self.spawn_end_timer(key, id, end);
+        }
+    }
+
+    /// Removes the pause of `key` at its end and reports it, so that its end is reported on
+    /// time even when no request comes by. Holds the gate weakly: a dropped gate reports
+    /// nothing more.
+    fn spawn_end_timer(&self, key: PauseKey, id: u64, end: Instant) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime: the first look-up after the end reports it.
+            return;
+        };
+        let gate = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut wake = end;
+            loop {
+                tokio::time::sleep_until(wake).await;
+                let Some(inner) = gate.upgrade() else {
+                    return;
+                };
+                match (PauseGate { inner }).end_if_over(key, id) {
+                    Some(extended_to) => wake = extended_to,
+                    None => return,
                 }
             }
-            state.pauses.insert(key, until);
+        });
+    }
+
+    /// If the pause of `key` reported to `id` is over, removes it and reports its end.
+    /// Returns its end while it still runs (it was extended).
+    fn end_if_over(&self, key: PauseKey, id: u64) -> Option<Instant> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let pause = state.pauses.get(&key)?;
+        if pause.reporter.as_ref().map(|r| r.id) != Some(id) {
+            // Already ended (and reported) by someone else; a later pause has its own timer.
+            return None;
         }
-        self.inner
-            .deadline
-            .fetch_max(self.offset(until), Ordering::AcqRel);
+        if pause.end > now {
+            return Some(pause.end);
+        }
+        let pause = state.pauses.remove(&key);
+        drop(state);
+        report_ends(pause);
+        None
     }
 
     /// When the pause of `key` ends, or `None` if `key` is not paused.
@@ -280,9 +457,11 @@ impl PauseGate {
         let now = self.any_pause_running()?;
         let mut state = self.lock();
         match state.pauses.get(&key) {
-            Some(end) if *end > now => Some(*end),
+            Some(pause) if pause.end > now => Some(pause.end),
             Some(_) => {
-                state.pauses.remove(&key);
+                let ended = state.pauses.remove(&key);
+                drop(state);
+                report_ends(ended);
                 None
             }
             None => None,
@@ -304,9 +483,11 @@ impl PauseGate {
         let now = self.any_pause_running()?;
         let mut state = self.lock();
         let end = match state.pauses.get(&key) {
-            Some(end) if *end > now => *end,
+            Some(pause) if pause.end > now => pause.end,
             Some(_) => {
-                state.pauses.remove(&key);
+                let ended = state.pauses.remove(&key);
+                drop(state);
+                report_ends(ended);
                 return None;
             }
             None => return None,
@@ -360,13 +541,20 @@ impl PauseGate {
         let Ok(mut state) = self.inner.state.try_lock() else {
             return;
         };
-        state.pauses.retain(|_, end| *end > now);
+        let ended: Vec<Pause> = state
+            .pauses
+            .extract_if(|_, pause| pause.end <= now)
+            .map(|(_, pause)| pause)
+            .collect();
         let latest = state
             .pauses
             .values()
+            .map(|pause| pause.end)
             .max()
-            .map_or(0, |end| self.offset(*end));
+            .map_or(0, |end| self.offset(end));
         self.inner.deadline.store(latest, Ordering::Release);
+        drop(state);
+        report_ends(ended);
     }
 
     fn offset(&self, t: Instant) -> u64 {

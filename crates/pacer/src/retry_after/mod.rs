@@ -74,11 +74,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
+use http::uri::Authority;
 use http::{Extensions, Request, Response, StatusCode, Uri};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
+
+use crate::events::Events;
 
 pub use gate::{
     DEFAULT_MAX_UPSTREAMS, DEFAULT_RELEASE_WINDOW, PauseGate, PauseGateBuilder, PauseKey,
@@ -121,6 +124,47 @@ impl fmt::Debug for KeyFn {
 /// The default key: the URI's authority (empty for relative URIs).
 fn authority_key(uri: &Uri) -> PauseKey {
     PauseKey::authority(uri.authority().map_or("", |a| a.as_str()))
+}
+
+/// The upstream a request went to, kept for naming it in events: the URI's scheme (when it is
+/// `http` or `https`) and authority. Cloning an authority only bumps a reference count.
+#[derive(Clone, Debug)]
+struct Upstream {
+    scheme: Option<&'static str>,
+    authority: Option<Authority>,
+}
+
+impl Upstream {
+    fn of(uri: &Uri) -> Self {
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => Some("https"),
+            Some(s) if s.eq_ignore_ascii_case("http") => Some("http"),
+            _ => None,
+        };
+        Self {
+            scheme,
+            authority: uri.authority().cloned(),
+        }
+    }
+
+    /// `scheme://host:port`: never the user info an authority may carry (it can hold a
+    /// password), empty for a relative URI.
+    fn label(&self) -> String {
+        let Some(authority) = &self.authority else {
+            return String::new();
+        };
+        let mut label = String::new();
+        if let Some(scheme) = self.scheme {
+            label.push_str(scheme);
+            label.push_str("://");
+        }
+        label.push_str(authority.host());
+        if let Some(port) = authority.port() {
+            label.push(':');
+            label.push_str(port.as_str());
+        }
+        label
+    }
 }
 
 /// The settings a response future needs: all `Copy`, so nothing is allocated per request.
@@ -174,6 +218,7 @@ pub struct RetryAfterLayer {
     gate: PauseGate,
     key: KeyFn,
     settings: Settings,
+    events: Events,
 }
 
 impl Default for RetryAfterLayer {
@@ -194,7 +239,29 @@ impl RetryAfterLayer {
                 x_rate_limit_reset: None,
                 wall_clock: SystemTime::now,
             },
+            events: Events::none(),
         }
+    }
+
+    /// Reports the pauses this layer sets to `observer` (see [`crate::events`]):
+    /// [`Event::PauseStarted`](crate::events::Event::PauseStarted) when a response opens a
+    /// pause or pushes one back by a second or more, and
+    /// [`Event::PauseEnded`](crate::events::Event::PauseEnded) once when it ends. Default:
+    /// none (then nothing is spent on events).
+    ///
+    /// ```
+    /// # #[cfg(feature = "metrics")] {
+    /// use pacer::metrics::Metrics;
+    /// use pacer::retry_after::RetryAfterLayer;
+    ///
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let metrics = Metrics::new(&mut registry);
+    /// let layer = RetryAfterLayer::new().observer(metrics.clone());
+    /// # }
+    /// ```
+    pub fn observer(mut self, observer: impl Into<Events>) -> Self {
+        self.events = observer.into();
+        self
     }
 
     /// Uses `gate` for the pauses, e.g. one shared with other layers or stacks.
@@ -269,6 +336,7 @@ impl<S> Layer<S> for RetryAfterLayer {
             gate: self.gate.clone(),
             key: self.key.clone(),
             settings: self.settings,
+            events: self.events.clone(),
         }
     }
 }
@@ -281,6 +349,7 @@ pub struct RetryAfter<S> {
     gate: PauseGate,
     key: KeyFn,
     settings: Settings,
+    events: Events,
 }
 
 impl<S> RetryAfter<S> {
@@ -319,6 +388,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let key = self.key.key(req.uri(), req.extensions());
+        let upstream = self.events.is_enabled().then(|| Upstream::of(req.uri()));
         let state = match self.gate.release_at(key) {
             // Not paused: `self.inner` was made ready by `poll_ready`, call it now.
             None => State::Calling {
@@ -338,6 +408,7 @@ where
             gate: self.gate.clone(),
             key,
             settings: self.settings,
+            observer: upstream.map(|upstream| (self.events.clone(), upstream)),
         }
     }
 }
@@ -353,6 +424,8 @@ pin_project! {
         gate: PauseGate,
         key: PauseKey,
         settings: Settings,
+        // Only when the layer has an observer.
+        observer: Option<(Events, Upstream)>,
     }
 }
 
@@ -434,7 +507,15 @@ where
                 StateProj::Calling { future } => {
                     let res = ready!(future.poll(cx))?;
                     if let Some(delay) = this.settings.delay_for(res.status(), res.headers()) {
-                        this.gate.pause(*this.key, delay);
+                        match this.observer {
+                            Some((events, upstream)) => this.gate.pause_observed(
+                                *this.key,
+                                delay,
+                                events,
+                                &upstream.label(),
+                            ),
+                            None => this.gate.pause(*this.key, delay),
+                        }
                     }
                     return Poll::Ready(Ok(res));
                 }

@@ -730,3 +730,257 @@ async fn gate_is_usable_without_tower() {
     assert!(waited >= Duration::from_secs(3) && waited < Duration::from_millis(3_500));
     assert!(!gate.is_paused(key));
 }
+
+// ---- pause events ----
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Started(String, Duration, bool),
+    Ended(String),
+}
+
+/// Records every pause event with the (paused) time it arrived at, relative to `t0`.
+#[derive(Clone)]
+struct Recorder {
+    t0: Instant,
+    seen: Arc<Mutex<Vec<(Duration, Seen)>>>,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Self {
+            t0: Instant::now(),
+            seen: Arc::default(),
+        }
+    }
+
+    fn events(&self) -> Vec<(Duration, Seen)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl crate::events::Observer for Recorder {
+    fn observe(&self, event: &crate::events::Event<'_>) {
+        use crate::events::Event;
+        let seen = match *event {
+            Event::PauseStarted {
+                upstream,
+                delay,
+                extended,
+            } => Seen::Started(upstream.to_owned(), delay, extended),
+            Event::PauseEnded { upstream } => Seen::Ended(upstream.to_owned()),
+            _ => return,
+        };
+        self.seen
+            .lock()
+            .unwrap()
+            .push((Instant::now() - self.t0, seen));
+    }
+}
+
+/// An upstream that answers `/<ms>/<seconds>` with a 429 asking for `<seconds>`, after
+/// `<ms>` milliseconds, and everything else with 200 at once.
+fn slow_throttler() -> impl Service<
+    Request<()>,
+    Response = Response<()>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<()>, Infallible>> + Send,
+> + Clone
++ Send {
+    service_fn(|req: Request<()>| {
+        let mut parts = req.uri().path().trim_start_matches('/').split('/');
+        let plan = parts
+            .next()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .zip(parts.next().map(str::to_owned));
+        async move {
+            let Some((ms, seconds)) = plan else {
+                return Ok(status_with(200, &[]));
+            };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(Response::builder()
+                .status(429)
+                .header("retry-after", seconds)
+                .body(())
+                .unwrap())
+        }
+    })
+}
+
+/// Calls `svc` for each URI before polling any, so all are in flight at once.
+async fn all_at_once<S>(svc: &S, uris: &[&str]) -> Vec<StatusCode>
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
+{
+    let mut futures = Vec::new();
+    for uri in uris {
+        let mut svc = svc.clone();
+        futures.push(svc.ready().await.unwrap().call(get(uri)));
+    }
+    futures_util::future::join_all(futures)
+        .await
+        .into_iter()
+        .map(|res| res.unwrap().status())
+        .collect()
+}
+
+const fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn started(upstream: &str, delay: Duration, extended: bool) -> Seen {
+    Seen::Started(upstream.to_owned(), delay, extended)
+}
+
+fn ended(upstream: &str) -> Seen {
+    Seen::Ended(upstream.to_owned())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_is_reported_once_when_it_opens_and_once_when_it_ends() {
+    let recorder = Recorder::new();
+    let svc = layer().observer(recorder.clone()).layer(slow_throttler());
+    // Five 429s for the same pause at the same instant, one 0.3 s later (moves the end by
+    // 0.3 s: silent), one 2.5 s later (moves it by 2.5 s: reported as an extension), and a
+    // second upstream with its own pause.
+    let statuses = all_at_once(
+        &svc,
+        &[
+            "http://api.test/0/5",
+            "http://api.test/0/5",
+            "http://api.test/0/5",
+            "http://api.test/0/5",
+            "http://api.test/0/5",
+            "http://api.test/300/5",
+            "http://api.test/2500/5",
+            "https://user:secret@Other.test:8443/0/2?token=hunter2",
+        ],
+    )
+    .await;
+    assert!(statuses.iter().all(|s| *s == 429), "{statuses:?}");
+    // Nobody waits: the ends are reported on time all the same.
+    tokio::time::sleep(secs(20)).await;
+    assert_eq!(
+        recorder.events(),
+        vec![
+            (secs(0), started("http://api.test", secs(5), false)),
+            (secs(0), started("https://Other.test:8443", secs(2), false)),
+            (secs(2), ended("https://Other.test:8443")),
+            (
+                Duration::from_millis(2500),
+                started("http://api.test", secs(5), true)
+            ),
+            (Duration::from_millis(7500), ended("http://api.test")),
+        ]
+    );
+    assert!(svc.gate().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn held_and_cancelled_requests_do_not_repeat_the_end() {
+    let recorder = Recorder::new();
+    let (log, upstream) = scripted(throttle_once("5"));
+    let mut svc = layer().observer(recorder.clone()).layer(upstream);
+    assert_eq!(send(&svc, "http://api.test/throttle").await, 429);
+
+    let held: Vec<_> = (0..20)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move { send(&svc, &format!("http://api.test/held{i}")).await })
+        })
+        .collect();
+    std::future::poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
+    let mut cancelled = tokio_test::task::spawn(svc.call(get("http://api.test/cancelled")));
+    assert!(cancelled.poll().is_pending());
+    tokio::time::sleep(secs(2)).await;
+    drop(cancelled);
+    for request in held {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+    let released = times_of(&log, "api.test/held0")[0] - recorder.t0;
+    assert!(released >= secs(5) && released < secs(6), "{released:?}");
+    assert_eq!(send(&svc, "http://api.test/after").await, 200);
+    tokio::time::sleep(secs(10)).await;
+
+    assert_eq!(
+        recorder.events(),
+        vec![
+            (secs(0), started("http://api.test", secs(5), false)),
+            (secs(5), ended("http://api.test")),
+        ]
+    );
+}
+
+#[test]
+fn without_a_runtime_the_end_is_reported_by_the_next_look_up() {
+    // No tokio runtime, so no timer task (and the real clock): the first look-up after the
+    // end reports it, once.
+    let recorder = Recorder::new();
+    let gate = PauseGate::builder().seed(1).build();
+    let key = PauseKey::authority("api.test");
+    let events = crate::events::Events::new(recorder.clone());
+    gate.pause_observed(key, Duration::from_millis(1), &events, "http://api.test");
+    std::thread::sleep(Duration::from_millis(20)); // only ever longer than asked
+    assert_eq!(gate.release_at(key), None);
+    assert_eq!(gate.release_at(key), None);
+    let seen: Vec<Seen> = recorder.events().into_iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        seen,
+        vec![
+            started("http://api.test", Duration::from_millis(1), false),
+            ended("http://api.test"),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_evicted_to_make_room_is_reported_ended() {
+    let recorder = Recorder::new();
+    let svc = RetryAfterLayer::new()
+        .with_gate(PauseGate::builder().max_upstreams(1).seed(1).build())
+        .observer(recorder.clone())
+        .layer(slow_throttler());
+    send(&svc, "http://a.test/0/30").await;
+    tokio::time::advance(secs(1)).await;
+    send(&svc, "http://b.test/0/10").await;
+    tokio::time::sleep(secs(60)).await;
+    assert_eq!(
+        recorder.events(),
+        vec![
+            (secs(0), started("http://a.test", secs(30), false)),
+            (secs(1), ended("http://a.test")),
+            (secs(1), started("http://b.test", secs(10), false)),
+            (secs(11), ended("http://b.test")),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_opened_without_observer_is_adopted_by_a_layer_with_one() {
+    let recorder = Recorder::new();
+    let gate = PauseGate::builder().seed(1).build();
+    let silent = RetryAfterLayer::new()
+        .with_gate(gate.clone())
+        .layer(slow_throttler());
+    let observed = RetryAfterLayer::new()
+        .with_gate(gate.clone())
+        .observer(recorder.clone())
+        .layer(slow_throttler());
+    // In flight before the pause opens, answered 1 s into it with a shorter delay.
+    let mut observed_svc = observed.clone();
+    let in_flight = observed_svc
+        .ready()
+        .await
+        .unwrap()
+        .call(get("http://api.test/1000/3"));
+    assert_eq!(send(&silent, "http://api.test/0/10").await, 429);
+    assert_eq!(in_flight.await.unwrap().status(), 429);
+    tokio::time::sleep(secs(30)).await;
+    assert_eq!(
+        recorder.events(),
+        vec![
+            (secs(1), started("http://api.test", secs(9), false)),
+            (secs(10), ended("http://api.test")),
+        ]
+    );
+}

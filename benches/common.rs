@@ -1,0 +1,188 @@
+//! Shared by the `metrics` and `stack` benches: the request, the bare upstream, one poll.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use pacer::Namespace;
+use tower::{Service, ServiceExt};
+
+/// Polls a future that must complete on its first poll.
+pub(crate) fn now<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("the happy path must not wait"),
+    }
+}
+
+/// A realistic API call: POST, five headers (a bearer token among them), a 150-byte JSON
+/// body, a query, and the tenant's namespace.
+pub(crate) fn request() -> Request<Full<Bytes>> {
+    let mut request = Request::post(
+        "https://keycloak.example.invalid/admin/realms/tenant-a/users?briefRepresentation=true",
+    )
+    .header("content-type", "application/json")
+    .header("accept", "application/json")
+    .header(
+        "authorization",
+        "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl",
+    )
+    .header("user-agent", "pacer-bench/0.1")
+    .header("x-request-id", "4bf92f35-77b3-4da6-a3ce-929d0e0e4736")
+    .body(Full::new(Bytes::from_static(
+        br#"{"username":"alice","email":"alice@example.invalid","enabled":true,"firstName":"Alice","lastName":"Liddell","attributes":{"tenant":["a"]}}"#,
+    )))
+    .expect("valid request");
+    request.extensions_mut().insert(Namespace::new("tenant-a"));
+    request
+}
+
+/// The bare upstream: a ready `200` with a small body, at once.
+pub(crate) fn ok(req: Request<Full<Bytes>>) -> Ready<Result<Response<Full<Bytes>>, Infallible>> {
+    black_box(req);
+    ready(Ok(Response::new(Full::new(Bytes::from_static(b"{}")))))
+}
+
+/// One request through `svc`: made ready, called, its future polled once. The response (and
+/// with it any metrics guard in its body) is dropped inside the measurement.
+pub(crate) fn call_once<S, B>(svc: &mut S, req: Request<Full<Bytes>>)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let ready = now(svc.ready()).expect("ready");
+    let response = now(ready.call(req)).expect("response");
+    black_box(response.status());
+    drop(black_box(response));
+}
+
+/// Whether criterion runs in its quick `--test` mode (CI): then the paired comparisons only
+/// check that they run.
+pub(crate) fn quick() -> bool {
+    std::env::args().any(|arg| arg == "--test" || arg == "--profile-time")
+}
+
+/// A paired comparison that holds up on a busy machine: `rounds` rounds, each timing a batch
+/// of `batch` calls through `base` and then through `with` (the order alternating between
+/// rounds), so that both sides of a round see the same background load. Prints the medians
+/// of the per-call times, of the per-round difference and of the per-round ratio.
+pub(crate) fn paired(
+    name: &str,
+    rounds: usize,
+    batch: usize,
+    base: impl FnMut(usize),
+    with: impl FnMut(usize),
+) -> Paired {
+    paired_on(Clock::Wall, name, rounds, batch, base, with)
+}
+
+/// What [`paired_on`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// Elapsed time.
+    Wall,
+    /// CPU time of the calling thread (Linux `/proc/thread-self/schedstat`, nanoseconds):
+    /// what the calls cost this thread, without the time it waited for a busy CPU or for a
+    /// peer on another thread.
+    ThreadCpu,
+}
+
+impl Clock {
+    fn now_ns(self, wall_origin: std::time::Instant) -> Option<f64> {
+        match self {
+            Clock::Wall => Some(wall_origin.elapsed().as_secs_f64() * 1e9),
+            Clock::ThreadCpu => std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok(),
+        }
+    }
+}
+
+/// [`paired`] on the given clock; prints nothing and returns `None` when the clock cannot be
+/// read (thread CPU time off Linux).
+pub(crate) fn paired_on(
+    clock: Clock,
+    name: &str,
+    rounds: usize,
+    batch: usize,
+    mut base: impl FnMut(usize),
+    mut with: impl FnMut(usize),
+) -> Paired {
+    let (rounds, batch) = if quick() { (2, 2) } else { (rounds, batch) };
+    let origin = std::time::Instant::now();
+    let time = |f: &mut dyn FnMut(usize)| {
+        let start = clock.now_ns(origin).unwrap_or(f64::NAN);
+        f(batch);
+        (clock.now_ns(origin).unwrap_or(f64::NAN) - start) / batch as f64
+    };
+    base(batch); // warm up both
+    with(batch);
+    let mut bases = Vec::with_capacity(rounds);
+    let mut withs = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let (b, w) = if round % 2 == 0 {
+            let b = time(&mut base);
+            (b, time(&mut with))
+        } else {
+            let w = time(&mut with);
+            (time(&mut base), w)
+        };
+        bases.push(b);
+        withs.push(w);
+    }
+    let mut diffs: Vec<f64> = bases.iter().zip(&withs).map(|(b, w)| w - b).collect();
+    let mut ratios: Vec<f64> = bases.iter().zip(&withs).map(|(b, w)| w / b).collect();
+    let result = Paired {
+        base: median(&mut bases),
+        with: median(&mut withs),
+        added: median(&mut diffs),
+        ratio: median(&mut ratios),
+    };
+    println!(
+        "paired {name} ({}): base {:.0} ns, with {:.0} ns, added {:.0} ns, ratio {:.3} (medians of {rounds} rounds x {batch} calls)",
+        match clock {
+            Clock::Wall => "wall",
+            Clock::ThreadCpu => "client thread cpu",
+        },
+        result.base,
+        result.with,
+        result.added,
+        result.ratio
+    );
+    result
+}
+
+/// Medians of a [`paired`] comparison, in nanoseconds per call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Paired {
+    pub(crate) base: f64,
+    pub(crate) with: f64,
+    pub(crate) added: f64,
+    pub(crate) ratio: f64,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `n` requests (clones of `template`) through `svc`, one at a time.
+pub(crate) fn calls<S, B>(svc: &mut S, template: &Request<Full<Bytes>>, n: usize)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    for _ in 0..n {
+        call_once(svc, template.clone());
+    }
+}
