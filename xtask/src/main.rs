@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask codegen [--check] [--specs DIR]";
+const USAGE: &str = "usage: cargo xtask codegen [--check] [--specs DIR] [--infrahub-sdl FILE]";
 
 fn main() -> ExitCode {
     match run() {
@@ -39,17 +39,27 @@ fn run() -> anyhow::Result<ExitCode> {
     let root = workspace_root();
     let mut check = false;
     let mut specs = root.join("..").join("shared").join("specs");
+    // Another Infrahub instance's `GET /schema.graphql` (unpinned) instead of the allow-list's.
+    let mut infrahub_sdl = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--check" => check = true,
             "--specs" => specs = PathBuf::from(args.next().context("--specs needs a directory")?),
+            "--infrahub-sdl" => {
+                infrahub_sdl = Some(PathBuf::from(
+                    args.next().context("--infrahub-sdl needs a file")?,
+                ));
+            }
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
 
     let mut files = Vec::new();
     files.extend(keycloak::generate(&root, &specs).context("Keycloak admin client")?);
-    files.extend(infrahub::generate(&root, &specs).context("Infrahub inventory client")?);
+    files.extend(
+        infrahub::generate(&root, &specs, infrahub_sdl.as_deref())
+            .context("Infrahub inventory client")?,
+    );
 
     let drift = codegen::sync(&root, &files, check)?;
     if check && drift > 0 {

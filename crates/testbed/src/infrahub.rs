@@ -50,6 +50,13 @@ const PRUNE_AT: usize = 4096;
 pub struct KindSchema {
     kind: String,
     attributes: Vec<AttributeSchema>,
+    relationships: Vec<RelationshipSchema>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RelationshipSchema {
+    name: String,
+    many: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,7 +73,32 @@ impl KindSchema {
         Self {
             kind: kind.into(),
             attributes: Vec::new(),
+            relationships: Vec::new(),
         }
+    }
+
+    /// Adds a relationship of cardinality one (`{name} { node { id hfid display_label } }`
+    /// in queries, `{name}: {id | hfid}` in inputs). Peers may be nodes of any kind.
+    pub fn relationship_one(mut self, name: impl Into<String>) -> Self {
+        self.relationships.push(RelationshipSchema {
+            name: name.into(),
+            many: false,
+        });
+        self
+    }
+
+    /// Adds a relationship of cardinality many (`{name} { count edges { node { ... } } }` in
+    /// queries, `{name}: [{id | hfid}, ...]` in inputs).
+    pub fn relationship_many(mut self, name: impl Into<String>) -> Self {
+        self.relationships.push(RelationshipSchema {
+            name: name.into(),
+            many: true,
+        });
+        self
+    }
+
+    fn rel(&self, name: &str) -> Option<&RelationshipSchema> {
+        self.relationships.iter().find(|r| r.name == name)
     }
 
     /// Adds an optional attribute.
@@ -151,7 +183,7 @@ impl KindSchema {
 #[derive(Debug)]
 pub(crate) struct Infrahub {
     state: Mutex<IhState>,
-    kinds: BTreeMap<String, KindSchema>,
+    journal: Mutex<Journal>,
     credentials: Credentials,
     token_lifetime: Duration,
     refresh_lifetime: Duration,
@@ -159,7 +191,10 @@ pub(crate) struct Infrahub {
 
 #[derive(Debug, Default)]
 struct IhState {
+    kinds: BTreeMap<String, KindSchema>,
     branches: BTreeMap<String, Branch>,
+    /// (branch, pool id) -> allocations (identifier, address node id, address)
+    allocations: HashMap<(String, String), Vec<Allocation>>,
     access: HashMap<String, Instant>,
     refresh: HashMap<String, Instant>,
 }
@@ -175,6 +210,8 @@ struct Branch {
 struct Node {
     id: String,
     attrs: Map<String, Value>,
+    /// relationship -> peer ids
+    rels: BTreeMap<String, Vec<String>>,
 }
 
 fn branch_meta(
@@ -208,7 +245,10 @@ impl Infrahub {
         token_lifetime: Duration,
         refresh_lifetime: Duration,
     ) -> Self {
-        let mut state = IhState::default();
+        let mut state = IhState {
+            kinds: kinds.into_iter().map(|k| (k.kind.clone(), k)).collect(),
+            ..IhState::default()
+        };
         state.branches.insert(
             "main".into(),
             Branch {
@@ -218,7 +258,7 @@ impl Infrahub {
         );
         Self {
             state: Mutex::new(state),
-            kinds: kinds.into_iter().map(|k| (k.kind.clone(), k)).collect(),
+            journal: Mutex::new(Journal::default()),
             credentials,
             token_lifetime,
             refresh_lifetime,
@@ -278,7 +318,10 @@ pub(crate) fn router(ih: Arc<Infrahub>) -> Router {
         .route("/api/auth/login", post(login))
         .route("/api/auth/refresh", post(refresh))
         .route("/api/schema", get(schema))
+        .route("/api/schema/load", post(schema_load))
+        .route("/api/schema/check", post(schema_check))
         .route("/api/branch", get(branches))
+        .route_layer(axum::middleware::from_fn_with_state(ih.clone(), journal))
         .with_state(ih)
 }
 
@@ -331,7 +374,8 @@ async fn refresh(State(ih): State<Arc<Infrahub>>, headers: HeaderMap) -> Respons
 
 async fn schema(State(ih): State<Arc<Infrahub>>, headers: HeaderMap) -> Result<Response, Response> {
     ih.authorize(&headers)?;
-    let nodes: Vec<Value> = ih
+    let state = ih.lock();
+    let nodes: Vec<Value> = state
         .kinds
         .values()
         .map(|k| {
@@ -348,14 +392,256 @@ async fn schema(State(ih): State<Arc<Infrahub>>, headers: HeaderMap) -> Result<R
                     "unique": a.unique,
                     "optional": a.optional,
                 })).collect::<Vec<_>>(),
-                "relationships": [],
+                "relationships": k.relationships.iter().map(|r| json!({
+                    "name": r.name,
+                    "peer": "CoreNode",
+                    "cardinality": if r.many { "many" } else { "one" },
+                    "optional": true,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
     Ok(json(
         StatusCode::OK,
-        &json!({"main": "testbed", "nodes": nodes, "generics": [], "profiles": [], "templates": []}),
+        &json!({"main": schema_hash(&state.kinds), "nodes": nodes, "generics": [], "profiles": [], "templates": []}),
     ))
+}
+
+/// A stable hash of the kinds served (the schema's `hash`).
+fn schema_hash(kinds: &BTreeMap<String, KindSchema>) -> String {
+    // FNV-1a over the kinds' debug text: deterministic across runs, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in format!("{kinds:?}").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// The kinds a `POST /api/schema/load|check` body defines: `{"schemas": [{"nodes": [{"name",
+/// "namespace", "attributes": [{"name", "unique", "optional"}], "relationships": [{"name",
+/// "cardinality"}]}]}]}`.
+fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Response> {
+    let invalid = |message: &str| {
+        json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"errors": [{"message": message, "extensions": {"code": 422}}]}),
+        )
+    };
+    let parsed: Value =
+        serde_json::from_slice(body).map_err(|_| invalid("Unable to parse the schemas as JSON"))?;
+    let schemas = parsed
+        .get("schemas")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("schemas: field required"))?;
+    let mut kinds = Vec::new();
+    for schema in schemas {
+        for node in schema
+            .get("nodes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(namespace), Some(name)) = (
+                node.get("namespace").and_then(Value::as_str),
+                node.get("name").and_then(Value::as_str),
+            ) else {
+                return Err(invalid("nodes: namespace and name are required"));
+            };
+            let kind_name = format!("{namespace}{name}");
+            let valid = |s: &str| {
+                s.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && s.chars().all(|c| c.is_ascii_alphanumeric())
+            };
+            if !valid(namespace) || !valid(name) {
+                return Err(invalid(&format!("{kind_name}: invalid namespace or name")));
+            }
+            let mut kind = KindSchema::new(kind_name);
+            for attribute in node
+                .get("attributes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(attr) = attribute.get("name").and_then(Value::as_str) else {
+                    return Err(invalid("attributes: name is required"));
+                };
+                let flag = |key| attribute.get(key).and_then(Value::as_bool);
+                kind = if flag("unique") == Some(true) {
+                    kind.unique(attr)
+                } else if flag("optional") == Some(false) {
+                    kind.required(attr)
+                } else {
+                    kind.attribute(attr)
+                };
+            }
+            for relationship in node
+                .get("relationships")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(rel) = relationship.get("name").and_then(Value::as_str) else {
+                    return Err(invalid("relationships: name is required"));
+                };
+                kind = if relationship.get("cardinality").and_then(Value::as_str) == Some("one") {
+                    kind.relationship_one(rel)
+                } else {
+                    kind.relationship_many(rel)
+                };
+            }
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// `POST /api/schema/load`: adds (or replaces) the kinds the schemas define, on every branch.
+async fn schema_load(
+    State(ih): State<Arc<Infrahub>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    ih.authorize(&headers)?;
+    let kinds = kinds_from_schemas(&body)?;
+    let mut state = ih.lock();
+    let previous = schema_hash(&state.kinds);
+    for kind in kinds {
+        state.kinds.insert(kind.kind.clone(), kind);
+    }
+    let hash = schema_hash(&state.kinds);
+    Ok(json(
+        StatusCode::OK,
+        &json!({"hash": hash, "previous_hash": previous, "schema_updated": hash != previous, "warnings": []}),
+    ))
+}
+
+/// `POST /api/schema/check`: the diff loading the schemas would make, without loading them.
+async fn schema_check(
+    State(ih): State<Arc<Infrahub>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    ih.authorize(&headers)?;
+    let kinds = kinds_from_schemas(&body)?;
+    let state = ih.lock();
+    let mut added = Map::new();
+    let mut changed = Map::new();
+    for kind in kinds {
+        match state.kinds.get(&kind.kind) {
+            None => {
+                added.insert(kind.kind.clone(), json!({}));
+            }
+            Some(existing) if *existing != kind => {
+                changed.insert(kind.kind.clone(), json!({}));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(json(
+        StatusCode::ACCEPTED,
+        &json!({"diff": {"added": added, "changed": changed, "removed": {}}}),
+    ))
+}
+
+/// One request the fake Infrahub received (after faults and the server-side limit), as
+/// recorded for [`crate::Testbed::infrahub_requests`]. Credentials are not recorded (only
+/// which kind was sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InfrahubRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// `api-key`, `bearer` or `none`.
+    pub auth: &'static str,
+    /// The `X-Priority` header, if any.
+    pub priority: Option<String>,
+    /// The body as text (lossy UTF-8).
+    pub body: String,
+}
+
+/// The request journal, bounded: past [`JOURNAL_CAP`] entries the oldest are dropped.
+#[derive(Debug, Default)]
+struct Journal {
+    entries: std::collections::VecDeque<InfrahubRequest>,
+}
+
+/// How many requests the journal keeps.
+pub const JOURNAL_CAP: usize = 10_000;
+
+impl Infrahub {
+    fn record(&self, request: InfrahubRequest) {
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if journal.entries.len() >= JOURNAL_CAP {
+            journal.entries.pop_front();
+        }
+        journal.entries.push_back(request);
+    }
+
+    /// The recorded requests, oldest first.
+    pub(crate) fn requests(&self) -> Vec<InfrahubRequest> {
+        let journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        journal.entries.iter().cloned().collect()
+    }
+
+    /// Forgets the recorded requests.
+    pub(crate) fn clear_requests(&self) {
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        journal.entries.clear();
+    }
+}
+
+/// Records every request to the Infrahub routes in the journal.
+async fn journal(
+    State(ih): State<Arc<Infrahub>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    // The bodies clients send are small; 16 MiB bounds a hostile one.
+    let bytes = match axum::body::to_bytes(body, 16 << 20).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"errors": [{"message": "request body too large"}]}),
+            );
+        }
+    };
+    let auth = if parts.headers.contains_key(API_KEY_HEADER) {
+        "api-key"
+    } else if bearer(&parts.headers).is_some() {
+        "bearer"
+    } else {
+        "none"
+    };
+    let body_text = String::from_utf8_lossy(&bytes);
+    // Login bodies carry a password: record that a login was sent, not its content.
+    let body_text = if parts.uri.path() == "/api/auth/login" {
+        "(credentials)".to_owned()
+    } else {
+        body_text.into_owned()
+    };
+    ih.record(InfrahubRequest {
+        method: parts.method.to_string(),
+        path: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned()),
+        auth,
+        priority: parts
+            .headers
+            .get("x-priority")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: body_text,
+    });
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 async fn branches(
@@ -455,7 +741,7 @@ fn execute_request(ih: &Infrahub, branch: &str, body: &[u8]) -> Response {
         return errors_only(format!("Branch: {branch} not found."));
     }
     let exec = Exec {
-        ih,
+        kinds: state.kinds.clone(),
         document: &document,
         vars: &vars,
     };
@@ -562,7 +848,8 @@ fn write_ordered(
 }
 
 struct Exec<'a> {
-    ih: &'a Infrahub,
+    /// The kinds served when the request arrived.
+    kinds: BTreeMap<String, KindSchema>,
     document: &'a graphql::Document,
     vars: &'a Map<String, Value>,
 }
@@ -637,7 +924,7 @@ impl Exec<'_> {
     }
 
     fn kind(&self, name: &str) -> Option<&KindSchema> {
-        self.ih.kinds.get(name)
+        self.kinds.get(name)
     }
 
     fn split_mutation<'n>(&self, name: &'n str) -> Option<(&KindSchema, &'n str)> {
@@ -683,13 +970,38 @@ impl Exec<'_> {
             }
             return self.validate_paginated(kind, field);
         }
-        if field.name == "BranchCreate" || field.name == "BranchDelete" {
+        if field.name == "InfrahubIPAddressPoolGetResource" {
+            needs_subfields(field, "IPAddressPoolGetResource")?;
+            for sub in self.fields(field)? {
+                match sub.name.as_str() {
+                    "ok" | "__typename" => no_subfields(&sub, "Boolean")?,
+                    "node" => self.validate_flat(
+                        &sub,
+                        "PoolAllocatedNode",
+                        &[
+                            "id",
+                            "kind",
+                            "display_label",
+                            "identifier",
+                            "branch",
+                            "__typename",
+                        ],
+                    )?,
+                    other => return Err(cannot_query(other, "IPAddressPoolGetResource")),
+                }
+            }
+            return Ok(());
+        }
+        if matches!(
+            field.name.as_str(),
+            "BranchCreate" | "BranchDelete" | "BranchMerge" | "BranchRebase"
+        ) {
             let payload = field.name.clone();
             needs_subfields(field, &payload)?;
             for sub in self.fields(field)? {
                 match sub.name.as_str() {
                     "ok" | "__typename" => no_subfields(&sub, "Boolean")?,
-                    "object" if field.name == "BranchCreate" => {
+                    "object" if field.name != "BranchDelete" => {
                         self.validate_flat(&sub, "Branch", &BRANCH_FIELDS)?
                     }
                     other => return Err(cannot_query(other, &payload)),
@@ -723,7 +1035,9 @@ impl Exec<'_> {
             let ok = match key.as_str() {
                 "id" => true,
                 "hfid" => suffix != "Create",
-                other => suffix != "Delete" && kind.attr(other).is_some(),
+                other => {
+                    suffix != "Delete" && (kind.attr(other).is_some() || kind.rel(other).is_some())
+                }
             };
             if !ok {
                 return Err(format!(
@@ -795,10 +1109,47 @@ impl Exec<'_> {
                         no_subfields(&attr_field, "String")?;
                     }
                 }
+                name if kind.rel(name).is_some() => {
+                    let many = kind.rel(name).is_some_and(|r| r.many);
+                    let on = if many {
+                        "NestedPaginatedCoreNode"
+                    } else {
+                        "NestedEdgedCoreNode"
+                    };
+                    needs_subfields(&sub, on)?;
+                    for rel_field in self.fields(&sub)? {
+                        match rel_field.name.as_str() {
+                            "count" if many => no_subfields(&rel_field, "Int")?,
+                            "__typename" => no_subfields(&rel_field, "String")?,
+                            "edges" if many => {
+                                needs_subfields(&rel_field, "NestedEdgedCoreNode")?;
+                                for edge in self.fields(&rel_field)? {
+                                    match edge.name.as_str() {
+                                        "node" => self.validate_peer(&edge)?,
+                                        "__typename" => no_subfields(&edge, "String")?,
+                                        other => {
+                                            return Err(cannot_query(other, "NestedEdgedCoreNode"));
+                                        }
+                                    }
+                                }
+                            }
+                            "node" if !many => self.validate_peer(&rel_field)?,
+                            other => return Err(cannot_query(other, on)),
+                        }
+                    }
+                }
                 other => return Err(cannot_query(other, &kind.kind)),
             }
         }
         Ok(())
+    }
+
+    fn validate_peer(&self, field: &Field) -> Result<(), String> {
+        self.validate_flat(
+            field,
+            "CoreNode",
+            &["id", "hfid", "display_label", "__typename"],
+        )
     }
 
     // ---- resolution (after validation)
@@ -816,10 +1167,14 @@ impl Exec<'_> {
         Value::Object(out)
     }
 
-    fn project_node(&self, kind: &KindSchema, field: &Field, node: &Node) -> Value {
+    fn project_node(&self, kind: &KindSchema, field: &Field, node: &Node, all: &Nodes) -> Value {
         let mut out = Map::new();
         for sub in self.fields(field).unwrap_or_default() {
             let value = match sub.name.as_str() {
+                name if kind.rel(name).is_some() => {
+                    let many = kind.rel(name).is_some_and(|r| r.many);
+                    self.project_rel(&sub, node.rels.get(name), many, all)
+                }
                 "id" => Value::String(node.id.clone()),
                 "__typename" => Value::String(kind.kind.clone()),
                 "hfid" => kind
@@ -849,6 +1204,85 @@ impl Exec<'_> {
                     }
                     Value::Object(wrapper)
                 }
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Value::Object(out)
+    }
+
+    /// A relationship: `{node: peer | null}` or `{count, edges: [{node: peer}]}`; peers that
+    /// no longer exist are left out.
+    fn project_rel(
+        &self,
+        field: &Field,
+        peers: Option<&Vec<String>>,
+        many: bool,
+        all: &Nodes,
+    ) -> Value {
+        let found: Vec<(&KindSchema, &Node)> = peers
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                all.iter().find_map(|(kind, nodes)| {
+                    let node = nodes.iter().find(|n| &n.id == id)?;
+                    Some((self.kinds.get(kind)?, node))
+                })
+            })
+            .collect();
+        let peer = |field: &Field, kind: &KindSchema, node: &Node| -> Value {
+            let mut out = Map::new();
+            for sub in self.fields(field).unwrap_or_default() {
+                let value = match sub.name.as_str() {
+                    "id" => Value::String(node.id.clone()),
+                    "__typename" => Value::String(kind.kind.clone()),
+                    "hfid" => kind
+                        .hfid_attr()
+                        .and_then(|a| node.attrs.get(a))
+                        .map_or(Value::Null, |v| json!([value_text(v)])),
+                    "display_label" => kind
+                        .hfid_attr()
+                        .and_then(|a| node.attrs.get(a))
+                        .map_or(Value::String(node.id.clone()), |v| {
+                            Value::String(value_text(v))
+                        }),
+                    _ => Value::Null,
+                };
+                out.insert(sub.key().to_owned(), value);
+            }
+            Value::Object(out)
+        };
+        let mut out = Map::new();
+        for sub in self.fields(field).unwrap_or_default() {
+            let value = match sub.name.as_str() {
+                "count" => json!(found.len()),
+                "node" => found
+                    .first()
+                    .map_or(Value::Null, |(kind, node)| peer(&sub, kind, node)),
+                "edges" => Value::Array(
+                    found
+                        .iter()
+                        .map(|(kind, node)| {
+                            let mut edge = Map::new();
+                            for edge_field in self.fields(&sub).unwrap_or_default() {
+                                let v = if edge_field.name == "node" {
+                                    peer(&edge_field, kind, node)
+                                } else {
+                                    Value::String("NestedEdgedCoreNode".into())
+                                };
+                                edge.insert(edge_field.key().to_owned(), v);
+                            }
+                            Value::Object(edge)
+                        })
+                        .collect(),
+                ),
+                _ => Value::String(
+                    if many {
+                        "NestedPaginatedCoreNode"
+                    } else {
+                        "NestedEdgedCoreNode"
+                    }
+                    .into(),
+                ),
             };
             out.insert(sub.key().to_owned(), value);
         }
@@ -894,6 +1328,8 @@ impl Exec<'_> {
             .kind(&field.name)
             .ok_or_else(|| cannot_query(&field.name, "Query"))?;
         let empty = Vec::new();
+        let no_nodes = Nodes::new();
+        let all = state.branches.get(branch).map_or(&no_nodes, |b| &b.nodes);
         let nodes = state
             .branches
             .get(branch)
@@ -925,7 +1361,7 @@ impl Exec<'_> {
                             let mut edge = Map::new();
                             for edge_field in self.fields(&sub).unwrap_or_default() {
                                 let v = if edge_field.name == "node" {
-                                    self.project_node(kind, &edge_field, node)
+                                    self.project_node(kind, &edge_field, node, all)
                                 } else {
                                     Value::String(format!("Edged{}", kind.kind))
                                 };
@@ -999,6 +1435,10 @@ impl Exec<'_> {
             "__typename" => return Ok(Value::String("Mutation".into())),
             "BranchCreate" => return self.branch_create(state, field),
             "BranchDelete" => return self.branch_delete(state, field),
+            "BranchMerge" | "BranchRebase" => return self.branch_merge_or_rebase(state, field),
+            "InfrahubIPAddressPoolGetResource" => {
+                return self.allocate_address(state, branch, field);
+            }
             _ => {}
         }
         let (kind, suffix) = self
@@ -1011,15 +1451,16 @@ impl Exec<'_> {
         let Some(b) = state.branches.get_mut(branch) else {
             return Err(format!("Branch: {branch} not found."));
         };
+        let rels = resolve_rels(kind, &data, &b.nodes)?;
         let nodes = b.nodes.entry(kind.kind.clone()).or_default();
         let node = match suffix {
-            "Create" => create(kind, nodes, &data)?,
+            "Create" => create(kind, nodes, &data, &rels)?,
             "Update" => {
                 let index = find(kind, nodes, &data)?;
-                update(kind, nodes, index, &data)?
+                update(kind, nodes, index, &data, &rels)?
             }
             "Upsert" => match find(kind, nodes, &data) {
-                Ok(index) => update(kind, nodes, index, &data)?,
+                Ok(index) => update(kind, nodes, index, &data, &rels)?,
                 Err(_) => {
                     let mut data = data.clone();
                     // An upsert by hfid creates the node with that hfid.
@@ -1031,25 +1472,27 @@ impl Exec<'_> {
                                 .or_insert_with(|| json!({"value": first}));
                         }
                     }
-                    create(kind, nodes, &data)?
+                    create(kind, nodes, &data, &rels)?
                 }
             },
             _ => {
                 let index = find(kind, nodes, &data)?;
                 nodes.remove(index);
-                return Ok(self.payload(kind, field, None));
+                return Ok(self.payload(kind, field, None, &Nodes::new()));
             }
         };
-        Ok(self.payload(kind, field, Some(&node)))
+        let no_nodes = Nodes::new();
+        let all = state.branches.get(branch).map_or(&no_nodes, |b| &b.nodes);
+        Ok(self.payload(kind, field, Some(&node), all))
     }
 
-    fn payload(&self, kind: &KindSchema, field: &Field, node: Option<&Node>) -> Value {
+    fn payload(&self, kind: &KindSchema, field: &Field, node: Option<&Node>, all: &Nodes) -> Value {
         let mut out = Map::new();
         for sub in self.fields(field).unwrap_or_default() {
             let value = match (sub.name.as_str(), node) {
                 ("ok", _) => Value::Bool(true),
                 ("__typename", _) => Value::String(field.name.clone()),
-                ("object", Some(node)) => self.project_node(kind, &sub, node),
+                ("object", Some(node)) => self.project_node(kind, &sub, node, all),
                 _ => Value::Null,
             };
             out.insert(sub.key().to_owned(), value);
@@ -1103,6 +1546,181 @@ impl Exec<'_> {
             .branches
             .insert(name.to_owned(), Branch { meta, nodes });
         Ok(payload)
+    }
+
+    /// `BranchMerge` copies the branch's nodes into `main` (the branch's version wins);
+    /// `BranchRebase` copies `main`'s nodes the branch lacks into it.
+    fn branch_merge_or_rebase(&self, state: &mut IhState, field: &Field) -> Result<Value, String> {
+        let data = self.arg(field, "data").unwrap_or(Value::Null);
+        let name = data.get("name").and_then(Value::as_str).unwrap_or("");
+        if name == "main" {
+            return Err("Unable to merge or rebase the default branch".into());
+        }
+        let Some(branch) = state.branches.get(name).cloned() else {
+            return Err(format!("Branch: {name} not found."));
+        };
+        let Some(main) = state.branches.get("main").cloned() else {
+            return Err("Branch: main not found.".into());
+        };
+        let (from, to) = if field.name == "BranchMerge" {
+            (&branch, "main")
+        } else {
+            (&main, name)
+        };
+        let merge = field.name == "BranchMerge";
+        if let Some(target) = state.branches.get_mut(to) {
+            for (kind, nodes) in &from.nodes {
+                let existing = target.nodes.entry(kind.clone()).or_default();
+                for node in nodes {
+                    match existing.iter().position(|n| n.id == node.id) {
+                        Some(i) if merge => existing[i] = node.clone(),
+                        Some(_) => {}
+                        None => existing.push(node.clone()),
+                    }
+                }
+            }
+            if !merge {
+                target
+                    .meta
+                    .insert("branched_from".into(), json!(format!("{}", unix_now())));
+            }
+        }
+        let meta = state
+            .branches
+            .get(name)
+            .map(|b| b.meta.clone())
+            .unwrap_or_default();
+        let mut out = Map::new();
+        for sub in self.fields(field).unwrap_or_default() {
+            let value = match sub.name.as_str() {
+                "ok" => Value::Bool(true),
+                "object" => self.project_flat(&sub, &meta, "Branch"),
+                _ => Value::String(field.name.clone()),
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// `InfrahubIPAddressPoolGetResource`: the next free host address of the pool's
+    /// `resources` (nodes with a `prefix` attribute such as `10.0.0.0/24`); the same
+    /// `identifier` gets the same address again. The address is stored as a node of the
+    /// pool's `default_address_type` (default `IpamIPAddress`) when that kind is served.
+    fn allocate_address(
+        &self,
+        state: &mut IhState,
+        branch: &str,
+        field: &Field,
+    ) -> Result<Value, String> {
+        let data = self.arg(field, "data").unwrap_or(Value::Null);
+        let Some(b) = state.branches.get(branch) else {
+            return Err(format!("Branch: {branch} not found."));
+        };
+        let pools = b
+            .nodes
+            .get("CoreIPAddressPool")
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let pool = if let Some(id) = data.get("id").and_then(Value::as_str) {
+            pools.iter().find(|p| p.id == id)
+        } else if let Some(Value::Array(parts)) = data.get("hfid") {
+            pools.iter().find(|p| {
+                parts
+                    .first()
+                    .is_some_and(|w| p.attrs.get("name") == Some(w))
+            })
+        } else {
+            None
+        };
+        let Some(pool) = pool.cloned() else {
+            return Err("Unable to find the pool in the database.".into());
+        };
+        let identifier = data
+            .get("identifier")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let key = (branch.to_owned(), pool.id.clone());
+        let taken = state.allocations.entry(key.clone()).or_default();
+        let existing = identifier
+            .as_ref()
+            .and_then(|i| taken.iter().find(|a| a.identifier.as_ref() == Some(i)))
+            .cloned();
+        let allocation = match existing {
+            Some(allocation) => allocation,
+            None => {
+                let prefixes: Vec<String> = pool
+                    .rels
+                    .get("resources")
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| {
+                        b.nodes
+                            .values()
+                            .flatten()
+                            .find(|n| &n.id == id)
+                            .and_then(|n| n.attrs.get("prefix"))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .collect();
+                let prefix_length = data.get("prefix_length").and_then(Value::as_u64);
+                let used: Vec<&str> = taken.iter().map(|a| a.address.as_str()).collect();
+                let address = prefixes
+                    .iter()
+                    .find_map(|p| next_free_address(p, prefix_length, &used))
+                    .ok_or_else(|| {
+                        format!("No more resources available in the pool {}", pool.id)
+                    })?;
+                let address_kind = pool
+                    .attrs
+                    .get("default_address_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("IpamIPAddress")
+                    .to_owned();
+                let allocation = Allocation {
+                    identifier: identifier.clone(),
+                    id: new_id(),
+                    kind: address_kind,
+                    address,
+                };
+                taken.push(allocation.clone());
+                if self.kinds.contains_key(&allocation.kind) {
+                    let mut attrs = Map::new();
+                    attrs.insert("address".into(), json!(allocation.address));
+                    if let Some(b) = state.branches.get_mut(branch) {
+                        b.nodes
+                            .entry(allocation.kind.clone())
+                            .or_default()
+                            .push(Node {
+                                id: allocation.id.clone(),
+                                attrs,
+                                rels: BTreeMap::new(),
+                            });
+                    }
+                }
+                allocation
+            }
+        };
+        let node = match json!({
+            "id": allocation.id,
+            "kind": allocation.kind,
+            "display_label": allocation.address,
+            "identifier": allocation.identifier,
+            "branch": branch,
+        }) {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let mut out = Map::new();
+        for sub in self.fields(field).unwrap_or_default() {
+            let value = match sub.name.as_str() {
+                "ok" => Value::Bool(true),
+                "node" => self.project_flat(&sub, &node, "PoolAllocatedNode"),
+                _ => Value::String("IPAddressPoolGetResource".into()),
+            };
+            out.insert(sub.key().to_owned(), value);
+        }
+        Ok(Value::Object(out))
     }
 
     fn branch_delete(&self, state: &mut IhState, field: &Field) -> Result<Value, String> {
@@ -1172,10 +1790,11 @@ fn create(
     kind: &KindSchema,
     nodes: &mut Vec<Node>,
     data: &Map<String, Value>,
+    rels: &BTreeMap<String, Vec<String>>,
 ) -> Result<Node, String> {
     let mut attrs = Map::new();
     for (key, input) in data {
-        if key != "id" && key != "hfid" {
+        if key != "id" && key != "hfid" && kind.rel(key).is_none() {
             attrs.insert(key.clone(), attribute_value(input));
         }
     }
@@ -1194,7 +1813,11 @@ fn create(
         _ => new_id(),
     };
     unique_clash(kind, nodes, &attrs, None)?;
-    let node = Node { id, attrs };
+    let node = Node {
+        id,
+        attrs,
+        rels: rels.clone(),
+    };
     nodes.push(node.clone());
     Ok(node)
 }
@@ -1247,10 +1870,11 @@ fn update(
     nodes: &mut [Node],
     index: usize,
     data: &Map<String, Value>,
+    rels: &BTreeMap<String, Vec<String>>,
 ) -> Result<Node, String> {
     let mut attrs = nodes[index].attrs.clone();
     for (key, input) in data {
-        if key != "id" && key != "hfid" {
+        if key != "id" && key != "hfid" && kind.rel(key).is_none() {
             attrs.insert(key.clone(), attribute_value(input));
         }
     }
@@ -1261,5 +1885,96 @@ fn update(
     }
     unique_clash(kind, nodes, &attrs, Some(index))?;
     nodes[index].attrs = attrs;
+    for (name, peers) in rels {
+        nodes[index].rels.insert(name.clone(), peers.clone());
+    }
     Ok(nodes[index].clone())
+}
+
+/// A branch's nodes: kind -> nodes in creation order.
+type Nodes = BTreeMap<String, Vec<Node>>;
+
+/// The peer ids the relationship inputs of `data` name (`{id}`, `{hfid, kind}`, or lists of
+/// them); an unknown peer is Infrahub's "Unable to find the node" error.
+fn resolve_rels(
+    kind: &KindSchema,
+    data: &Map<String, Value>,
+    all: &Nodes,
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut out = BTreeMap::new();
+    for (key, input) in data {
+        if kind.rel(key).is_none() {
+            continue;
+        }
+        let items: Vec<&Value> = match input {
+            Value::Array(items) => items.iter().collect(),
+            Value::Null => Vec::new(),
+            one => vec![one],
+        };
+        let mut ids = Vec::new();
+        for item in items {
+            let id = if let Some(id) = item.get("id").and_then(Value::as_str) {
+                all.values()
+                    .flatten()
+                    .any(|n| n.id == id)
+                    .then(|| id.to_owned())
+                    .ok_or_else(|| format!("Unable to find the node {id} in the database."))?
+            } else if let Some(Value::Array(parts)) = item.get("hfid") {
+                let wanted = parts.first().cloned().unwrap_or(Value::Null);
+                let peer_kind = item.get("kind").and_then(Value::as_str);
+                all.iter()
+                    .filter(|(k, _)| peer_kind.is_none_or(|p| p == k.as_str()))
+                    .find_map(|(_, nodes)| {
+                        nodes.iter().find(|n| n.attrs.get("name") == Some(&wanted))
+                    })
+                    .map(|n| n.id.clone())
+                    .ok_or_else(|| {
+                        format!(
+                            "Unable to find the node {} in the database.",
+                            value_text(&wanted)
+                        )
+                    })?
+            } else {
+                return Err(format!("{key}: a related node needs an id or an hfid"));
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        out.insert(key.clone(), ids);
+    }
+    Ok(out)
+}
+
+/// An address allocated from a pool.
+#[derive(Debug, Clone)]
+struct Allocation {
+    identifier: Option<String>,
+    id: String,
+    kind: String,
+    address: String,
+}
+
+/// The first host address of IPv4 `prefix` (`10.0.0.0/24`) not in `used`, written with
+/// `prefix_length` (default: the prefix's own), e.g. `10.0.0.1/24`.
+fn next_free_address(prefix: &str, prefix_length: Option<u64>, used: &[&str]) -> Option<String> {
+    let (network, length) = prefix.split_once('/')?;
+    let length: u32 = length.parse().ok().filter(|l| *l <= 32)?;
+    let network: std::net::Ipv4Addr = network.parse().ok()?;
+    let base = u32::from(network) & u32::MAX.checked_shl(32 - length).unwrap_or(0);
+    let size = 1u64 << (32 - length);
+    let (first, last) = if size > 2 {
+        (1, size - 2)
+    } else {
+        (0, size - 1)
+    };
+    let shown = prefix_length.unwrap_or(u64::from(length));
+    (first..=last.min(first + 65_535)).find_map(|offset| {
+        let host = std::net::Ipv4Addr::from(base.wrapping_add(offset as u32));
+        let host = host.to_string();
+        let taken = used
+            .iter()
+            .any(|u| u.split('/').next() == Some(host.as_str()));
+        (!taken).then(|| format!("{host}/{shown}"))
+    })
 }

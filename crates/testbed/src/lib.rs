@@ -67,6 +67,7 @@
 //! | `POST /graphql`, `POST /graphql/{branch}` | Infrahub GraphQL |
 //! | `POST /api/auth/login`, `POST /api/auth/refresh` | Infrahub JWT login and refresh |
 //! | `GET /api/schema`, `GET /api/branch` | Infrahub schema (kinds served) and branches |
+//! | `POST /api/schema/load`, `POST /api/schema/check` | Infrahub schema load (adds kinds) and check (diff) |
 //!
 //! [`Testbed::keycloak_url`] and [`Testbed::infrahub_url`] are both the server's base URL
 //! (`http://127.0.0.1:PORT`); clients append the paths above.
@@ -105,13 +106,21 @@
 //!   `{Kind}Upsert(data: {...})` (matches on id, hfid or the first unique attribute), each
 //!   `{ ok object { ... } }`; `{Kind}Delete(data: {id | hfid}) { ok }`
 //! - `Branch(ids, name) { ... }`, `BranchCreate(data: {name ...})` (copies `main`),
-//!   `BranchDelete(data: {name})`, `InfrahubInfo { version }`; `/graphql/{branch}` runs
-//!   against that branch's copy.
+//!   `BranchDelete(data: {name})`, `BranchMerge(data: {name})` (the branch's nodes into
+//!   `main`), `BranchRebase(data: {name})` (`main`'s missing nodes into the branch),
+//!   `InfrahubInfo { version }`; `/graphql/{branch}` runs against that branch's copy.
+//! - Relationships ([`KindSchema::relationship_one`], [`KindSchema::relationship_many`]):
+//!   `{rel} { node { id hfid display_label __typename } }` or `{rel} { count edges { node
+//!   {...} } }`; inputs `{rel}: {id}` / `{hfid, kind}` (hfids match on `name`) or lists.
+//! - `InfrahubIPAddressPoolGetResource(data: {id | hfid, identifier, prefix_length})` on a
+//!   `CoreIPAddressPool` node whose `resources` are nodes with a `prefix` attribute: the next
+//!   free IPv4 host address, the same one again for the same `identifier`.
 //!
 //! Unknown kinds, fields or arguments, and syntax errors, answer HTTP 200 with `{"data": null,
 //! "errors": [{"message": ...}]}` and change nothing; resolver errors (unknown id, uniqueness,
 //! missing mandatory attribute) answer `{"data": {"KindUpdate": null}, "errors": [{"message",
-//! "path"}]}`. Relationships and attribute metadata other than `value` are not modelled.
+//! "path"}]}`. Attribute metadata other than `value` is not modelled. Every request to the
+//! Infrahub paths is recorded ([`Testbed::infrahub_requests`]).
 //! The GraphQL parser is a small hand-rolled one (see the `graphql` module's docs): a server
 //! library with a static schema cannot serve the kinds a test invents, and a dynamic one
 //! costs far more build time.
@@ -149,7 +158,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::Faults;
-pub use infrahub::{API_KEY_HEADER, KindSchema};
+pub use infrahub::{API_KEY_HEADER, InfrahubRequest, JOURNAL_CAP, KindSchema};
 pub use keycloak::RecordedRequest;
 pub use stats::{LoggedRequest, PathCount, Stats};
 
@@ -303,7 +312,7 @@ impl TestbedBuilder {
         ));
         let mut router = Router::new()
             .merge(keycloak::router(Arc::clone(&keycloak)))
-            .merge(infrahub::router(infrahub));
+            .merge(infrahub::router(infrahub.clone()));
         if let Some(limiter) = self.limiter {
             let key = self.limit_key;
             let extract = move |request: &Request<Body>| -> Namespace {
@@ -329,6 +338,7 @@ impl TestbedBuilder {
             faults: self.faults,
             stats,
             keycloak,
+            infrahub,
             shutdown: Some(shutdown),
             task: Some(task),
         })
@@ -344,6 +354,7 @@ pub struct Testbed {
     faults: Faults,
     stats: Stats,
     keycloak: Arc<keycloak::Keycloak>,
+    infrahub: Arc<infrahub::Infrahub>,
     shutdown: Option<watch::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -412,6 +423,17 @@ impl Testbed {
     /// Forgets the requests recorded so far (see [`Testbed::keycloak_requests`]).
     pub fn clear_keycloak_requests(&self) {
         self.keycloak.clear_requests();
+    }
+
+    /// The requests the fake Infrahub received (those that passed the faults and the
+    /// server-side limit), oldest first, at most [`JOURNAL_CAP`]. Credentials are not recorded.
+    pub fn infrahub_requests(&self) -> Vec<InfrahubRequest> {
+        self.infrahub.requests()
+    }
+
+    /// Forgets the recorded Infrahub requests.
+    pub fn clear_infrahub_requests(&self) {
+        self.infrahub.clear_requests();
     }
 
     /// Stops accepting connections, lets in-flight requests finish (at most 5 s) and waits

@@ -1,0 +1,153 @@
+//! [`Error`]: what a call can fail with.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Rate limited by the server and the retries ran out (or `429` retries are disabled): the
+/// Python SDK's `RateLimitError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitError {
+    /// The URL of the refused request.
+    pub url: String,
+    /// Attempts made (sends), the last one included.
+    pub attempts: u32,
+    /// The last delay the server asked for with `Retry-After`, as asked.
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for RateLimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rate limited by {} after {} attempt(s)",
+            self.url, self.attempts
+        )?;
+        if let Some(delay) = self.retry_after {
+            write!(f, " (last Retry-After: {delay:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RateLimitError {}
+
+/// One entry of a GraphQL response's `errors`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct GraphQLErrorItem {
+    /// The message.
+    pub message: String,
+    /// Where in the response it applies.
+    #[serde(default)]
+    pub path: Option<Vec<serde_json::Value>>,
+    /// Server-specific details.
+    #[serde(default)]
+    pub extensions: Option<serde_json::Value>,
+}
+
+/// A GraphQL response with `errors`: the server ran (part of) the operation and refused it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphQLError {
+    /// The errors, in the server's order (at least one).
+    pub errors: Vec<GraphQLErrorItem>,
+    /// The `data` that came with them, if any.
+    pub data: Option<serde_json::Value>,
+}
+
+impl fmt::Display for GraphQLError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GraphQL error: ")?;
+        for (i, error) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(&error.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for GraphQLError {}
+
+/// What a call can fail with. Credentials never appear in it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// Rate limited by the server after the retries.
+    RateLimit(RateLimitError),
+    /// The GraphQL response carried errors.
+    GraphQL(GraphQLError),
+    /// `401`/`403`: missing, wrong or expired credentials.
+    Unauthorized {
+        /// The status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// Another unexpected HTTP status.
+    Http {
+        /// The status.
+        status: u16,
+        /// The request URL.
+        url: String,
+        /// The start of the response body (at most 512 bytes).
+        body: String,
+    },
+    /// The request could not be sent or its response not read (includes timeouts and pacer's
+    /// own client-side refusals).
+    Transport(pacer::BoxError),
+    /// The response could not be decoded.
+    Decode(String),
+    /// An argument cannot be sent (an invalid GraphQL name, ...).
+    InvalidInput(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(error) => write!(f, "configuration: {error}"),
+            Error::RateLimit(error) => error.fmt(f),
+            Error::GraphQL(error) => error.fmt(f),
+            Error::Unauthorized { status, message } => {
+                write!(f, "unauthorized ({status}): {message}")
+            }
+            Error::Http { status, url, body } => write!(f, "HTTP {status} from {url}: {body}"),
+            Error::Transport(error) => write!(f, "transport: {error}"),
+            Error::Decode(message) => write!(f, "unexpected response: {message}"),
+            Error::InvalidInput(message) => write!(f, "invalid input: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(error) => Some(error),
+            Error::RateLimit(error) => Some(error),
+            Error::GraphQL(error) => Some(error),
+            Error::Transport(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        Error::Config(error)
+    }
+}
+
+impl Error {
+    /// The rate-limit facts when this is [`Error::RateLimit`].
+    pub fn as_rate_limit(&self) -> Option<&RateLimitError> {
+        match self {
+            Error::RateLimit(error) => Some(error),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! pacer-inventory authentication against the fake Infrahub: API key, login, refresh of an
+//! expired access token with one replay, a new login when the refresh token expired too, and
+//! secrets kept out of `Debug`, `Display` and errors.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/inventory.rs"]
+mod support;
+
+use std::time::Duration;
+
+use pacer_inventory::{BuiltinTagFilter, Config, Error, InventoryClient, Secret};
+
+fn sequence(testbed: &pacer_testbed::Testbed) -> Vec<(String, &'static str)> {
+    testbed
+        .infrahub_requests()
+        .into_iter()
+        .map(|r| (r.path, r.auth))
+        .collect()
+}
+
+fn owned(expected: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
+    expected
+        .iter()
+        .map(|(p, a)| ((*p).to_owned(), *a))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn login_then_refresh_on_expiry_then_login_again() {
+    let testbed = support::builder()
+        // Short lifetimes: every pause stays below the server's 30 s idle timeout, so pooled
+        // connections are still open when the next request goes out.
+        .token_lifetime(Duration::from_secs(3))
+        .refresh_lifetime(Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
+    let client = InventoryClient::new(support::login_config(&testbed)).unwrap();
+    let filter = BuiltinTagFilter::default();
+
+    client.tag_count(&filter).await.unwrap();
+    client.tag_count(&filter).await.unwrap();
+    assert_eq!(
+        sequence(&testbed),
+        owned(&[
+            ("/api/auth/login", "none"),
+            ("/graphql/main", "bearer"),
+            ("/graphql/main", "bearer"),
+        ])
+    );
+
+    // The access token expires: the refused call is refreshed and replayed once.
+    testbed.clear_infrahub_requests();
+    tokio::time::advance(Duration::from_secs(4)).await;
+    client.tag_count(&filter).await.unwrap();
+    assert_eq!(
+        sequence(&testbed),
+        owned(&[
+            ("/graphql/main", "bearer"),
+            ("/api/auth/refresh", "bearer"),
+            ("/graphql/main", "bearer"),
+        ])
+    );
+    assert_eq!(testbed.stats().count("/graphql/main", 401), 1);
+
+    // Both tokens expire: the refresh is refused, so the client logs in again.
+    testbed.clear_infrahub_requests();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    client.tag_count(&filter).await.unwrap();
+    assert_eq!(
+        sequence(&testbed),
+        owned(&[
+            ("/graphql/main", "bearer"),
+            ("/api/auth/refresh", "bearer"),
+            ("/api/auth/login", "none"),
+            ("/graphql/main", "bearer"),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn api_key_is_sent_and_a_wrong_one_is_unauthorized() {
+    let testbed = support::start().await;
+    let client = InventoryClient::new(support::config(&testbed)).unwrap();
+    client
+        .tag_count(&BuiltinTagFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(sequence(&testbed), owned(&[("/graphql/main", "api-key")]));
+
+    let mut config = support::config(&testbed);
+    config.api_token = Some(Secret::new("wrong-key-s3cr3t"));
+    let client = InventoryClient::new(config).unwrap();
+    let error = client
+        .tag_count(&BuiltinTagFilter::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Unauthorized { status: 401, .. }),
+        "{error:?}"
+    );
+    for text in [format!("{error}"), format!("{error:?}")] {
+        assert!(!text.contains("wrong-key-s3cr3t"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_debug_display_or_errors() {
+    let testbed = support::start().await;
+    let password = "pa55-w0rd-never-shown";
+    let token = "t0ken-never-shown";
+
+    // A wrong password: the login is refused, and nothing shows the password.
+    let mut config = support::login_config(&testbed);
+    config.password = Some(Secret::new(password));
+    let client = InventoryClient::new(config.clone()).unwrap();
+    let error = client
+        .tag_count(&BuiltinTagFilter::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, Error::Unauthorized { .. }), "{error:?}");
+    let mut config_with_token = config.clone();
+    config_with_token.api_token = Some(Secret::new(token));
+    let texts = [
+        format!("{error}"),
+        format!("{error:?}"),
+        format!("{config:?}"),
+        format!("{config_with_token:?}"),
+        format!("{client:?}"),
+        format!(
+            "{:?}",
+            InventoryClient::new(config_with_token.clone()).unwrap()
+        ),
+        format!("{}", Secret::new(password)),
+    ];
+    for text in &texts {
+        assert!(!text.contains(password) && !text.contains(token), "{text}");
+    }
+    // The journal shows that a login was sent, not its body.
+    assert!(
+        testbed
+            .infrahub_requests()
+            .iter()
+            .all(|r| !r.body.contains(password))
+    );
+
+    // Environment errors name the variable and value, but never a secret's value (secrets
+    // cannot be invalid, and they are kept away from the parsers that quote values).
+    let error = Config::from_env_vars([
+        ("INFRAHUB_API_TOKEN".to_owned(), token.to_owned()),
+        ("INFRAHUB_PASSWORD".to_owned(), password.to_owned()),
+        ("INFRAHUB_TIMEOUT".to_owned(), "soon".to_owned()),
+    ])
+    .unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(
+        text.contains("INFRAHUB_TIMEOUT") && text.contains("soon"),
+        "{text}"
+    );
+    assert!(!text.contains(password) && !text.contains(token), "{text}");
+}

@@ -1,0 +1,68 @@
+//! Shared by the `inventory_*` tests: a testbed serving the generated kinds, and client
+//! configurations pointing at it.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use pacer_inventory::{Cardinality, Config, KINDS, Secret};
+use pacer_testbed::{KindSchema, Testbed, TestbedBuilder};
+
+/// The testbed kinds matching the generated ones (from their schema facts); `name` is each
+/// kind's unique attribute and hfid. Plus the IPAM kinds a pool allocates from and into.
+pub fn kinds() -> Vec<KindSchema> {
+    let mut kinds: Vec<KindSchema> = KINDS
+        .iter()
+        .map(|info| {
+            let mut kind = KindSchema::new(info.kind);
+            for attribute in info.attributes {
+                kind = if *attribute == "name" {
+                    kind.unique(*attribute)
+                } else {
+                    kind.attribute(*attribute)
+                };
+            }
+            for relationship in info.relationships {
+                kind = match relationship.cardinality {
+                    Cardinality::One => kind.relationship_one(relationship.name),
+                    Cardinality::Many => kind.relationship_many(relationship.name),
+                };
+            }
+            kind
+        })
+        .collect();
+    kinds.push(KindSchema::new("IpamIPPrefix").unique("prefix"));
+    kinds.push(KindSchema::new("IpamIPAddress").unique("address"));
+    kinds
+}
+
+pub fn builder() -> TestbedBuilder {
+    Testbed::builder().kinds(kinds())
+}
+
+pub async fn start() -> Testbed {
+    builder().start().await.unwrap()
+}
+
+/// A client configuration for `testbed` with its API key, fast backoff and client-side limits
+/// high enough not to slow the tests down.
+pub fn config(testbed: &Testbed) -> Config {
+    let mut config = Config::default();
+    config.address = testbed.infrahub_url().to_owned();
+    config.api_token = Some(Secret::new(testbed.credentials().infrahub_api_key.clone()));
+    config.rate_limit_backoff_base = Duration::from_millis(10);
+    let limits = &mut config.pacer.rate_limit;
+    limits.global_rate = 10_000.0;
+    limits.global_burst = 10_000;
+    limits.namespace_rate = 10_000.0;
+    limits.namespace_burst = 10_000;
+    config
+}
+
+/// As [`config`], logging in with the testbed's user instead of the API key.
+pub fn login_config(testbed: &Testbed) -> Config {
+    let mut config = config(testbed);
+    config.api_token = None;
+    config.username = Some(testbed.credentials().infrahub_user.clone());
+    config.password = Some(Secret::new(testbed.credentials().infrahub_password.clone()));
+    config
+}
