@@ -203,6 +203,9 @@ impl std::error::Error for ConfigError {
 
 const PREFIX: &str = "INFRAHUB_";
 
+/// Below uvicorn's default keep-alive timeout (5 s), which Infrahub is served with.
+const INFRAHUB_POOL_IDLE_SECS: f64 = 4.0;
+
 impl Config {
     /// The defaults overridden by this process's `INFRAHUB_*` environment variables.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -282,6 +285,15 @@ impl Config {
         pacer.retry_after.max_secs = self.rate_limit_backoff_max.as_secs_f64();
         pacer.retry_after.mode = pacer::retry::RetryAfterMode::Clamp;
         pacer.timeout_secs = Some(self.timeout.as_secs_f64());
+        // Infrahub runs on uvicorn, which closes connections idle for 5 s: drop them first, so
+        // that no mutation is written into a connection the server is closing.
+        pacer.pool_idle_timeout_secs = Some(
+            pacer
+                .pool_idle_timeout_secs
+                .map_or(INFRAHUB_POOL_IDLE_SECS, |secs| {
+                    secs.min(INFRAHUB_POOL_IDLE_SECS)
+                }),
+        );
         pacer
     }
 

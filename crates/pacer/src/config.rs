@@ -24,6 +24,7 @@
 //! | `retry_after.release_window_secs` | 1 | `RATE_LIMIT_PAUSE_RELEASE_WINDOW` |
 //! | `timeout_secs` (per attempt) | 30 | `TIMEOUT` (`off` for none) |
 //! | `deadline_secs` (whole request, retries included) | none | `DEADLINE` (`off` for none) |
+//! | `pool_idle_timeout_secs` (idle pooled connections) | 90 | `POOL_IDLE_TIMEOUT` (`off` to keep them) |
 //! | `tls.extra_ca_file` | none | `TLS_EXTRA_CA_FILE` (a PEM file) |
 //! | `metrics.prefix` | `pacer` | `METRICS_PREFIX` |
 //! | `metrics.max_namespace_labels` | 100 | `METRICS_MAX_NAMESPACE_LABELS` |
@@ -112,6 +113,11 @@ pub struct Config {
     /// The total deadline of a logical request in seconds, covering every attempt, rate-limit
     /// wait and backoff sleep; `None` (the default) for none.
     pub deadline_secs: Option<f64>,
+    /// How long the `client` feature's pool keeps an idle connection, in seconds; `None` keeps
+    /// it until the server closes it. Set it below the server's keep-alive timeout (uvicorn,
+    /// behind Infrahub, closes idle connections after 5 s): a request written into a
+    /// connection the server is closing fails and, unless idempotent, is not retried.
+    pub pool_idle_timeout_secs: Option<f64>,
     /// TLS settings of the `client` feature's HTTPS connector.
     pub tls: TlsConfig,
     /// Metrics naming and cardinality.
@@ -126,6 +132,7 @@ impl Default for Config {
             retry_after: RetryAfterConfig::default(),
             timeout_secs: Some(30.0),
             deadline_secs: None,
+            pool_idle_timeout_secs: Some(90.0),
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -399,6 +406,9 @@ impl Config {
                 }
                 "TIMEOUT" => self.timeout_secs = parse_optional_secs(&value).map_err(bad)?,
                 "DEADLINE" => self.deadline_secs = parse_optional_secs(&value).map_err(bad)?,
+                "POOL_IDLE_TIMEOUT" => {
+                    self.pool_idle_timeout_secs = parse_optional_secs(&value).map_err(bad)?;
+                }
                 "TLS_EXTRA_CA_FILE" => {
                     self.tls.extra_ca_file = parse_path(&value).map_err(bad)?;
                 }
@@ -479,6 +489,10 @@ impl Config {
         if let Some(deadline) = self.deadline_secs {
             check_secs(deadline)
                 .map_err(|r| invalid("deadline_secs", deadline.to_string(), r.into()))?;
+        }
+        if let Some(idle) = self.pool_idle_timeout_secs {
+            check_secs(idle)
+                .map_err(|r| invalid("pool_idle_timeout_secs", idle.to_string(), r.into()))?;
         }
         let retry = &self.retry;
         check_secs(retry.backoff_base_secs).map_err(|r| {
@@ -568,6 +582,11 @@ impl Config {
     /// The total deadline of a logical request.
     pub fn deadline(&self) -> Option<Duration> {
         self.deadline_secs.map(Duration::from_secs_f64)
+    }
+
+    /// How long the client's pool keeps an idle connection.
+    pub fn pool_idle_timeout(&self) -> Option<Duration> {
+        self.pool_idle_timeout_secs.map(Duration::from_secs_f64)
     }
 
     /// The backoff these settings describe.
@@ -936,6 +955,7 @@ mod tests {
         assert_eq!(config.retry_after.pause_scope, PauseScope::Upstream);
         assert_eq!(config.timeout(), Some(Duration::from_secs(30)));
         assert_eq!(config.deadline(), None);
+        assert_eq!(config.pool_idle_timeout(), Some(Duration::from_secs(90)));
         assert!(config.retry_budget().is_some());
         config.validate().unwrap();
         // The policy built from the defaults is the retry module's own default policy.
@@ -1000,6 +1020,8 @@ mod tests {
             ("P_RATE_LIMIT_PAUSE_RELEASE_WINDOW", "NaN"),
             ("P_TIMEOUT", "forever"),
             ("P_DEADLINE", "-5"),
+            ("P_POOL_IDLE_TIMEOUT", "-1"),
+            ("P_POOL_IDLE_TIMEOUT", "a while"),
             ("P_TLS_EXTRA_CA_FILE", ""),
         ] {
             let error = Config::default()
@@ -1028,6 +1050,7 @@ mod tests {
                     ("INFRAHUB_RATE_LIMIT_RETRY_AFTER_MODE", "fail"),
                     ("INFRAHUB_RATE_LIMIT_PAUSE_SCOPE", "namespace"),
                     ("INFRAHUB_DEADLINE", "90"),
+                    ("INFRAHUB_POOL_IDLE_TIMEOUT", "4"),
                     ("INFRAHUB_TLS_EXTRA_CA_FILE", "/etc/ssl/private-ca.pem"),
                 ]),
             )
@@ -1042,6 +1065,7 @@ mod tests {
         assert_eq!(config.retry_after.mode, RetryAfterMode::FailFast);
         assert_eq!(config.retry_after.pause_scope, PauseScope::Namespace);
         assert_eq!(config.deadline(), Some(Duration::from_secs(90)));
+        assert_eq!(config.pool_idle_timeout(), Some(Duration::from_secs(4)));
         assert_eq!(
             config.tls.extra_ca_file.as_deref(),
             Some(Path::new("/etc/ssl/private-ca.pem"))

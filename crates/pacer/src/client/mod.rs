@@ -116,9 +116,6 @@ pub type PooledClient = HyperClient<Connector, RequestBody>;
 
 type BoxedStack = BoxCloneSyncService<Request<RequestBody>, Response<ResponseBody>, BoxError>;
 
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
 /// The configured pieces of the stack, ready to be applied with
 /// [`ServiceBuilderExt::pacer`]. Each piece is shared state or cheap configuration: clones
 /// share the rate limiter, the pause gate, the retry budget and the metrics.
@@ -399,7 +396,7 @@ impl ClientBuilder {
         let pooled = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(self.config.pool_idle_timeout())
             .build(connector);
         Ok(Client::from_layers(layers, pooled))
     }
