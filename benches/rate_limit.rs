@@ -30,7 +30,7 @@
 //!
 //! On a shared or virtual machine the longest calls are preemptions, not work: the `control` row
 //! (same calls, nothing to evict) is the noise floor to read the eviction row against, and the
-//! `evict_refilled()` row gives the cost of sweeping per entry and per ~512-entry shard (a call
+//! `evict_refilled()` row gives the cost of sweeping per entry and per ~1024-entry shard (a call
 //! sweeps at most its own shard and one other).
 
 use std::cell::OnceCell;
@@ -739,12 +739,12 @@ fn stall(n: usize, refill: Duration) {
     let took = start.elapsed();
     let per_entry = took.as_secs_f64() * 1e9 / evicted.max(1) as f64;
     println!(
-        "  {:<46} {:>9} {:>9.1} {:>51}   evicted {evicted} of {tracked_before}: {per_entry:.0} ns each, ~{:.0} us per 512-entry shard",
+        "  {:<46} {:>9} {:>9.1} {:>51}   evicted {evicted} of {tracked_before}: {per_entry:.0} ns each, ~{:.0} us per 1024-entry shard",
         "pacer evict_refilled() (all shards, one call)",
         1,
         took.as_secs_f64() * 1e6,
         "",
-        per_entry * 512.0 / 1e3
+        per_entry * 1024.0 / 1e3
     );
     drop(pacer_bulk);
 
