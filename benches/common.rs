@@ -1,4 +1,5 @@
-//! Shared by the `metrics` and `stack` benches: the request, the bare upstream, one poll.
+//! Shared by the `metrics` and `stack` benches: the request, the bare upstream, one poll, a
+//! limiter that never binds.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -11,6 +12,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use pacer::Namespace;
+use pacer::events::Events;
+use pacer::rate_limit::{Quota, RateLimiter};
 use tower::{Service, ServiceExt};
 
 /// Polls a future that must complete on its first poll.
@@ -185,4 +188,18 @@ where
     for _ in 0..n {
         call_once(svc, template.clone());
     }
+}
+
+/// A limiter that never makes anyone wait at benchmark rates.
+pub(crate) fn open_limiter(events: Events) -> RateLimiter {
+    let quota = Quota::per_second(1e9)
+        .unwrap()
+        .with_burst(1_000_000)
+        .unwrap();
+    RateLimiter::builder()
+        .global(quota)
+        .per_namespace(quota)
+        .observer(events)
+        .build()
+        .unwrap()
 }

@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{call_once, calls, ok, paired, request};
+use common::{call_once, calls, ok, open_limiter, paired, request};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -30,7 +30,7 @@ use http_body_util::Full;
 use pacer::Namespace;
 use pacer::events::{Event, Events, RequestInfo, RetryReason, TracingObserver};
 use pacer::metrics::{Metrics, MetricsLayer};
-use pacer::rate_limit::{Level, Quota, RateLimitLayer, RateLimiter};
+use pacer::rate_limit::{Level, RateLimitLayer};
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
 use prometheus_client::registry::Registry;
@@ -51,20 +51,6 @@ fn metrics() -> (Registry, Metrics) {
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     (registry, metrics)
-}
-
-/// A limiter that never makes anyone wait at benchmark rates.
-fn open_limiter(events: Events) -> RateLimiter {
-    let quota = Quota::per_second(1e9)
-        .unwrap()
-        .with_burst(1_000_000)
-        .unwrap();
-    RateLimiter::builder()
-        .global(quota)
-        .per_namespace(quota)
-        .observer(events)
-        .build()
-        .unwrap()
 }
 
 fn per_request(c: &mut Criterion) {

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Clock, call_once, calls, ok, paired, paired_on, request};
+use common::{Clock, call_once, calls, ok, open_limiter, paired, paired_on, request};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
@@ -30,27 +30,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use pacer::events::Events;
 use pacer::metrics::{Metrics, MetricsLayer};
-use pacer::rate_limit::{Quota, RateLimitLayer, RateLimiter};
+use pacer::rate_limit::RateLimitLayer;
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
 use prometheus_client::registry::Registry;
 use tower::layer::util::{Identity, Stack};
 use tower::timeout::TimeoutLayer;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-
-/// A limiter that never makes anyone wait at benchmark rates.
-fn open_limiter(events: Events) -> RateLimiter {
-    let quota = Quota::per_second(1e9)
-        .unwrap()
-        .with_burst(1_000_000)
-        .unwrap();
-    RateLimiter::builder()
-        .global(quota)
-        .per_namespace(quota)
-        .observer(events)
-        .build()
-        .unwrap()
-}
 
 type PacerLayers =
     Stack<RateLimitLayer, Stack<RetryAfterLayer, Stack<RetryLayer, Stack<MetricsLayer, Identity>>>>;
