@@ -177,12 +177,10 @@ impl Error {
                 Error::RateLimited {
                     attempts: info.map_or(1, |info| info.attempts),
                     retry_after: info.and_then(|info| info.last_retry_after).or_else(|| {
-                        response
-                            .headers()
-                            .get(http::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs)
+                        pacer::retry_after::retry_after(
+                            response.headers(),
+                            std::time::SystemTime::now(),
+                        )
                     }),
                 }
             }

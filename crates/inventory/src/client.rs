@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -338,12 +337,7 @@ impl InventoryClient {
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             let info = response.extensions().get::<RetryInfo>().copied();
             let retry_after = info.and_then(|i| i.last_retry_after).or_else(|| {
-                response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs)
+                pacer::retry_after::retry_after(response.headers(), std::time::SystemTime::now())
             });
             return Err(Error::RateLimit(RateLimitError {
                 url,
