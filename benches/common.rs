@@ -9,6 +9,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
+use criterion::{BenchmarkGroup, measurement::WallTime};
 use http::{Request, Response};
 use http_body_util::Full;
 use pacer::Namespace;
@@ -202,4 +203,16 @@ pub(crate) fn open_limiter(events: Events) -> RateLimiter {
         .observer(events)
         .build()
         .unwrap()
+}
+
+/// Benches one call of `svc` per iteration with a clone of the shared request.
+pub(crate) fn bench<S, B>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut svc: S)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let template = request();
+    group.bench_function(name, |b| {
+        b.iter(|| call_once(&mut svc, template.clone()));
+    });
 }

@@ -20,13 +20,9 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{call_once, calls, ok, open_limiter, paired, request};
-use criterion::{
-    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
-};
-use http::{Method, Request, Response};
-use http_body_util::Full;
+use common::{bench, calls, ok, open_limiter, paired, request};
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::Method;
 use pacer::Namespace;
 use pacer::events::{Event, Events, RequestInfo, RetryReason, TracingObserver};
 use pacer::metrics::{Metrics, MetricsLayer};
@@ -34,18 +30,7 @@ use pacer::rate_limit::{Level, RateLimitLayer};
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
 use prometheus_client::registry::Registry;
-use tower::{Layer, Service};
-
-fn bench<S, B>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut svc: S)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-{
-    let template = request();
-    group.bench_function(name, |b| {
-        b.iter(|| call_once(&mut svc, template.clone()));
-    });
-}
+use tower::Layer;
 
 fn metrics() -> (Registry, Metrics) {
     let mut registry = Registry::default();

@@ -18,10 +18,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Clock, call_once, calls, ok, open_limiter, paired, paired_on, request};
-use criterion::{
-    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
-};
+use common::{Clock, bench, calls, ok, open_limiter, paired, paired_on, request};
+use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -57,17 +55,6 @@ fn pacer_layers(metrics: &Metrics, observe: bool) -> ServiceBuilder<PacerLayers>
 }
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn bench<S, B>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut svc: S)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-{
-    let template = request();
-    group.bench_function(name, |b| {
-        b.iter(|| call_once(&mut svc, template.clone()));
-    });
-}
 
 fn happy_path(c: &mut Criterion) {
     // tower's Timeout arms a tokio timer: run inside a runtime context, as users do.
