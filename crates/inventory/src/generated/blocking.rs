@@ -49,7 +49,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tower::Service;
 use tower::ServiceBuilder;
 use tower::ServiceExt;
