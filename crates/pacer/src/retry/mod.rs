@@ -410,11 +410,12 @@ impl RetryLayer {
     }
 }
 
-impl<S> Layer<S> for RetryLayer {
+impl<S: Clone> Layer<S> for RetryLayer {
     type Service = Retry<S>;
 
     fn layer(&self, inner: S) -> Retry<S> {
         Retry {
+            spare: Arc::new(inner.clone()),
             inner,
             policy: Arc::clone(&self.policy),
         }
@@ -423,22 +424,30 @@ impl<S> Layer<S> for RetryLayer {
 
 /// Retries failed requests according to a [`RetryPolicy`]; see the [module docs](self).
 ///
-/// Each attempt calls a clone of the inner service, after `poll_ready` on it.
+/// The first attempt calls the inner service that `poll_ready` made ready. Retries call a
+/// clone of the service as it was when the `Retry` was built (made ready in turn), so a
+/// request that needs no retry clones no service.
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
     inner: S,
+    // Cloned only when a request is retried: cloning a whole client stack per request (a
+    // handful of reference counts) is most of what a retry layer costs on the happy path.
+    spare: Arc<S>,
     policy: Arc<RetryPolicy>,
 }
 
-impl<S> Retry<S> {
+impl<S: Clone> Retry<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
         Self {
+            spare: Arc::new(inner.clone()),
             inner,
             policy: Arc::new(policy),
         }
     }
+}
 
+impl<S> Retry<S> {
     /// A [`RetryLayer`] with `policy`.
     pub fn layer(policy: RetryPolicy) -> RetryLayer {
         RetryLayer::new(policy)
@@ -447,11 +456,6 @@ impl<S> Retry<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
     }
 
     /// Unwraps the inner service.
@@ -481,18 +485,17 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // Use the service that was polled ready for the first attempt; keep it for the others.
-        let clone = self.inner.clone();
-        let mut service = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = req.into_parts();
         let (send, template) = match body.try_clone_body() {
             Some(copy) => (copy, Some(body)),
             None => (body, None),
         };
-        let future = service.call(Request::from_parts(parts.clone(), send));
+        // The service that `poll_ready` made ready takes the first attempt.
+        let future = self.inner.call(Request::from_parts(parts.clone(), send));
         ResponseFuture {
             state: State::Calling { future },
-            service,
+            spare: Arc::clone(&self.spare),
+            service: None,
             deadline: None,
             attempt: Attempt {
                 started: self.policy.deadline.map(|_| Instant::now()),
@@ -517,7 +520,9 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, ResBody>,
-        service: S,
+        spare: Arc<S>,
+        // The service retries call: a clone of `spare`, made at the first retry.
+        service: Option<S>,
         // Fires at the end of the total deadline; armed the first time an attempt is pending.
         deadline: Option<Pin<Box<Sleep>>>,
         attempt: Attempt<ReqBody>,
@@ -631,6 +636,27 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
             }
             Err(e) => policy.classifier.classify_error(&self.parts, &**e),
         };
+        if decision == Decision::Success {
+            if let Some(budget) = &policy.budget {
+                budget.deposit();
+            }
+            let retried = self.attempts > 1;
+            return Next::Return(self.finish(outcome, retried));
+        }
+        self.on_failure(outcome, decision)
+    }
+
+    /// A transient failure: retry it (and say how long to wait) or give up. Kept out of line
+    /// so that the success path above stays small: cold code costs cache misses on every
+    /// request of a real client, not only on failing ones.
+    #[cold]
+    #[inline(never)]
+    fn on_failure<ResBody: Body>(
+        &mut self,
+        outcome: Result<Response<ResBody>, BoxError>,
+        decision: Decision,
+    ) -> Next<ResBody> {
+        let policy = &*self.policy;
         let reason = match decision {
             Decision::Retry(reason) | Decision::Failure(reason) => Some(reason),
             Decision::Success => None,
@@ -640,13 +666,6 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
                 request: request_info(&self.parts),
                 after: None,
             });
-        }
-        if decision == Decision::Success {
-            if let Some(budget) = &policy.budget {
-                budget.deposit();
-            }
-            let retried = self.attempts > 1;
-            return Next::Return(self.finish(outcome, retried));
         }
         let requested = outcome
             .as_ref()
@@ -787,54 +806,104 @@ fn poll_drain<B: Body>(mut body: Pin<&mut B>, cx: &mut Context<'_>) -> Poll<()> 
     }
 }
 
+/// The state that waits `delay` (draining `drain` meanwhile) before the next attempt.
+#[cold]
+fn waiting<F, ReqBody: TryCloneBody, ResBody>(
+    attempt: &Attempt<ReqBody>,
+    delay: Duration,
+    drain: Option<Pin<Box<ResBody>>>,
+) -> State<F, ResBody> {
+    if delay.is_zero() && drain.is_none() {
+        return State::Ready;
+    }
+    let now = Instant::now();
+    // Like tokio's `sleep`, an unrepresentable instant becomes ~30 years.
+    let wake = now
+        .checked_add(delay)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+    let mut drain_until = now + DRAIN_GRACE;
+    if let Some(end) = attempt.deadline_end() {
+        drain_until = drain_until.min(end);
+    }
+    let drain_until = drain_until.max(wake);
+    State::Waiting {
+        sleep: Box::pin(tokio::time::sleep_until(wake)),
+        drain,
+        wake,
+        drain_until,
+    }
+}
+
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
     ReqBody: TryCloneBody,
     ResBody: Body,
 {
     type Output = Result<Response<ResBody>, BoxError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The common case, a first attempt that succeeds, never leaves `poll_attempt`.
+        if let Some(out) = ready!(self.as_mut().poll_attempt(cx)) {
+            return Poll::Ready(out);
+        }
+        self.poll_retrying(cx)
+    }
+}
+
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqBody: TryCloneBody,
+    ResBody: Body,
+{
+    /// Polls the attempt in flight, if any: `Ready(Some(_))` when the logical request is done,
+    /// `Ready(None)` when there is no attempt in flight (a wait, a retry to send, or done).
+    #[inline]
+    fn poll_attempt(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Response<ResBody>, BoxError>>> {
         let mut this = self.project();
+        let StateProj::Calling { future } = this.state.as_mut().project() else {
+            return Poll::Ready(None);
+        };
+        let outcome = match future.poll(cx) {
+            Poll::Ready(outcome) => outcome.map_err(Into::into),
+            Poll::Pending => {
+                let err = ready!(this.attempt.poll_deadline(this.deadline, cx));
+                this.state.set(State::Done);
+                return Poll::Ready(Some(Err(err)));
+            }
+        };
+        match this.attempt.on_outcome(outcome) {
+            Next::Return(out) => {
+                this.state.set(State::Done);
+                Poll::Ready(Some(out))
+            }
+            Next::Wait { delay, drain } => {
+                this.state.set(waiting(this.attempt, delay, drain));
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    /// Everything after a failed attempt: waits, retries, and their attempts. Out of line (see
+    /// [`Attempt::on_failure`]).
+    #[cold]
+    #[inline(never)]
+    fn poll_retrying(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<<Self as Future>::Output> {
         loop {
+            let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::Calling { future } => {
-                    let outcome = match future.poll(cx) {
-                        Poll::Ready(outcome) => outcome.map_err(Into::into),
-                        Poll::Pending => {
-                            let err = ready!(this.attempt.poll_deadline(this.deadline, cx));
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(err));
-                        }
-                    };
-                    match this.attempt.on_outcome(outcome) {
-                        Next::Return(out) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(out);
-                        }
-                        Next::Wait { delay, drain: None } if delay.is_zero() => {
-                            this.state.set(State::Ready);
-                        }
-                        Next::Wait { delay, drain } => {
-                            let now = Instant::now();
-                            // Like tokio's `sleep`, an unrepresentable instant becomes ~30 years.
-                            let wake = now
-                                .checked_add(delay)
-                                .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
-                            let mut drain_until = now + DRAIN_GRACE;
-                            if let Some(end) = this.attempt.deadline_end() {
-                                drain_until = drain_until.min(end);
-                            }
-                            let drain_until = drain_until.max(wake);
-                            this.state.set(State::Waiting {
-                                sleep: Box::pin(tokio::time::sleep_until(wake)),
-                                drain,
-                                wake,
-                                drain_until,
-                            });
-                        }
+                StateProj::Calling { .. } => {
+                    if let Some(out) = ready!(self.as_mut().poll_attempt(cx)) {
+                        return Poll::Ready(out);
                     }
                 }
                 StateProj::Waiting {
@@ -861,7 +930,8 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    let ready = match this.service.poll_ready(cx) {
+                    let service = this.service.get_or_insert_with(|| S::clone(this.spare));
+                    let ready = match service.poll_ready(cx) {
                         Poll::Ready(ready) => ready,
                         Poll::Pending => {
                             let err = ready!(this.attempt.poll_deadline(this.deadline, cx));
@@ -878,7 +948,7 @@ where
                         return Poll::Ready(Err("pacer retry: no request body to send".into()));
                     };
                     let req = Request::from_parts(this.attempt.parts.clone(), body);
-                    let future = this.service.call(req);
+                    let future = service.call(req);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Done => {
@@ -950,5 +1020,77 @@ mod tests {
         let mut retry = Retry::new(svc, RetryPolicy::new());
         let fut = retry.call(Request::new(String::from("x")));
         check(&fut);
+    }
+
+    /// Answers `/flaky` with a `429` (`Retry-After: 0`) the first time, everything else with
+    /// `200`, and counts its clones.
+    struct CountingService {
+        clones: Arc<std::sync::atomic::AtomicUsize>,
+        flaked: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Clone for CountingService {
+        fn clone(&self) -> Self {
+            self.clones.fetch_add(1, Ordering::SeqCst);
+            Self {
+                clones: Arc::clone(&self.clones),
+                flaked: Arc::clone(&self.flaked),
+            }
+        }
+    }
+
+    impl Service<Request<String>> for CountingService {
+        type Response = Response<String>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Response<String>, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: Request<String>) -> Self::Future {
+            let mut res = Response::new(String::new());
+            if req.uri().path() == "/flaky" && !self.flaked.swap(true, Ordering::SeqCst) {
+                *res.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+                res.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("0"),
+                );
+            }
+            std::future::ready(Ok(res))
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_retry_clones_the_inner_service() {
+        use tower::ServiceExt;
+        let clones = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let svc = CountingService {
+            clones: Arc::clone(&clones),
+            flaked: Arc::default(),
+        };
+        let mut retry = RetryLayer::new(RetryPolicy::new()).layer(svc);
+        let built = clones.load(Ordering::SeqCst);
+        for _ in 0..10 {
+            let req = Request::get("/ok").body(String::new()).unwrap();
+            let res = retry.ready().await.unwrap().call(req).await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert!(res.extensions().get::<RetryInfo>().is_none());
+        }
+        assert_eq!(
+            clones.load(Ordering::SeqCst),
+            built,
+            "a success clones nothing"
+        );
+
+        let req = Request::get("/flaky").body(String::new()).unwrap();
+        let res = retry.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.extensions().get::<RetryInfo>().unwrap().attempts, 2);
+        assert_eq!(
+            clones.load(Ordering::SeqCst),
+            built + 1,
+            "the retry called one clone"
+        );
     }
 }
