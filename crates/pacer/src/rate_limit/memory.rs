@@ -170,6 +170,24 @@ impl MemoryState {
             // Admitting only moves `tat` later, so `next_evictable` stays a lower bound.
             return self.decide_bucket(&mut entry.tat, gcra, now, max_wait, hash, false);
         }
+        self.decide_untracked(table, index, namespace, gcra, now, max_wait, hash)
+    }
+
+    /// [`decide`](Self::decide) for a namespace without a bucket: give it one, or use the
+    /// overflow bucket when its shard is full. Out of line, so that the look-up above (the
+    /// common case) stays small.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn decide_untracked(
+        &self,
+        mut table: MutexGuard<'_, Table>,
+        index: usize,
+        namespace: &Namespace,
+        gcra: Gcra,
+        now: u64,
+        max_wait: u64,
+        hash: u64,
+    ) -> Decision {
         let cap = self.shard_cap(index);
         if table.entries.len() >= cap {
             sweep(&mut table, now);
@@ -314,9 +332,15 @@ impl MemoryState {
     #[inline]
     fn sweep_if_due(&self, now: u64) {
         let due = self.next_sweep.load(Ordering::Relaxed);
-        if now < due {
-            return;
+        if now >= due {
+            self.sweep_turn(due, now);
         }
+    }
+
+    /// Takes this turn of the incremental sweep, unless another caller did.
+    #[cold]
+    #[inline(never)]
+    fn sweep_turn(&self, due: u64, now: u64) {
         let next = now.saturating_add(self.sweep_step);
         if self
             .next_sweep
