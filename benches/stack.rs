@@ -7,7 +7,11 @@
 //!   that nobody ever waits. Also the stack without tower's `Timeout` (which arms a tokio
 //!   timer per attempt) and `Timeout` alone, to show where the time goes.
 //! - `loopback/*`: a real request with hyper-util's client to a hyper server on 127.0.0.1
-//!   (its own thread and runtime, as another process would be), bare and through the stack.
+//!   (its own thread and runtime, as another process would be), bare and through the four
+//!   pacer layers (with and without tower's `Timeout`), each layer alone, and a control that
+//!   compares the bare client with itself to show the noise floor. The layers cost several
+//!   times more here than in `stack/*`: between two requests the kernel and hyper evict their
+//!   code and data from the CPU caches, so each request runs them cold.
 //!
 //! `flock /tmp/pacer-bench.lock cargo bench -p benches --bench stack`
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -179,41 +183,6 @@ fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
     Request::from_parts(parts, body)
 }
 
-/// A client stack with its types erased (the body read to the end inside), so that the
-/// variants fit in one array. Boxing adds one allocation per request to these variants.
-type BoxedClient = tower::util::BoxCloneSyncService<Request<Full<Bytes>>, (), pacer::BoxError>;
-
-fn boxed<S, B>(svc: S) -> BoxedClient
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Error: Into<pacer::BoxError>,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<pacer::BoxError>,
-{
-    tower::util::BoxCloneSyncService::new(svc.map_err(Into::into).and_then(
-        |response: Response<B>| async move {
-            response.into_body().collect().await.map_err(Into::into)?;
-            Ok(())
-        },
-    ))
-}
-
-/// `n` requests through a [`BoxedClient`] on `rt`, one after the other.
-fn boxed_calls(
-    rt: &tokio::runtime::Runtime,
-    svc: &BoxedClient,
-    template: &Request<Full<Bytes>>,
-    n: usize,
-) {
-    rt.block_on(async {
-        for _ in 0..n {
-            svc.clone().oneshot(template.clone()).await.unwrap();
-        }
-    });
-}
-
 /// `n` requests through `svc` on `rt`, one after the other, each body read to the end.
 fn loopback_calls<S, B>(
     rt: &tokio::runtime::Runtime,
@@ -247,55 +216,60 @@ fn loopback(c: &mut Criterion) {
         Client::builder(TokioExecutor::new()).build(connector);
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let stack = pacer_layers(&metrics, true)
+    let layers = pacer_layers(&metrics, true).service(client.clone());
+    let with_timeout = pacer_layers(&metrics, true)
         .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
         .service(client.clone());
     let template = loopback_request(addr);
 
-    let bare = |n| loopback_calls(&rt, &client, &template, n);
+    // Each variant against the bare client in its own paired run: 200 rounds of 50 requests.
+    let compare = |clock: Clock, name: &str, with: &mut dyn FnMut(usize)| {
+        paired_on(
+            clock,
+            name,
+            200,
+            50,
+            |n| loopback_calls(&rt, &client, &template, n),
+            with,
+        );
+    };
     for clock in [Clock::Wall, Clock::ThreadCpu] {
-        paired_on(clock, "loopback/full_stack", 200, 50, bare, |n| {
-            loopback_calls(&rt, &stack, &template, n)
+        // The control: the bare client against itself shows the noise floor.
+        let same = client.clone();
+        compare(clock, "loopback/control_bare_vs_bare", &mut |n| {
+            loopback_calls(&rt, &same, &template, n)
+        });
+        compare(clock, "loopback/pacer_layers", &mut |n| {
+            loopback_calls(&rt, &layers, &template, n)
+        });
+        compare(clock, "loopback/pacer_layers_and_timeout", &mut |n| {
+            loopback_calls(&rt, &with_timeout, &template, n)
         });
     }
-    // Where the time goes: each part of the stack alone over the same client.
-    let parts: [(&str, BoxedClient); 7] = [
-        // The control: boxing alone, the bias of every variant below.
-        ("loopback/boxed_client_alone", boxed(client.clone())),
-        (
-            "loopback/pacer_layers_without_timeout",
-            boxed(pacer_layers(&metrics, true).service(client.clone())),
-        ),
-        (
-            "loopback/tower_timeout_alone",
-            boxed(TimeoutLayer::new(ATTEMPT_TIMEOUT).layer(client.clone())),
-        ),
-        (
-            "loopback/metrics_alone",
-            boxed(MetricsLayer::new(metrics.clone()).layer(client.clone())),
-        ),
-        (
-            "loopback/retry_alone",
-            boxed(RetryLayer::new(RetryPolicy::new()).layer(client.clone())),
-        ),
-        (
-            "loopback/retry_after_alone",
-            boxed(
-                RetryAfterLayer::new()
-                    .observer(metrics.clone())
-                    .layer(client.clone()),
-            ),
-        ),
-        (
-            "loopback/rate_limit_alone",
-            boxed(RateLimitLayer::new(open_limiter(Events::none())).layer(client.clone())),
-        ),
-    ];
-    for (name, svc) in parts {
-        paired_on(Clock::ThreadCpu, name, 100, 50, bare, |n| {
-            boxed_calls(&rt, &svc, &template, n)
-        });
-    }
+    // Where the time goes: each layer alone over the same client (client thread CPU).
+    let alone = |name: &str, with: &mut dyn FnMut(usize)| compare(Clock::ThreadCpu, name, with);
+    let svc = MetricsLayer::new(metrics.clone()).layer(client.clone());
+    alone("loopback/metrics_alone", &mut |n| {
+        loopback_calls(&rt, &svc, &template, n)
+    });
+    let svc = RetryLayer::new(RetryPolicy::new()).layer(client.clone());
+    alone("loopback/retry_alone", &mut |n| {
+        loopback_calls(&rt, &svc, &template, n)
+    });
+    let svc = RetryAfterLayer::new()
+        .observer(metrics.clone())
+        .layer(client.clone());
+    alone("loopback/retry_after_alone", &mut |n| {
+        loopback_calls(&rt, &svc, &template, n)
+    });
+    let svc = RateLimitLayer::new(open_limiter(Events::none())).layer(client.clone());
+    alone("loopback/rate_limit_alone", &mut |n| {
+        loopback_calls(&rt, &svc, &template, n)
+    });
+    let svc = TimeoutLayer::new(ATTEMPT_TIMEOUT).layer(client.clone());
+    alone("loopback/tower_timeout_alone", &mut |n| {
+        loopback_calls(&rt, &svc, &template, n)
+    });
 
     let mut group = c.benchmark_group("loopback");
     group.bench_function("bare_hyper_client", |b| {
@@ -308,9 +282,9 @@ fn loopback(c: &mut Criterion) {
             }
         });
     });
-    group.bench_function("full_stack", |b| {
+    group.bench_function("pacer_layers", |b| {
         b.to_async(&rt).iter(|| {
-            let stack = stack.clone();
+            let stack = layers.clone();
             let req = template.clone();
             async move {
                 let response = stack.oneshot(req).await.unwrap();
