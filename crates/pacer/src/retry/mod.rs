@@ -107,8 +107,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -415,7 +415,7 @@ impl<S: Clone> Layer<S> for RetryLayer {
 
     fn layer(&self, inner: S) -> Retry<S> {
         Retry {
-            spare: Arc::new(inner.clone()),
+            spare: Arc::new(Mutex::new(inner.clone())),
             inner,
             policy: Arc::clone(&self.policy),
         }
@@ -432,7 +432,9 @@ pub struct Retry<S> {
     inner: S,
     // Cloned only when a request is retried: cloning a whole client stack per request (a
     // handful of reference counts) is most of what a retry layer costs on the happy path.
-    spare: Arc<S>,
+    // The mutex keeps the future `Send` for services that are `Send` but not `Sync` (such as
+    // tower's `BoxCloneService`); it is only locked to clone, on a retry.
+    spare: Arc<Mutex<S>>,
     policy: Arc<RetryPolicy>,
 }
 
@@ -440,7 +442,7 @@ impl<S: Clone> Retry<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
         Self {
-            spare: Arc::new(inner.clone()),
+            spare: Arc::new(Mutex::new(inner.clone())),
             inner,
             policy: Arc::new(policy),
         }
@@ -520,7 +522,7 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future, ResBody>,
-        spare: Arc<S>,
+        spare: Arc<Mutex<S>>,
         // The service retries call: a clone of `spare`, made at the first retry.
         service: Option<S>,
         // Fires at the end of the total deadline; armed the first time an attempt is pending.
@@ -930,7 +932,12 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
-                    let service = this.service.get_or_insert_with(|| S::clone(this.spare));
+                    let service = this.service.get_or_insert_with(|| {
+                        this.spare
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone()
+                    });
                     let ready = match service.poll_ready(cx) {
                         Poll::Ready(ready) => ready,
                         Poll::Pending => {
@@ -1009,6 +1016,19 @@ mod tests {
         check::<Retry<tower::timeout::Timeout<()>>>();
         check::<RetryInfo>();
         check::<RetryAfterExceeded>();
+    }
+
+    #[test]
+    fn send_but_not_sync_services_keep_the_future_send() {
+        fn check<T: Send>(_: &T) {}
+        let svc =
+            tower::util::BoxCloneService::new(tower::service_fn(|_: Request<String>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+            }));
+        let mut retry = Retry::new(svc, RetryPolicy::new());
+        check(&retry);
+        let fut = retry.call(Request::new(String::from("x")));
+        check(&fut);
     }
 
     #[test]
