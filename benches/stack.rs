@@ -8,7 +8,8 @@
 //!   timer per attempt) and `Timeout` alone, to show where the time goes.
 //! - `loopback/*`: a real request with hyper-util's client to a hyper server on 127.0.0.1
 //!   (its own thread and runtime, as another process would be), bare and through the four
-//!   pacer layers (with and without tower's `Timeout`), each layer alone, and a control that
+//!   pacer layers (with and without tower's `Timeout`), each layer alone, tower's `Retry` and
+//!   tower-http's `TraceLayer` alone (what a user would pick instead), and a control that
 //!   compares the bare client with itself to show the noise floor. The layers cost several
 //!   times more here than in `stack/*`: between two requests the kernel and hyper evict their
 //!   code and data from the CPU caches, so each request runs them cold.
@@ -183,6 +184,26 @@ fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
     Request::from_parts(parts, body)
 }
 
+/// tower's retry with the simplest policy that can retry: copy the request, never retry.
+#[derive(Clone)]
+struct CloneOnly;
+
+impl<Res, E> tower::retry::Policy<Request<Full<Bytes>>, Res, E> for CloneOnly {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request<Full<Bytes>>,
+        _: &mut Result<Res, E>,
+    ) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
+        Some(req.clone())
+    }
+}
+
 /// `n` requests through `svc` on `rt`, one after the other, each body read to the end.
 fn loopback_calls<S, B>(
     rt: &tokio::runtime::Runtime,
@@ -268,6 +289,15 @@ fn loopback(c: &mut Criterion) {
     });
     let svc = TimeoutLayer::new(ATTEMPT_TIMEOUT).layer(client.clone());
     alone("loopback/tower_timeout_alone", &mut |n| {
+        loopback_calls(&rt, &svc, &template, n)
+    });
+    // What a user would pick instead of pacer's retry and metrics layers, for scale.
+    let svc = tower::retry::RetryLayer::new(CloneOnly).layer(client.clone());
+    alone("loopback/tower_retry_alone", &mut |n| {
+        loopback_calls(&rt, &svc, &template, n)
+    });
+    let svc = tower_http::trace::TraceLayer::new_for_http().layer(client.clone());
+    alone("loopback/tower_http_trace_alone", &mut |n| {
         loopback_calls(&rt, &svc, &template, n)
     });
 
