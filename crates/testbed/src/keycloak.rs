@@ -238,7 +238,12 @@ fn json_obj(value: Value) -> Obj {
 }
 
 pub(crate) fn router(kc: Arc<Keycloak>) -> Router {
-    Router::new()
+    let routes = Router::new();
+    let routes = routed::<Clients>(routes);
+    let routes = routed::<Users>(routes);
+    let routes = routed::<Groups>(routes);
+    let routes = routed::<Roles>(routes);
+    routes
         .route("/realms/{realm}/protocol/openid-connect/token", post(token))
         .route("/admin/serverinfo", get(serverinfo))
         .route("/admin/realms", get(list_realms).post(create_realm))
@@ -246,50 +251,10 @@ pub(crate) fn router(kc: Arc<Keycloak>) -> Router {
             "/admin/realms/{realm}",
             get(get_realm).put(update_realm).delete(delete_realm),
         )
-        .route(
-            "/admin/realms/{realm}/clients",
-            get(list_members::<Clients>).post(create_member::<Clients>),
-        )
-        .route(
-            "/admin/realms/{realm}/clients/{id}",
-            get(get_member::<Clients>)
-                .put(update_member::<Clients>)
-                .delete(delete_member::<Clients>),
-        )
-        .route(
-            "/admin/realms/{realm}/users",
-            get(list_members::<Users>).post(create_member::<Users>),
-        )
         .route("/admin/realms/{realm}/users/count", get(count_users))
-        .route(
-            "/admin/realms/{realm}/users/{id}",
-            get(get_member::<Users>)
-                .put(update_member::<Users>)
-                .delete(delete_member::<Users>),
-        )
-        .route(
-            "/admin/realms/{realm}/groups",
-            get(list_members::<Groups>).post(create_member::<Groups>),
-        )
-        .route(
-            "/admin/realms/{realm}/groups/{id}",
-            get(get_member::<Groups>)
-                .put(update_member::<Groups>)
-                .delete(delete_member::<Groups>),
-        )
         .route(
             "/admin/realms/{realm}/groups/{id}/children",
             get(list_children).post(create_child),
-        )
-        .route(
-            "/admin/realms/{realm}/roles",
-            get(list_members::<Roles>).post(create_member::<Roles>),
-        )
-        .route(
-            "/admin/realms/{realm}/roles/{name}",
-            get(get_member::<Roles>)
-                .put(update_member::<Roles>)
-                .delete(delete_member::<Roles>),
         )
         .route("/admin/realms/{realm}/{*rest}", any(nested))
         .layer(axum::middleware::from_fn_with_state(
@@ -686,44 +651,30 @@ const ROLES: Family = Family {
     },
 };
 
-const CLIENT_SCOPES: Family = Family {
-    key: "id",
-    unique: "name",
-    fixed: &["id"],
-    wording: Wording::Named("client scope"),
-};
-
+// The families served from the raw path, with the fake's own texts.
+const CLIENT_SCOPES: Family = Family::named("client scope", "id", "name", &["id"]);
 /// Protocol mappers of a client or of a client scope.
-const PROTOCOL_MAPPERS: Family = Family {
-    key: "id",
-    unique: "name",
-    fixed: &["id"],
-    wording: Wording::Named("protocol mapper"),
-};
-
+const PROTOCOL_MAPPERS: Family = Family::named("protocol mapper", "id", "name", &["id"]);
 /// Client roles are named in URLs like realm roles, but an update may replace their `id`.
-const CLIENT_ROLES: Family = Family {
-    key: "name",
-    unique: "name",
-    fixed: &[],
-    wording: Wording::Named("role"),
-};
-
-const IDENTITY_PROVIDERS: Family = Family {
-    key: "alias",
-    unique: "alias",
-    fixed: &[],
-    wording: Wording::Named("identity provider"),
-};
-
-const IDENTITY_PROVIDER_MAPPERS: Family = Family {
-    key: "id",
-    unique: "name",
-    fixed: &["id"],
-    wording: Wording::Named("mapper"),
-};
+const CLIENT_ROLES: Family = Family::named("role", "name", "name", &[]);
+const IDENTITY_PROVIDERS: Family = Family::named("identity provider", "alias", "alias", &[]);
+const IDENTITY_PROVIDER_MAPPERS: Family = Family::named("mapper", "id", "name", &["id"]);
 
 impl Family {
+    const fn named(
+        what: &'static str,
+        key: &'static str,
+        unique: &'static str,
+        fixed: &'static [&'static str],
+    ) -> Self {
+        Self {
+            key,
+            unique,
+            fixed,
+            wording: Wording::Named(what),
+        }
+    }
+
     fn missing(&self) -> Response {
         match self.wording {
             Wording::Keycloak { missing, .. } => bad_request(missing),
@@ -749,6 +700,11 @@ impl Family {
         items.iter().find(|o| str_field(o, self.key) == Some(id))
     }
 
+    /// The member `id`, or this family's 404.
+    fn require<'a>(&self, items: &'a [Obj], id: &str) -> Result<&'a Obj, Response> {
+        self.find(items, id).ok_or_else(|| self.not_found())
+    }
+
     /// 409 if a member other than `except` (a key) already has `value` as its unique field.
     fn check_free(&self, items: &[Obj], value: &str, except: Option<&str>) -> Result<(), Response> {
         let taken = items.iter().any(|o| {
@@ -769,9 +725,8 @@ impl Family {
     }
 
     fn get(&self, items: &[Obj], id: &str) -> Reply {
-        self.find(items, id)
-            .map(|o| json(StatusCode::OK, &Value::Object(o.clone())))
-            .ok_or_else(|| self.not_found())
+        let item = self.require(items, id)?;
+        Ok(json(StatusCode::OK, &Value::Object(item.clone())))
     }
 
     /// Overlays `update` on the member `id`, keeping the unique field unique.
@@ -811,16 +766,17 @@ impl Family {
         Ok(created(format!("{here}/{}", encode_segment(&id))))
     }
 
-    /// Serves `GET`/`POST` on a raw-path family and `GET`/`PUT`/`DELETE` on one member.
+    /// Serves `GET`/`POST` on a raw-path family (at `here`) and `GET`/`PUT`/`DELETE` on the
+    /// member named by the first segment of `tail` (any further segments are ignored).
     fn serve(
         &self,
         items: &mut Vec<Obj>,
         method: &Method,
-        id: Option<&str>,
+        tail: &[&str],
         body: &[u8],
         here: &str,
     ) -> Reply {
-        match (method.as_str(), id) {
+        match (method.as_str(), tail.first().copied()) {
             ("GET", None) => Ok(json(StatusCode::OK, &Value::Array(values(items.iter())))),
             ("POST", None) => self.create(items, parse_object(body)?, here),
             ("GET", Some(id)) => self.get(items, id),
@@ -840,7 +796,7 @@ fn values<'a>(items: impl Iterator<Item = &'a Obj>) -> Vec<Value> {
 
 /// A family with its own routes, `/admin/realms/{realm}/{PATH}` and `.../{PATH}/{id}`,
 /// served by the generic handlers below.
-trait Routed {
+trait Routed: 'static {
     const PATH: &'static str;
     /// The answer to a `GET` on the collection, with the query's filters and paging.
     fn list(r: &Realm, query: &HashMap<String, String>) -> Value;
@@ -849,6 +805,20 @@ trait Routed {
     fn get(r: &Realm, id: &str) -> Reply;
     fn update(r: &mut Realm, id: &str, update: Obj) -> Reply;
     fn delete(r: &mut Realm, id: &str) -> Reply;
+}
+
+/// Adds the collection and member routes of `F`.
+fn routed<F: Routed>(routes: Router<Arc<Keycloak>>) -> Router<Arc<Keycloak>> {
+    let collection = format!("/admin/realms/{{realm}}/{}", F::PATH);
+    let member = format!("{collection}/{{id}}");
+    routes
+        .route(&collection, get(list_members::<F>).post(create_member::<F>))
+        .route(
+            &member,
+            get(get_member::<F>)
+                .put(update_member::<F>)
+                .delete(delete_member::<F>),
+        )
 }
 
 async fn list_members<F: Routed>(
@@ -1507,28 +1477,17 @@ async fn nested(
                 ))
             }
             // --- client scopes and their protocol mappers
-            ["client-scopes", tail @ ..] if tail.len() < 2 => CLIENT_SCOPES.serve(
-                r.items_mut("client-scopes".into()),
-                &method,
-                tail.first().copied(),
-                &body,
-                &location("client-scopes"),
-            ),
-            ["client-scopes", id, "protocol-mappers", "models", more @ ..] => {
-                if CLIENT_SCOPES.find(r.items("client-scopes"), id).is_none() {
-                    return Err(CLIENT_SCOPES.not_found());
-                }
-                let here = location(&format!(
-                    "client-scopes/{}/protocol-mappers/models",
-                    encode_segment(id)
-                ));
-                PROTOCOL_MAPPERS.serve(
-                    r.items_mut(format!("client-scopes/{id}/protocol-mappers")),
-                    &method,
-                    more.first().copied(),
-                    &body,
-                    &here,
-                )
+            ["client-scopes", tail @ ..] if tail.len() < 2 => {
+                let here = location("client-scopes");
+                let scopes = r.items_mut("client-scopes".into());
+                CLIENT_SCOPES.serve(scopes, &method, tail, &body, &here)
+            }
+            ["client-scopes", id, "protocol-mappers", "models", tail @ ..] => {
+                CLIENT_SCOPES.require(r.items("client-scopes"), id)?;
+                let scope_location = location(&format!("client-scopes/{}", encode_segment(id)));
+                let here = format!("{scope_location}/protocol-mappers/models");
+                let mappers = r.items_mut(format!("client-scopes/{id}/protocol-mappers"));
+                PROTOCOL_MAPPERS.serve(mappers, &method, tail, &body, &here)
             }
             [
                 kind @ ("default-default-client-scopes" | "default-optional-client-scopes"),
@@ -1536,18 +1495,14 @@ async fn nested(
             ] => scope_links(r, &method, more, format!("realm/{kind}")),
             // --- client sub-resources
             ["clients", client, more @ ..] => {
-                if CLIENTS.find(&r.clients, client).is_none() {
-                    return Err(CLIENTS.not_found());
-                }
+                CLIENTS.require(&r.clients, client)?;
                 let client_location = location(&format!("clients/{}", encode_segment(client)));
                 match more {
-                    ["protocol-mappers", "models", tail @ ..] => PROTOCOL_MAPPERS.serve(
-                        r.items_mut(format!("clients/{client}/protocol-mappers")),
-                        &method,
-                        tail.first().copied(),
-                        &body,
-                        &format!("{client_location}/protocol-mappers/models"),
-                    ),
+                    ["protocol-mappers", "models", tail @ ..] => {
+                        let here = format!("{client_location}/protocol-mappers/models");
+                        let mappers = r.items_mut(format!("clients/{client}/protocol-mappers"));
+                        PROTOCOL_MAPPERS.serve(mappers, &method, tail, &body, &here)
+                    }
                     ["roles", tail @ ..] => {
                         let roles = r.items_mut(format!("clients/{client}/roles"));
                         if method == Method::POST && tail.is_empty() {
@@ -1563,7 +1518,7 @@ async fn nested(
                                 &format!("{client_location}/roles"),
                             );
                         }
-                        CLIENT_ROLES.serve(roles, &method, tail.first().copied(), &body, "")
+                        CLIENT_ROLES.serve(roles, &method, tail, &body, "")
                     }
                     ["client-secret"] => {
                         let entry = r
@@ -1617,9 +1572,7 @@ async fn nested(
             }
             // --- users: passwords, groups, realm role mappings
             ["users", user, more @ ..] => {
-                if USERS.find(&r.users, user).is_none() {
-                    return Err(USERS.not_found());
-                }
+                USERS.require(&r.users, user)?;
                 match (method.as_str(), more) {
                     ("PUT", ["reset-password"]) => {
                         let credential = parse_object(&body)?;
@@ -1740,32 +1693,19 @@ async fn nested(
                             r.collections
                                 .remove(&format!("identity-providers/{alias}/mappers"));
                         }
-                        IDENTITY_PROVIDERS.serve(
-                            r.items_mut("identity-providers".into()),
-                            &method,
-                            more.first().copied(),
-                            &body,
-                            &location("identity-provider/instances"),
-                        )
+                        let here = location("identity-provider/instances");
+                        let idps = r.items_mut("identity-providers".into());
+                        IDENTITY_PROVIDERS.serve(idps, &method, more, &body, &here)
                     }
                     [alias, "mappers", tail @ ..] => {
-                        if IDENTITY_PROVIDERS
-                            .find(r.items("identity-providers"), alias)
-                            .is_none()
-                        {
-                            return Err(IDENTITY_PROVIDERS.not_found());
-                        }
-                        let here = location(&format!(
-                            "identity-provider/instances/{}/mappers",
+                        IDENTITY_PROVIDERS.require(r.items("identity-providers"), alias)?;
+                        let idp = location(&format!(
+                            "identity-provider/instances/{}",
                             encode_segment(alias)
                         ));
-                        IDENTITY_PROVIDER_MAPPERS.serve(
-                            r.items_mut(format!("identity-providers/{alias}/mappers")),
-                            &method,
-                            tail.first().copied(),
-                            &body,
-                            &here,
-                        )
+                        let here = format!("{idp}/mappers");
+                        let mappers = r.items_mut(format!("identity-providers/{alias}/mappers"));
+                        IDENTITY_PROVIDER_MAPPERS.serve(mappers, &method, tail, &body, &here)
                     }
                     _ => Err(not_found("resource")),
                 }
@@ -1789,9 +1729,7 @@ fn scope_links(r: &mut Realm, method: &Method, tail: &[&str], key: String) -> Re
             Ok(json(StatusCode::OK, &Value::Array(scopes)))
         }
         ("PUT", [scope]) => {
-            CLIENT_SCOPES
-                .find(r.items("client-scopes"), scope)
-                .ok_or_else(|| CLIENT_SCOPES.not_found())?;
+            CLIENT_SCOPES.require(r.items("client-scopes"), scope)?;
             add_link(r, key, scope);
             Ok(empty(StatusCode::NO_CONTENT))
         }
