@@ -89,34 +89,32 @@ async fn password_grant_refresh_and_expiry() {
         .unwrap();
     let client = client();
     let c = tb.credentials().clone();
-
-    let bad = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
+    let password_grant = async |password: &str| {
+        let form = [
             ("grant_type", "password"),
             ("client_id", "admin-cli"),
             ("username", &c.keycloak_admin_user),
-            ("password", "wrong"),
-        ],
-    )
-    .await;
+            ("password", password),
+        ];
+        token_form(&client, &tb, "master", &form).await
+    };
+    let refresh_grant = async |refresh: &str| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", "admin-cli"),
+            ("refresh_token", refresh),
+        ];
+        token_form(&client, &tb, "master", &form).await
+    };
+    let serverinfo = async |access: &str| {
+        admin(&client, &tb, access, Method::GET, "/admin/serverinfo", None).await
+    };
+
+    let bad = password_grant("wrong").await;
     assert_eq!(bad.status, 401);
     assert_eq!(bad.json()["error"], "invalid_grant");
 
-    let reply = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
-            ("grant_type", "password"),
-            ("client_id", "admin-cli"),
-            ("username", &c.keycloak_admin_user),
-            ("password", &c.keycloak_admin_password),
-        ],
-    )
-    .await;
+    let reply = password_grant(&c.keycloak_admin_password).await;
     assert_eq!(reply.status, 200);
     let body = reply.json();
     assert_eq!(body["expires_in"], 1);
@@ -124,72 +122,28 @@ async fn password_grant_refresh_and_expiry() {
     let access = body["access_token"].as_str().unwrap().to_owned();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
 
-    let ok = admin(
-        &client,
-        &tb,
-        &access,
-        Method::GET,
-        "/admin/serverinfo",
-        None,
-    )
-    .await;
+    let ok = serverinfo(&access).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["systemInfo"]["version"], "26.6.0");
 
     // The access token expires after its lifetime.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let expired = admin(
-        &client,
-        &tb,
-        &access,
-        Method::GET,
-        "/admin/serverinfo",
-        None,
-    )
-    .await;
+    let expired = serverinfo(&access).await;
     assert_eq!(expired.status, 401);
 
     // The refresh token still works and gives a new pair.
-    let refreshed = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", "admin-cli"),
-            ("refresh_token", &refresh),
-        ],
-    )
-    .await;
+    let refreshed = refresh_grant(&refresh).await;
     assert_eq!(refreshed.status, 200);
     let new_access = refreshed.json()["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(refreshed.json()["refresh_token"].is_string());
-    let ok = admin(
-        &client,
-        &tb,
-        &new_access,
-        Method::GET,
-        "/admin/serverinfo",
-        None,
-    )
-    .await;
+    let ok = serverinfo(&new_access).await;
     assert_eq!(ok.status, 200);
 
     // A made-up refresh token, or one presented by another client, is refused.
-    let invalid = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", "admin-cli"),
-            ("refresh_token", "garbage"),
-        ],
-    )
-    .await;
+    let invalid = refresh_grant("garbage").await;
     assert_eq!(invalid.status, 400);
     assert_eq!(invalid.json()["error"], "invalid_grant");
 
