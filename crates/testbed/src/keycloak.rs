@@ -717,7 +717,7 @@ impl Family {
         Ok(())
     }
 
-    /// The unique value of a new member, if it has one and it is free.
+    /// The unique value of a new member: 400 if it has none, 409 if another member has it.
     fn claim(&self, items: &[Obj], rep: &Obj) -> Result<String, Response> {
         let value = str_field(rep, self.unique).ok_or_else(|| self.missing())?;
         self.check_free(items, value, None)?;
@@ -802,6 +802,7 @@ trait Routed: 'static {
     fn list(r: &Realm, query: &HashMap<String, String>) -> Value;
     /// Adds a member; the answer is the last segment of its `Location`.
     fn insert(r: &mut Realm, rep: Obj) -> Result<String, Response>;
+    /// The answers to `GET`, `PUT` and `DELETE` on the member `id` (its URL segment).
     fn get(r: &Realm, id: &str) -> Reply;
     fn update(r: &mut Realm, id: &str, update: Obj) -> Reply;
     fn delete(r: &mut Realm, id: &str) -> Reply;
