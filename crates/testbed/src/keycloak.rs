@@ -238,7 +238,12 @@ fn json_obj(value: Value) -> Obj {
 }
 
 pub(crate) fn router(kc: Arc<Keycloak>) -> Router {
-    Router::new()
+    let routes = Router::new();
+    let routes = routed::<Clients>(routes);
+    let routes = routed::<Users>(routes);
+    let routes = routed::<Groups>(routes);
+    let routes = routed::<Roles>(routes);
+    routes
         .route("/realms/{realm}/protocol/openid-connect/token", post(token))
         .route("/admin/serverinfo", get(serverinfo))
         .route("/admin/realms", get(list_realms).post(create_realm))
@@ -246,42 +251,10 @@ pub(crate) fn router(kc: Arc<Keycloak>) -> Router {
             "/admin/realms/{realm}",
             get(get_realm).put(update_realm).delete(delete_realm),
         )
-        .route(
-            "/admin/realms/{realm}/clients",
-            get(list_clients).post(create_client),
-        )
-        .route(
-            "/admin/realms/{realm}/clients/{id}",
-            get(get_client).put(update_client).delete(delete_client),
-        )
-        .route(
-            "/admin/realms/{realm}/users",
-            get(list_users).post(create_user),
-        )
         .route("/admin/realms/{realm}/users/count", get(count_users))
-        .route(
-            "/admin/realms/{realm}/users/{id}",
-            get(get_user).put(update_user).delete(delete_user),
-        )
-        .route(
-            "/admin/realms/{realm}/groups",
-            get(list_groups).post(create_group),
-        )
-        .route(
-            "/admin/realms/{realm}/groups/{id}",
-            get(get_group).put(update_group).delete(delete_group),
-        )
         .route(
             "/admin/realms/{realm}/groups/{id}/children",
             get(list_children).post(create_child),
-        )
-        .route(
-            "/admin/realms/{realm}/roles",
-            get(list_roles).post(create_role),
-        )
-        .route(
-            "/admin/realms/{realm}/roles/{name}",
-            get(get_role).put(update_role).delete(delete_role),
         )
         .route("/admin/realms/{realm}/{*rest}", any(nested))
         .layer(axum::middleware::from_fn_with_state(
@@ -612,13 +585,244 @@ async fn delete_realm(
     }
 }
 
-// --- clients
+// ---------------------------------------------------------------------------------------
+// Resource families. Every family is a list of JSON objects with one shape of
+// create/list/get/update/delete; a `Family` says how it is keyed and what Keycloak answers
+// about it, and the code below does the rest. What a family really does differently
+// (generated fields, passwords, the group tree) stays in that family's own code.
 
-fn client_not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Could not find client")
+/// The error texts of a family.
+#[derive(Clone, Copy)]
+enum Wording {
+    /// Keycloak's own texts, for the families it documents: the 400 when the unique field
+    /// is missing, the 409 for a taken value (made from the value), the 404 `error`.
+    Keycloak {
+        missing: &'static str,
+        taken: fn(&str) -> String,
+        not_found: &'static str,
+    },
+    /// The fake's texts for the families served from the raw path, made from the name of
+    /// the thing (`protocol mapper`, ...): `{what} {unique} is missing`,
+    /// `{what} with {unique} {value} already exists`, `Could not find {what}`.
+    Named(&'static str),
 }
 
-async fn list_clients(
+/// How one family of objects is keyed, and its error texts.
+struct Family {
+    /// The field that names a member in its URL.
+    key: &'static str,
+    /// The field no two members may share (409 otherwise); a new member must have it (400).
+    unique: &'static str,
+    /// Fields an update leaves as they are.
+    fixed: &'static [&'static str],
+    wording: Wording,
+}
+
+const CLIENTS: Family = Family {
+    key: "id",
+    unique: "clientId",
+    fixed: &["id"],
+    wording: Wording::Keycloak {
+        missing: "Client id is required",
+        taken: |client_id| format!("Client {client_id} already exists"),
+        not_found: "Could not find client",
+    },
+};
+
+const USERS: Family = Family {
+    key: "id",
+    unique: "username",
+    fixed: &["id"],
+    wording: Wording::Keycloak {
+        missing: "User name is missing",
+        taken: |_| "User exists with same username".into(),
+        not_found: "User not found",
+    },
+};
+
+const ROLES: Family = Family {
+    key: "name",
+    unique: "name",
+    fixed: &["id"],
+    wording: Wording::Keycloak {
+        missing: "Role name is missing",
+        taken: |name| format!("Role with name {name} already exists"),
+        not_found: "Could not find role",
+    },
+};
+
+// The families served from the raw path, with the fake's own texts.
+const CLIENT_SCOPES: Family = Family::named("client scope", "id", "name", &["id"]);
+/// Protocol mappers of a client or of a client scope.
+const PROTOCOL_MAPPERS: Family = Family::named("protocol mapper", "id", "name", &["id"]);
+/// Client roles are named in URLs like realm roles, but an update may replace their `id`.
+const CLIENT_ROLES: Family = Family::named("role", "name", "name", &[]);
+const IDENTITY_PROVIDERS: Family = Family::named("identity provider", "alias", "alias", &[]);
+const IDENTITY_PROVIDER_MAPPERS: Family = Family::named("mapper", "id", "name", &["id"]);
+
+impl Family {
+    const fn named(
+        what: &'static str,
+        key: &'static str,
+        unique: &'static str,
+        fixed: &'static [&'static str],
+    ) -> Self {
+        Self {
+            key,
+            unique,
+            fixed,
+            wording: Wording::Named(what),
+        }
+    }
+
+    fn missing(&self) -> Response {
+        match self.wording {
+            Wording::Keycloak { missing, .. } => bad_request(missing),
+            Wording::Named(what) => bad_request(&format!("{what} {} is missing", self.unique)),
+        }
+    }
+
+    fn taken(&self, value: &str) -> Response {
+        conflict(match self.wording {
+            Wording::Keycloak { taken, .. } => taken(value),
+            Wording::Named(what) => format!("{what} with {} {value} already exists", self.unique),
+        })
+    }
+
+    fn not_found(&self) -> Response {
+        match self.wording {
+            Wording::Keycloak { not_found, .. } => error(StatusCode::NOT_FOUND, not_found),
+            Wording::Named(what) => not_found(what),
+        }
+    }
+
+    fn find<'a>(&self, items: &'a [Obj], id: &str) -> Option<&'a Obj> {
+        items.iter().find(|o| str_field(o, self.key) == Some(id))
+    }
+
+    /// The member `id`, or this family's 404.
+    fn require<'a>(&self, items: &'a [Obj], id: &str) -> Result<&'a Obj, Response> {
+        self.find(items, id).ok_or_else(|| self.not_found())
+    }
+
+    /// 409 if a member other than `except` (a key) already has `value` as its unique field.
+    fn check_free(&self, items: &[Obj], value: &str, except: Option<&str>) -> Result<(), Response> {
+        let taken = items.iter().any(|o| {
+            str_field(o, self.unique) == Some(value)
+                && except.is_none_or(|id| str_field(o, self.key) != Some(id))
+        });
+        if taken {
+            return Err(self.taken(value));
+        }
+        Ok(())
+    }
+
+    /// The unique value of a new member: 400 if it has none, 409 if another member has it.
+    fn claim(&self, items: &[Obj], rep: &Obj) -> Result<String, Response> {
+        let value = str_field(rep, self.unique).ok_or_else(|| self.missing())?;
+        self.check_free(items, value, None)?;
+        Ok(value.to_owned())
+    }
+
+    fn get(&self, items: &[Obj], id: &str) -> Reply {
+        let item = self.require(items, id)?;
+        Ok(json(StatusCode::OK, &Value::Object(item.clone())))
+    }
+
+    /// Overlays `update` on the member `id`, keeping the unique field unique.
+    fn update(&self, items: &mut [Obj], id: &str, mut update: Obj) -> Reply {
+        if let Some(value) = str_field(&update, self.unique) {
+            self.check_free(items, value, Some(id))?;
+        }
+        let item = items
+            .iter_mut()
+            .find(|o| str_field(o, self.key) == Some(id))
+            .ok_or_else(|| self.not_found())?;
+        for field in self.fixed {
+            update.remove(*field);
+        }
+        merge(item, update);
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+
+    fn delete(&self, items: &mut Vec<Obj>, id: &str) -> Reply {
+        let before = items.len();
+        items.retain(|o| str_field(o, self.key) != Some(id));
+        if items.len() == before {
+            return Err(self.not_found());
+        }
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+
+    /// Adds `rep` to a family served from the raw path: `id` is generated for families keyed
+    /// by it; the `Location` is `{here}/{key}`.
+    fn create(&self, items: &mut Vec<Obj>, mut rep: Obj, here: &str) -> Reply {
+        self.claim(items, &rep)?;
+        if self.key == "id" {
+            rep.insert("id".into(), Value::String(new_id()));
+        }
+        let id = str_field(&rep, self.key).unwrap_or("").to_owned();
+        items.push(rep);
+        Ok(created(format!("{here}/{}", encode_segment(&id))))
+    }
+
+    /// Serves `GET`/`POST` on a raw-path family (at `here`) and `GET`/`PUT`/`DELETE` on the
+    /// member named by the first segment of `tail` (any further segments are ignored).
+    fn serve(
+        &self,
+        items: &mut Vec<Obj>,
+        method: &Method,
+        tail: &[&str],
+        body: &[u8],
+        here: &str,
+    ) -> Reply {
+        match (method.as_str(), tail.first().copied()) {
+            ("GET", None) => Ok(json(StatusCode::OK, &Value::Array(values(items.iter())))),
+            ("POST", None) => self.create(items, parse_object(body)?, here),
+            ("GET", Some(id)) => self.get(items, id),
+            ("PUT", Some(id)) => self.update(items, id, parse_object(body)?),
+            ("DELETE", Some(id)) => self.delete(items, id),
+            _ => Err(error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "HTTP 405 Method Not Allowed",
+            )),
+        }
+    }
+}
+
+fn values<'a>(items: impl Iterator<Item = &'a Obj>) -> Vec<Value> {
+    items.cloned().map(Value::Object).collect()
+}
+
+/// A family with its own routes, `/admin/realms/{realm}/{PATH}` and `.../{PATH}/{id}`,
+/// served by the generic handlers below.
+trait Routed: 'static {
+    const PATH: &'static str;
+    /// The answer to a `GET` on the collection, with the query's filters and paging.
+    fn list(r: &Realm, query: &HashMap<String, String>) -> Value;
+    /// Adds a member; the answer is the last segment of its `Location`.
+    fn insert(r: &mut Realm, rep: Obj) -> Result<String, Response>;
+    /// The answers to `GET`, `PUT` and `DELETE` on the member `id` (its URL segment).
+    fn get(r: &Realm, id: &str) -> Reply;
+    fn update(r: &mut Realm, id: &str, update: Obj) -> Reply;
+    fn delete(r: &mut Realm, id: &str) -> Reply;
+}
+
+/// Adds the collection and member routes of `F`.
+fn routed<F: Routed>(routes: Router<Arc<Keycloak>>) -> Router<Arc<Keycloak>> {
+    let collection = format!("/admin/realms/{{realm}}/{}", F::PATH);
+    let member = format!("{collection}/{{id}}");
+    routes
+        .route(&collection, get(list_members::<F>).post(create_member::<F>))
+        .route(
+            &member,
+            get(get_member::<F>)
+                .put(update_member::<F>)
+                .delete(delete_member::<F>),
+        )
+}
+
+async fn list_members<F: Routed>(
     State(kc): State<Arc<Keycloak>>,
     Path(realm): Path<String>,
     RawQuery(query): RawQuery,
@@ -626,48 +830,84 @@ async fn list_clients(
 ) -> Reply {
     kc.authorize(&headers)?;
     let query = parse_pairs(query.unwrap_or_default().as_bytes());
-    let search = query.get("search").is_some_and(|v| v == "true");
     with_realm(&kc, &realm, |r| {
-        let items: Vec<Value> = r
-            .clients
-            .iter()
-            .filter(|c| match query.get("clientId") {
-                None => true,
-                Some(wanted) if search => contains_ci(str_field(c, "clientId"), wanted),
-                Some(wanted) => str_field(c, "clientId") == Some(wanted.as_str()),
-            })
-            .map(|c| Value::Object(c.clone()))
-            .collect();
-        Ok(json(
-            StatusCode::OK,
-            &Value::Array(page(items, &query, usize::MAX)),
-        ))
+        Ok(json(StatusCode::OK, &F::list(r, &query)))
     })
 }
 
-async fn create_client(
+async fn create_member<F: Routed>(
     State(kc): State<Arc<Keycloak>>,
     Path(realm): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
     kc.authorize(&headers)?;
-    let mut rep = parse_object(&body)?;
+    let rep = parse_object(&body)?;
     let base = kc.base(&headers);
     with_realm(&kc, &realm, |r| {
-        let Some(client_id) = str_field(&rep, "clientId").map(str::to_owned) else {
-            return Err(bad_request("Client id is required"));
-        };
-        if r.clients
-            .iter()
-            .any(|c| str_field(c, "clientId") == Some(client_id.as_str()))
-        {
-            return Err(conflict(format!("Client {client_id} already exists")));
-        }
+        let segment = F::insert(r, rep)?;
+        Ok(created(format!(
+            "{base}/admin/realms/{}/{}/{segment}",
+            encode_segment(&realm),
+            F::PATH
+        )))
+    })
+}
+
+async fn get_member<F: Routed>(
+    State(kc): State<Arc<Keycloak>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    kc.authorize(&headers)?;
+    with_realm(&kc, &realm, |r| F::get(r, &id))
+}
+
+async fn update_member<F: Routed>(
+    State(kc): State<Arc<Keycloak>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    kc.authorize(&headers)?;
+    let update = parse_object(&body)?;
+    with_realm(&kc, &realm, |r| F::update(r, &id, update))
+}
+
+async fn delete_member<F: Routed>(
+    State(kc): State<Arc<Keycloak>>,
+    Path((realm, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply {
+    kc.authorize(&headers)?;
+    with_realm(&kc, &realm, |r| F::delete(r, &id))
+}
+
+// --- clients
+
+struct Clients;
+
+impl Routed for Clients {
+    const PATH: &'static str = "clients";
+
+    fn list(r: &Realm, query: &HashMap<String, String>) -> Value {
+        let search = query.get("search").is_some_and(|v| v == "true");
+        let items = r.clients.iter().filter(|c| match query.get("clientId") {
+            None => true,
+            Some(wanted) if search => contains_ci(str_field(c, "clientId"), wanted),
+            Some(wanted) => str_field(c, "clientId") == Some(wanted.as_str()),
+        });
+        Value::Array(page(values(items), query, usize::MAX))
+    }
+
+    /// A client may bring its own `id`, which must be free too; the `Location` carries the
+    /// id as given (not percent-encoded).
+    fn insert(r: &mut Realm, mut rep: Obj) -> Result<String, Response> {
+        CLIENTS.claim(&r.clients, &rep)?;
         let id = match str_field(&rep, "id") {
             Some(id) if !id.is_empty() => {
-                if r.clients.iter().any(|c| str_field(c, "id") == Some(id)) {
-                    return Err(conflict(format!("Client {id} already exists")));
+                if CLIENTS.find(&r.clients, id).is_some() {
+                    return Err(CLIENTS.taken(id));
                 }
                 id.to_owned()
             }
@@ -683,78 +923,23 @@ async fn create_client(
                 .or_insert_with(|| Value::String(random_secret()));
         }
         r.clients.push(rep);
-        Ok(created(format!(
-            "{base}/admin/realms/{}/clients/{id}",
-            encode_segment(&realm)
-        )))
-    })
-}
+        Ok(id)
+    }
 
-async fn get_client(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        r.clients
-            .iter()
-            .find(|c| str_field(c, "id") == Some(id.as_str()))
-            .map(|c| json(StatusCode::OK, &Value::Object(c.clone())))
-            .ok_or_else(client_not_found)
-    })
-}
+    fn get(r: &Realm, id: &str) -> Reply {
+        CLIENTS.get(&r.clients, id)
+    }
 
-async fn update_client(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let mut update = parse_object(&body)?;
-    with_realm(&kc, &realm, |r| {
-        if let Some(new_client_id) = str_field(&update, "clientId") {
-            if r.clients.iter().any(|c| {
-                str_field(c, "clientId") == Some(new_client_id)
-                    && str_field(c, "id") != Some(id.as_str())
-            }) {
-                return Err(conflict(format!("Client {new_client_id} already exists")));
-            }
-        }
-        let client = r
-            .clients
-            .iter_mut()
-            .find(|c| str_field(c, "id") == Some(id.as_str()))
-            .ok_or_else(client_not_found)?;
-        update.remove("id");
-        merge(client, update);
-        Ok(empty(StatusCode::NO_CONTENT))
-    })
-}
+    fn update(r: &mut Realm, id: &str, update: Obj) -> Reply {
+        CLIENTS.update(&mut r.clients, id, update)
+    }
 
-async fn delete_client(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        let before = r.clients.len();
-        r.clients
-            .retain(|c| str_field(c, "id") != Some(id.as_str()));
-        if r.clients.len() == before {
-            return Err(client_not_found());
-        }
-        Ok(empty(StatusCode::NO_CONTENT))
-    })
+    fn delete(r: &mut Realm, id: &str) -> Reply {
+        CLIENTS.delete(&mut r.clients, id)
+    }
 }
 
 // --- users
-
-fn user_not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "User not found")
-}
 
 fn user_matches(user: &Obj, query: &HashMap<String, String>) -> bool {
     let exact = query.get("exact").is_some_and(|v| v == "true");
@@ -782,28 +967,6 @@ fn user_matches(user: &Obj, query: &HashMap<String, String>) -> bool {
         && enabled
 }
 
-async fn list_users(
-    State(kc): State<Arc<Keycloak>>,
-    Path(realm): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let query = parse_pairs(query.unwrap_or_default().as_bytes());
-    with_realm(&kc, &realm, |r| {
-        let items: Vec<Value> = r
-            .users
-            .iter()
-            .filter(|u| user_matches(u, &query))
-            .map(|u| Value::Object(u.clone()))
-            .collect();
-        Ok(json(
-            StatusCode::OK,
-            &Value::Array(page(items, &query, 100)),
-        ))
-    })
-}
-
 async fn count_users(
     State(kc): State<Arc<Keycloak>>,
     Path(realm): Path<String>,
@@ -829,25 +992,27 @@ fn take_password(rep: &mut Obj) -> Option<String> {
     })
 }
 
-async fn create_user(
-    State(kc): State<Arc<Keycloak>>,
-    Path(realm): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let mut rep = parse_object(&body)?;
-    let base = kc.base(&headers);
-    with_realm(&kc, &realm, |r| {
-        let Some(username) = str_field(&rep, "username").map(str::to_lowercase) else {
-            return Err(bad_request("User name is missing"));
-        };
-        if r.users
-            .iter()
-            .any(|u| str_field(u, "username") == Some(username.as_str()))
-        {
-            return Err(conflict("User exists with same username".into()));
-        }
+/// Keycloak keeps user names lower-cased.
+fn lower_username(rep: &mut Obj) {
+    if let Some(name) = str_field(rep, "username").map(str::to_lowercase) {
+        rep.insert("username".into(), Value::String(name));
+    }
+}
+
+struct Users;
+
+impl Routed for Users {
+    const PATH: &'static str = "users";
+
+    fn list(r: &Realm, query: &HashMap<String, String>) -> Value {
+        let items = r.users.iter().filter(|u| user_matches(u, query));
+        Value::Array(page(values(items), query, 100))
+    }
+
+    /// The email must be free as well; the password goes to the side table.
+    fn insert(r: &mut Realm, mut rep: Obj) -> Result<String, Response> {
+        lower_username(&mut rep);
+        USERS.claim(&r.users, &rep)?;
         if let Some(email) = str_field(&rep, "email") {
             if r.users
                 .iter()
@@ -859,7 +1024,6 @@ async fn create_user(
         let password = take_password(&mut rep);
         let id = new_id();
         rep.insert("id".into(), Value::String(id.clone()));
-        rep.insert("username".into(), Value::String(username));
         rep.entry("enabled").or_insert(Value::Bool(false));
         rep.entry("emailVerified").or_insert(Value::Bool(false));
         rep.insert("createdTimestamp".into(), json!(unix_now() * 1000));
@@ -867,76 +1031,28 @@ async fn create_user(
             r.passwords.insert(id.clone(), password);
         }
         r.users.push(rep);
-        Ok(created(format!(
-            "{base}/admin/realms/{}/users/{id}",
-            encode_segment(&realm)
-        )))
-    })
-}
+        Ok(id)
+    }
 
-async fn get_user(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        r.users
-            .iter()
-            .find(|u| str_field(u, "id") == Some(id.as_str()))
-            .map(|u| json(StatusCode::OK, &Value::Object(u.clone())))
-            .ok_or_else(user_not_found)
-    })
-}
+    fn get(r: &Realm, id: &str) -> Reply {
+        USERS.get(&r.users, id)
+    }
 
-async fn update_user(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let mut update = parse_object(&body)?;
-    with_realm(&kc, &realm, |r| {
-        if let Some(name) = str_field(&update, "username").map(str::to_lowercase) {
-            if r.users.iter().any(|u| {
-                str_field(u, "username") == Some(name.as_str())
-                    && str_field(u, "id") != Some(id.as_str())
-            }) {
-                return Err(conflict("User exists with same username".into()));
-            }
-            update.insert("username".into(), Value::String(name));
-        }
+    fn update(r: &mut Realm, id: &str, mut update: Obj) -> Reply {
+        lower_username(&mut update);
         let password = take_password(&mut update);
-        let user = r
-            .users
-            .iter_mut()
-            .find(|u| str_field(u, "id") == Some(id.as_str()))
-            .ok_or_else(user_not_found)?;
-        update.remove("id");
-        merge(user, update);
+        let reply = USERS.update(&mut r.users, id, update)?;
         if let Some(password) = password {
-            r.passwords.insert(id.clone(), password);
+            r.passwords.insert(id.to_owned(), password);
         }
-        Ok(empty(StatusCode::NO_CONTENT))
-    })
-}
+        Ok(reply)
+    }
 
-async fn delete_user(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        let before = r.users.len();
-        r.users.retain(|u| str_field(u, "id") != Some(id.as_str()));
-        if r.users.len() == before {
-            return Err(user_not_found());
-        }
-        r.passwords.remove(&id);
-        Ok(empty(StatusCode::NO_CONTENT))
-    })
+    fn delete(r: &mut Realm, id: &str) -> Reply {
+        let reply = USERS.delete(&mut r.users, id)?;
+        r.passwords.remove(id);
+        Ok(reply)
+    }
 }
 
 // --- groups
@@ -1021,62 +1137,30 @@ fn group_page(r: &Realm, parent: Option<&str>, query: &HashMap<String, String>) 
     Value::Array(page(items, query, 100))
 }
 
-async fn list_groups(
-    State(kc): State<Arc<Keycloak>>,
-    Path(realm): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let query = parse_pairs(query.unwrap_or_default().as_bytes());
-    with_realm(&kc, &realm, |r| {
-        Ok(json(StatusCode::OK, &group_page(r, None, &query)))
-    })
-}
+struct Groups;
 
-async fn create_group(
-    State(kc): State<Arc<Keycloak>>,
-    Path(realm): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let rep = parse_object(&body)?;
-    let base = kc.base(&headers);
-    with_realm(&kc, &realm, |r| {
-        let id = r.add_group(rep, None)?;
-        Ok(created(format!(
-            "{base}/admin/realms/{}/groups/{id}",
-            encode_segment(&realm)
-        )))
-    })
-}
+impl Routed for Groups {
+    const PATH: &'static str = "groups";
 
-async fn get_group(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        let group = r.find_group(&id).ok_or_else(group_not_found)?;
+    fn list(r: &Realm, query: &HashMap<String, String>) -> Value {
+        group_page(r, None, query)
+    }
+
+    fn insert(r: &mut Realm, rep: Obj) -> Result<String, Response> {
+        r.add_group(rep, None)
+    }
+
+    fn get(r: &Realm, id: &str) -> Reply {
+        let group = r.find_group(id).ok_or_else(group_not_found)?;
         Ok(json(StatusCode::OK, &r.group_view(group)))
-    })
-}
+    }
 
-async fn update_group(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let mut update = parse_object(&body)?;
-    with_realm(&kc, &realm, |r| {
+    /// Names are unique among siblings; the computed fields of the view are not stored.
+    fn update(r: &mut Realm, id: &str, mut update: Obj) -> Reply {
         let index = r
             .groups
             .iter()
-            .position(|g| str_field(&g.rep, "id") == Some(id.as_str()))
+            .position(|g| str_field(&g.rep, "id") == Some(id))
             .ok_or_else(group_not_found)?;
         if let Some(name) = str_field(&update, "name") {
             let parent = r.groups[index].parent.clone();
@@ -1093,19 +1177,12 @@ async fn update_group(
         }
         merge(&mut r.groups[index].rep, update);
         Ok(empty(StatusCode::NO_CONTENT))
-    })
-}
+    }
 
-async fn delete_group(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        r.find_group(&id).ok_or_else(group_not_found)?;
-        // Remove the group and all its descendants.
-        let mut doomed = vec![id.clone()];
+    /// Removes the group and all its descendants.
+    fn delete(r: &mut Realm, id: &str) -> Reply {
+        r.find_group(id).ok_or_else(group_not_found)?;
+        let mut doomed = vec![id.to_owned()];
         let mut i = 0;
         while i < doomed.len() {
             let current = doomed[i].clone();
@@ -1121,7 +1198,7 @@ async fn delete_group(
             !str_field(&g.rep, "id").is_some_and(|gid| doomed.iter().any(|d| d == gid))
         });
         Ok(empty(StatusCode::NO_CONTENT))
-    })
+    }
 }
 
 async fn list_children(
@@ -1159,128 +1236,39 @@ async fn create_child(
 
 // --- realm roles
 
-fn role_not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "Could not find role")
-}
+struct Roles;
 
-async fn list_roles(
-    State(kc): State<Arc<Keycloak>>,
-    Path(realm): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let query = parse_pairs(query.unwrap_or_default().as_bytes());
-    with_realm(&kc, &realm, |r| {
-        let items: Vec<Value> = r
-            .roles
-            .iter()
-            .filter(|role| match query.get("search") {
-                Some(needle) => contains_ci(str_field(role, "name"), needle),
-                None => true,
-            })
-            .map(|role| Value::Object(role.clone()))
-            .collect();
-        Ok(json(
-            StatusCode::OK,
-            &Value::Array(page(items, &query, usize::MAX)),
-        ))
-    })
-}
+impl Routed for Roles {
+    const PATH: &'static str = "roles";
 
-async fn create_role(
-    State(kc): State<Arc<Keycloak>>,
-    Path(realm): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let mut rep = parse_object(&body)?;
-    let base = kc.base(&headers);
-    with_realm(&kc, &realm, |r| {
-        let Some(name) = str_field(&rep, "name").map(str::to_owned) else {
-            return Err(bad_request("Role name is missing"));
-        };
-        if r.roles
-            .iter()
-            .any(|role| str_field(role, "name") == Some(name.as_str()))
-        {
-            return Err(conflict(format!("Role with name {name} already exists")));
-        }
+    fn list(r: &Realm, query: &HashMap<String, String>) -> Value {
+        let items = r.roles.iter().filter(|role| match query.get("search") {
+            Some(needle) => contains_ci(str_field(role, "name"), needle),
+            None => true,
+        });
+        Value::Array(page(values(items), query, usize::MAX))
+    }
+
+    fn insert(r: &mut Realm, mut rep: Obj) -> Result<String, Response> {
+        let name = ROLES.claim(&r.roles, &rep)?;
         rep.insert("id".into(), Value::String(new_id()));
         rep.entry("composite").or_insert(Value::Bool(false));
         rep.insert("clientRole".into(), Value::Bool(false));
         r.roles.push(rep);
-        let encoded: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
-        Ok(created(format!(
-            "{base}/admin/realms/{}/roles/{}",
-            encode_segment(&realm),
-            encoded.replace('+', "%20")
-        )))
-    })
-}
+        Ok(encode_segment(&name))
+    }
 
-async fn get_role(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        r.roles
-            .iter()
-            .find(|role| str_field(role, "name") == Some(name.as_str()))
-            .map(|role| json(StatusCode::OK, &Value::Object(role.clone())))
-            .ok_or_else(role_not_found)
-    })
-}
+    fn get(r: &Realm, name: &str) -> Reply {
+        ROLES.get(&r.roles, name)
+    }
 
-async fn update_role(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Reply {
-    kc.authorize(&headers)?;
-    let mut update = parse_object(&body)?;
-    with_realm(&kc, &realm, |r| {
-        if let Some(new_name) = str_field(&update, "name") {
-            if new_name != name
-                && r.roles
-                    .iter()
-                    .any(|role| str_field(role, "name") == Some(new_name))
-            {
-                return Err(conflict(format!(
-                    "Role with name {new_name} already exists"
-                )));
-            }
-        }
-        let role = r
-            .roles
-            .iter_mut()
-            .find(|role| str_field(role, "name") == Some(name.as_str()))
-            .ok_or_else(role_not_found)?;
-        update.remove("id");
-        merge(role, update);
-        Ok(empty(StatusCode::NO_CONTENT))
-    })
-}
+    fn update(r: &mut Realm, name: &str, update: Obj) -> Reply {
+        ROLES.update(&mut r.roles, name, update)
+    }
 
-async fn delete_role(
-    State(kc): State<Arc<Keycloak>>,
-    Path((realm, name)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Reply {
-    kc.authorize(&headers)?;
-    with_realm(&kc, &realm, |r| {
-        let before = r.roles.len();
-        r.roles
-            .retain(|role| str_field(role, "name") != Some(name.as_str()));
-        if r.roles.len() == before {
-            return Err(role_not_found());
-        }
-        Ok(empty(StatusCode::NO_CONTENT))
-    })
+    fn delete(r: &mut Realm, name: &str) -> Reply {
+        ROLES.delete(&mut r.roles, name)
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1365,144 +1353,23 @@ fn not_found(what: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("Could not find {what}"))
 }
 
-/// How a family of objects is keyed.
-struct Family {
-    /// The collection key in `Realm::collections`.
-    key: String,
-    /// The field that identifies an object in URLs (`id` is generated when absent).
-    id_field: &'static str,
-    /// The field that must be unique (409 otherwise), and the name of the thing for messages.
-    unique: &'static str,
-    what: &'static str,
-}
-
-impl Family {
-    fn list<'a>(&self, r: &'a Realm) -> &'a [Obj] {
-        r.collections.get(&self.key).map_or(&[], Vec::as_slice)
-    }
-
-    fn find<'a>(&self, r: &'a Realm, id: &str) -> Option<&'a Obj> {
-        self.list(r)
-            .iter()
-            .find(|o| str_field(o, self.id_field) == Some(id))
-    }
-
-    fn create(&self, r: &mut Realm, mut rep: Obj, location: String) -> Reply {
-        let Some(unique) = str_field(&rep, self.unique).map(str::to_owned) else {
-            return Err(bad_request(&format!(
-                "{} {} is missing",
-                self.what, self.unique
-            )));
-        };
-        if self
-            .list(r)
-            .iter()
-            .any(|o| str_field(o, self.unique) == Some(unique.as_str()))
-        {
-            return Err(conflict(format!(
-                "{} with {} {unique} already exists",
-                self.what, self.unique
-            )));
-        }
-        if self.id_field == "id" {
-            rep.insert("id".into(), Value::String(new_id()));
-        }
-        let id = str_field(&rep, self.id_field).unwrap_or("").to_owned();
-        r.collections.entry(self.key.clone()).or_default().push(rep);
-        Ok(created(format!("{location}/{}", encode_segment(&id))))
-    }
-
-    fn update(&self, r: &mut Realm, id: &str, mut update: Obj) -> Reply {
-        if let Some(unique) = str_field(&update, self.unique) {
-            let taken = self.list(r).iter().any(|o| {
-                str_field(o, self.unique) == Some(unique) && str_field(o, self.id_field) != Some(id)
-            });
-            if taken {
-                return Err(conflict(format!(
-                    "{} with {} {unique} already exists",
-                    self.what, self.unique
-                )));
-            }
-        }
-        let items = r.collections.entry(self.key.clone()).or_default();
-        let Some(item) = items
-            .iter_mut()
-            .find(|o| str_field(o, self.id_field) == Some(id))
-        else {
-            return Err(not_found(self.what));
-        };
-        if self.id_field == "id" {
-            update.remove("id");
-        }
-        merge(item, update);
-        Ok(empty(StatusCode::NO_CONTENT))
-    }
-
-    fn delete(&self, r: &mut Realm, id: &str) -> Reply {
-        let items = r.collections.entry(self.key.clone()).or_default();
-        let before = items.len();
-        items.retain(|o| str_field(o, self.id_field) != Some(id));
-        if items.len() == before {
-            return Err(not_found(self.what));
-        }
-        Ok(empty(StatusCode::NO_CONTENT))
-    }
-
-    /// Serves `GET`/`POST` on the collection and `GET`/`PUT`/`DELETE` on one member.
-    fn serve(
-        &self,
-        r: &mut Realm,
-        method: &Method,
-        id: Option<&str>,
-        body: &[u8],
-        location: String,
-    ) -> Reply {
-        match (method.as_str(), id) {
-            ("GET", None) => Ok(json(
-                StatusCode::OK,
-                &Value::Array(self.list(r).iter().cloned().map(Value::Object).collect()),
-            )),
-            ("POST", None) => self.create(r, parse_object(body)?, location),
-            ("GET", Some(id)) => self
-                .find(r, id)
-                .map(|o| json(StatusCode::OK, &Value::Object(o.clone())))
-                .ok_or_else(|| not_found(self.what)),
-            ("PUT", Some(id)) => self.update(r, id, parse_object(body)?),
-            ("DELETE", Some(id)) => self.delete(r, id),
-            _ => Err(error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "HTTP 405 Method Not Allowed",
-            )),
-        }
-    }
-}
-
-/// A set of references (ids) under `key`: client default scopes, group memberships ...
-fn links(r: &mut Realm, key: String) -> &mut Vec<Obj> {
-    r.collections.entry(key).or_default()
-}
-
+/// The ids in a set of references under `key`: client default scopes, group memberships ...
 fn link_ids(r: &Realm, key: &str) -> Vec<String> {
-    r.collections
-        .get(key)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|o| str_field(o, "id").map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
+    r.items(key)
+        .iter()
+        .filter_map(|o| str_field(o, "id").map(str::to_owned))
+        .collect()
 }
 
 fn add_link(r: &mut Realm, key: String, id: &str) {
-    let items = links(r, key);
+    let items = r.items_mut(key);
     if !items.iter().any(|o| str_field(o, "id") == Some(id)) {
         items.push(json_obj(json!({ "id": id })));
     }
 }
 
 fn remove_link(r: &mut Realm, key: String, id: &str) {
-    links(r, key).retain(|o| str_field(o, "id") != Some(id));
+    r.items_mut(key).retain(|o| str_field(o, "id") != Some(id));
 }
 
 fn parse_array(body: &[u8]) -> Result<Vec<Obj>, Response> {
@@ -1513,21 +1380,13 @@ fn parse_array(body: &[u8]) -> Result<Vec<Obj>, Response> {
 }
 
 impl Realm {
-    fn has_client(&self, id: &str) -> bool {
-        self.clients.iter().any(|c| str_field(c, "id") == Some(id))
+    /// The objects under `key` in `collections`: a raw-path family or a set of links.
+    fn items(&self, key: &str) -> &[Obj] {
+        self.collections.get(key).map_or(&[], Vec::as_slice)
     }
 
-    fn has_user(&self, id: &str) -> bool {
-        self.users.iter().any(|u| str_field(u, "id") == Some(id))
-    }
-
-    fn client_scopes(&self) -> Family {
-        Family {
-            key: "client-scopes".into(),
-            id_field: "id",
-            unique: "name",
-            what: "client scope",
-        }
+    fn items_mut(&mut self, key: String) -> &mut Vec<Obj> {
+        self.collections.entry(key).or_default()
     }
 
     /// Realm roles by id, as the ids in role-mapping bodies refer to them.
@@ -1551,7 +1410,7 @@ impl Realm {
                                 && str_field(role, "name") == str_field(wanted, "name"))
                     })
                     .and_then(|role| str_field(role, "id").map(str::to_owned))
-                    .ok_or_else(role_not_found)
+                    .ok_or_else(|| ROLES.not_found())
             })
             .collect()
     }
@@ -1619,108 +1478,55 @@ async fn nested(
                 ))
             }
             // --- client scopes and their protocol mappers
-            ["client-scopes"] => {
-                r.client_scopes()
-                    .serve(r, &method, None, &body, location("client-scopes"))
+            ["client-scopes", tail @ ..] if tail.len() < 2 => {
+                let here = location("client-scopes");
+                let scopes = r.items_mut("client-scopes".into());
+                CLIENT_SCOPES.serve(scopes, &method, tail, &body, &here)
             }
-            ["client-scopes", id] => {
-                r.client_scopes()
-                    .serve(r, &method, Some(id), &body, String::new())
-            }
-            ["client-scopes", id, "protocol-mappers", "models", more @ ..] => {
-                if r.client_scopes().find(r, id).is_none() {
-                    return Err(not_found("client scope"));
-                }
-                let family = Family {
-                    key: format!("client-scopes/{id}/protocol-mappers"),
-                    id_field: "id",
-                    unique: "name",
-                    what: "protocol mapper",
-                };
-                let here = location(&format!(
-                    "client-scopes/{}/protocol-mappers/models",
-                    encode_segment(id)
-                ));
-                family.serve(r, &method, more.first().copied(), &body, here)
+            ["client-scopes", id, "protocol-mappers", "models", tail @ ..] => {
+                CLIENT_SCOPES.require(r.items("client-scopes"), id)?;
+                let scope_location = location(&format!("client-scopes/{}", encode_segment(id)));
+                let here = format!("{scope_location}/protocol-mappers/models");
+                let mappers = r.items_mut(format!("client-scopes/{id}/protocol-mappers"));
+                PROTOCOL_MAPPERS.serve(mappers, &method, tail, &body, &here)
             }
             [
-                "default-default-client-scopes" | "default-optional-client-scopes",
+                kind @ ("default-default-client-scopes" | "default-optional-client-scopes"),
                 more @ ..,
-            ] => {
-                let key = format!("realm/{}", rest[0]);
-                match (method.as_str(), more) {
-                    ("GET", []) => {
-                        let ids = link_ids(r, &key);
-                        let scopes: Vec<Value> = r
-                            .client_scopes()
-                            .list(r)
-                            .iter()
-                            .filter(|s| {
-                                str_field(s, "id").is_some_and(|id| ids.iter().any(|i| i == id))
-                            })
-                            .map(|s| json!({ "id": s.get("id"), "name": s.get("name") }))
-                            .collect();
-                        Ok(json(StatusCode::OK, &Value::Array(scopes)))
-                    }
-                    ("PUT", [scope]) => {
-                        r.client_scopes()
-                            .find(r, scope)
-                            .ok_or_else(|| not_found("client scope"))?;
-                        add_link(r, key, scope);
-                        Ok(empty(StatusCode::NO_CONTENT))
-                    }
-                    ("DELETE", [scope]) => {
-                        remove_link(r, key, scope);
-                        Ok(empty(StatusCode::NO_CONTENT))
-                    }
-                    _ => Err(not_found("resource")),
-                }
-            }
+            ] => scope_links(r, &method, more, format!("realm/{kind}")),
             // --- client sub-resources
             ["clients", client, more @ ..] => {
-                if !r.has_client(client) {
-                    return Err(client_not_found());
-                }
+                CLIENTS.require(&r.clients, client)?;
                 let client_location = location(&format!("clients/{}", encode_segment(client)));
                 match more {
                     ["protocol-mappers", "models", tail @ ..] => {
-                        let family = Family {
-                            key: format!("clients/{client}/protocol-mappers"),
-                            id_field: "id",
-                            unique: "name",
-                            what: "protocol mapper",
-                        };
-                        family.serve(
-                            r,
-                            &method,
-                            tail.first().copied(),
-                            &body,
-                            format!("{client_location}/protocol-mappers/models"),
-                        )
+                        let here = format!("{client_location}/protocol-mappers/models");
+                        let mappers = r.items_mut(format!("clients/{client}/protocol-mappers"));
+                        PROTOCOL_MAPPERS.serve(mappers, &method, tail, &body, &here)
                     }
                     ["roles", tail @ ..] => {
-                        let family = Family {
-                            key: format!("clients/{client}/roles"),
-                            id_field: "name",
-                            unique: "name",
-                            what: "role",
-                        };
+                        let roles = r.items_mut(format!("clients/{client}/roles"));
                         if method == Method::POST && tail.is_empty() {
+                            // Client roles are named in URLs, yet carry a generated id.
                             let mut rep = parse_object(&body)?;
                             rep.insert("id".into(), Value::String(new_id()));
                             rep.insert("clientRole".into(), Value::Bool(true));
                             rep.insert("containerId".into(), Value::String((*client).to_owned()));
                             rep.entry("composite").or_insert(Value::Bool(false));
-                            return family.create(r, rep, format!("{client_location}/roles"));
+                            return CLIENT_ROLES.create(
+                                roles,
+                                rep,
+                                &format!("{client_location}/roles"),
+                            );
                         }
-                        family.serve(r, &method, tail.first().copied(), &body, String::new())
+                        CLIENT_ROLES.serve(roles, &method, tail, &body, "")
                     }
                     ["client-secret"] => {
                         let entry = r
                             .clients
                             .iter_mut()
                             .find(|c| str_field(c, "id") == Some(*client))
-                            .ok_or_else(client_not_found)?;
+                            .ok_or_else(|| CLIENTS.not_found())?;
                         if method == Method::POST {
                             entry.insert("secret".into(), Value::String(random_secret()));
                         }
@@ -1761,45 +1567,13 @@ async fn nested(
                     [
                         kind @ ("default-client-scopes" | "optional-client-scopes"),
                         tail @ ..,
-                    ] => {
-                        let key = format!("clients/{client}/{kind}");
-                        match (method.as_str(), tail) {
-                            ("GET", []) => {
-                                let ids = link_ids(r, &key);
-                                let scopes: Vec<Value> = r
-                                    .client_scopes()
-                                    .list(r)
-                                    .iter()
-                                    .filter(|s| {
-                                        str_field(s, "id")
-                                            .is_some_and(|id| ids.iter().any(|i| i == id))
-                                    })
-                                    .map(|s| json!({ "id": s.get("id"), "name": s.get("name") }))
-                                    .collect();
-                                Ok(json(StatusCode::OK, &Value::Array(scopes)))
-                            }
-                            ("PUT", [scope]) => {
-                                r.client_scopes()
-                                    .find(r, scope)
-                                    .ok_or_else(|| not_found("client scope"))?;
-                                add_link(r, key, scope);
-                                Ok(empty(StatusCode::NO_CONTENT))
-                            }
-                            ("DELETE", [scope]) => {
-                                remove_link(r, key, scope);
-                                Ok(empty(StatusCode::NO_CONTENT))
-                            }
-                            _ => Err(not_found("resource")),
-                        }
-                    }
+                    ] => scope_links(r, &method, tail, format!("clients/{client}/{kind}")),
                     _ => Err(not_found("resource")),
                 }
             }
             // --- users: passwords, groups, realm role mappings
             ["users", user, more @ ..] => {
-                if !r.has_user(user) {
-                    return Err(user_not_found());
-                }
+                USERS.require(&r.users, user)?;
                 match (method.as_str(), more) {
                     ("PUT", ["reset-password"]) => {
                         let credential = parse_object(&body)?;
@@ -1876,7 +1650,7 @@ async fn nested(
                     .roles
                     .iter()
                     .position(|role| str_field(role, "id") == Some(*id))
-                    .ok_or_else(role_not_found)?;
+                    .ok_or_else(|| ROLES.not_found())?;
                 match method.as_str() {
                     "GET" => Ok(json(StatusCode::OK, &Value::Object(r.roles[index].clone()))),
                     "PUT" => {
@@ -1898,7 +1672,7 @@ async fn nested(
                     .iter()
                     .find(|role| str_field(role, "name") == Some(*name))
                     .and_then(|role| str_field(role, "id").map(str::to_owned))
-                    .ok_or_else(role_not_found)?;
+                    .ok_or_else(|| ROLES.not_found())?;
                 let response =
                     role_mappings(r, &method, format!("roles/{role_id}/composites"), &body)?;
                 let composite = !link_ids(r, &format!("roles/{role_id}/composites")).is_empty();
@@ -1913,42 +1687,26 @@ async fn nested(
             }
             // --- identity providers and their mappers
             ["identity-provider", "instances", more @ ..] => {
-                let idps = Family {
-                    key: "identity-providers".into(),
-                    id_field: "alias",
-                    unique: "alias",
-                    what: "identity provider",
-                };
                 match more {
-                    [] => idps.serve(
-                        r,
-                        &method,
-                        None,
-                        &body,
-                        location("identity-provider/instances"),
-                    ),
-                    [alias] => {
-                        if method == Method::DELETE {
+                    [] | [_] => {
+                        if let (&Method::DELETE, [alias]) = (&method, more) {
+                            // An identity provider's mappers go with it.
                             r.collections
                                 .remove(&format!("identity-providers/{alias}/mappers"));
                         }
-                        idps.serve(r, &method, Some(alias), &body, String::new())
+                        let here = location("identity-provider/instances");
+                        let idps = r.items_mut("identity-providers".into());
+                        IDENTITY_PROVIDERS.serve(idps, &method, more, &body, &here)
                     }
                     [alias, "mappers", tail @ ..] => {
-                        if idps.find(r, alias).is_none() {
-                            return Err(not_found("identity provider"));
-                        }
-                        let mappers = Family {
-                            key: format!("identity-providers/{alias}/mappers"),
-                            id_field: "id",
-                            unique: "name",
-                            what: "mapper",
-                        };
-                        let here = location(&format!(
-                            "identity-provider/instances/{}/mappers",
+                        IDENTITY_PROVIDERS.require(r.items("identity-providers"), alias)?;
+                        let idp = location(&format!(
+                            "identity-provider/instances/{}",
                             encode_segment(alias)
                         ));
-                        mappers.serve(r, &method, tail.first().copied(), &body, here)
+                        let here = format!("{idp}/mappers");
+                        let mappers = r.items_mut(format!("identity-providers/{alias}/mappers"));
+                        IDENTITY_PROVIDER_MAPPERS.serve(mappers, &method, tail, &body, &here)
                     }
                     _ => Err(not_found("resource")),
                 }
@@ -1956,6 +1714,32 @@ async fn nested(
             _ => Err(error(StatusCode::NOT_FOUND, "HTTP 404 Not Found")),
         }
     })
+}
+
+/// `GET` of the client scopes linked under `key` (id and name), `PUT`/`DELETE` of one link.
+fn scope_links(r: &mut Realm, method: &Method, tail: &[&str], key: String) -> Reply {
+    match (method.as_str(), tail) {
+        ("GET", []) => {
+            let ids = link_ids(r, &key);
+            let scopes: Vec<Value> = r
+                .items("client-scopes")
+                .iter()
+                .filter(|s| str_field(s, "id").is_some_and(|id| ids.iter().any(|i| i == id)))
+                .map(|s| json!({ "id": s.get("id"), "name": s.get("name") }))
+                .collect();
+            Ok(json(StatusCode::OK, &Value::Array(scopes)))
+        }
+        ("PUT", [scope]) => {
+            CLIENT_SCOPES.require(r.items("client-scopes"), scope)?;
+            add_link(r, key, scope);
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        ("DELETE", [scope]) => {
+            remove_link(r, key, scope);
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        _ => Err(not_found("resource")),
+    }
 }
 
 /// `GET`/`POST`/`DELETE` of a set of realm roles (role mappings, composites) under `key`.

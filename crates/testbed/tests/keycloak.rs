@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use http::Method;
 use pacer_testbed::Testbed;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn client_credentials_grant_answers_the_keycloak_shape() {
@@ -89,34 +89,32 @@ async fn password_grant_refresh_and_expiry() {
         .unwrap();
     let client = client();
     let c = tb.credentials().clone();
-
-    let bad = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
+    let password_grant = async |password: &str| {
+        let form = [
             ("grant_type", "password"),
             ("client_id", "admin-cli"),
             ("username", &c.keycloak_admin_user),
-            ("password", "wrong"),
-        ],
-    )
-    .await;
+            ("password", password),
+        ];
+        token_form(&client, &tb, "master", &form).await
+    };
+    let refresh_grant = async |refresh: &str| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", "admin-cli"),
+            ("refresh_token", refresh),
+        ];
+        token_form(&client, &tb, "master", &form).await
+    };
+    let serverinfo = async |access: &str| {
+        admin(&client, &tb, access, Method::GET, "/admin/serverinfo", None).await
+    };
+
+    let bad = password_grant("wrong").await;
     assert_eq!(bad.status, 401);
     assert_eq!(bad.json()["error"], "invalid_grant");
 
-    let reply = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
-            ("grant_type", "password"),
-            ("client_id", "admin-cli"),
-            ("username", &c.keycloak_admin_user),
-            ("password", &c.keycloak_admin_password),
-        ],
-    )
-    .await;
+    let reply = password_grant(&c.keycloak_admin_password).await;
     assert_eq!(reply.status, 200);
     let body = reply.json();
     assert_eq!(body["expires_in"], 1);
@@ -124,72 +122,28 @@ async fn password_grant_refresh_and_expiry() {
     let access = body["access_token"].as_str().unwrap().to_owned();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
 
-    let ok = admin(
-        &client,
-        &tb,
-        &access,
-        Method::GET,
-        "/admin/serverinfo",
-        None,
-    )
-    .await;
+    let ok = serverinfo(&access).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["systemInfo"]["version"], "26.6.0");
 
     // The access token expires after its lifetime.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let expired = admin(
-        &client,
-        &tb,
-        &access,
-        Method::GET,
-        "/admin/serverinfo",
-        None,
-    )
-    .await;
+    let expired = serverinfo(&access).await;
     assert_eq!(expired.status, 401);
 
     // The refresh token still works and gives a new pair.
-    let refreshed = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", "admin-cli"),
-            ("refresh_token", &refresh),
-        ],
-    )
-    .await;
+    let refreshed = refresh_grant(&refresh).await;
     assert_eq!(refreshed.status, 200);
     let new_access = refreshed.json()["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(refreshed.json()["refresh_token"].is_string());
-    let ok = admin(
-        &client,
-        &tb,
-        &new_access,
-        Method::GET,
-        "/admin/serverinfo",
-        None,
-    )
-    .await;
+    let ok = serverinfo(&new_access).await;
     assert_eq!(ok.status, 200);
 
     // A made-up refresh token, or one presented by another client, is refused.
-    let invalid = token_form(
-        &client,
-        &tb,
-        "master",
-        &[
-            ("grant_type", "refresh_token"),
-            ("client_id", "admin-cli"),
-            ("refresh_token", "garbage"),
-        ],
-    )
-    .await;
+    let invalid = refresh_grant("garbage").await;
     assert_eq!(invalid.status, 400);
     assert_eq!(invalid.json()["error"], "invalid_grant");
 
@@ -216,40 +170,181 @@ async fn admin_api_needs_a_valid_bearer_token() {
     assert_eq!(reply.status, 401);
 }
 
+/// The admin API of a started test bed, called with a client-credentials token.
+struct Admin {
+    tb: Testbed,
+    client: HttpClient,
+    token: String,
+}
+
+impl Admin {
+    async fn start() -> Self {
+        let tb = Testbed::start().await.unwrap();
+        let client = client();
+        let token = admin_token(&client, &tb).await;
+        Self { tb, client, token }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        admin(&self.client, &self.tb, &self.token, method, path, body).await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn put(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// POSTs `body` to `collection` and checks Keycloak's answer: 201, no body, and a
+    /// `Location` of one segment under `members` (the collection itself, except for
+    /// sub-groups). Answers the new member's path.
+    async fn create_in(&self, collection: &str, members: &str, body: Value) -> String {
+        let created = self.post(collection, body).await;
+        assert_eq!(created.status, 201, "{collection}: {:?}", created.body);
+        assert!(created.body.is_empty());
+        let location = created.header("location").unwrap();
+        let prefix = format!("{}{members}/", self.tb.keycloak_url());
+        let key = location
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{location} is not under {prefix}"));
+        assert!(!key.is_empty() && !key.contains('/'), "{location}");
+        format!("{members}/{key}")
+    }
+
+    async fn create(&self, collection: &str, body: Value) -> String {
+        self.create_in(collection, collection, body).await
+    }
+}
+
+/// What the CRUD test expects of one resource family.
+struct Family {
+    collection: &'static str,
+    new: Value,
+    /// The last segment of the new member's `Location`, where it is not a generated id.
+    key: Option<&'static str>,
+    /// A second create that collides with `new` on the unique field, and Keycloak's 409 text.
+    duplicate: Value,
+    taken: &'static str,
+    /// The 404 `error` text once the member is gone.
+    not_found: &'static str,
+}
+
 #[tokio::test]
-async fn realms_crud() {
-    let tb = Testbed::start().await.unwrap();
-    let client = client();
-    let token = admin_token(&client, &tb).await;
+async fn every_family_creates_refuses_duplicates_reads_and_deletes() {
+    let admin = Admin::start().await;
+    let families = [
+        Family {
+            collection: "/admin/realms",
+            new: json!({"realm": "tenant-a", "enabled": true, "x-custom": [1, 2]}),
+            key: Some("tenant-a"),
+            duplicate: json!({"realm": "tenant-a"}),
+            taken: "Realm tenant-a already exists",
+            not_found: "Realm not found.",
+        },
+        Family {
+            collection: "/admin/realms/master/clients",
+            new: json!({"clientId": "operator", "serviceAccountsEnabled": true}),
+            key: None,
+            duplicate: json!({"clientId": "operator"}),
+            taken: "Client operator already exists",
+            not_found: "Could not find client",
+        },
+        Family {
+            collection: "/admin/realms/master/users",
+            new: json!({"username": "Alice", "email": "alice@example.org", "enabled": true}),
+            key: None,
+            // User names are lower-cased, so `alice` is taken by `Alice`.
+            duplicate: json!({"username": "alice"}),
+            taken: "User exists with same username",
+            not_found: "User not found",
+        },
+        Family {
+            collection: "/admin/realms/master/groups",
+            new: json!({"name": "teams"}),
+            key: None,
+            duplicate: json!({"name": "teams"}),
+            taken: "Top level group named 'teams' already exists.",
+            not_found: "Could not find group by id",
+        },
+        Family {
+            collection: "/admin/realms/master/roles",
+            new: json!({"name": "reader", "description": "reads"}),
+            key: Some("reader"),
+            duplicate: json!({"name": "reader"}),
+            taken: "Role with name reader already exists",
+            not_found: "Could not find role",
+        },
+        Family {
+            collection: "/admin/realms/master/client-scopes",
+            new: json!({"name": "tenant", "protocol": "openid-connect"}),
+            key: None,
+            duplicate: json!({"name": "tenant"}),
+            taken: "client scope with name tenant already exists",
+            not_found: "Could not find client scope",
+        },
+        Family {
+            collection: "/admin/realms/master/identity-provider/instances",
+            new: json!({"alias": "github", "providerId": "github"}),
+            key: Some("github"),
+            duplicate: json!({"alias": "github"}),
+            taken: "identity provider with alias github already exists",
+            not_found: "Could not find identity provider",
+        },
+    ];
+    for family in families {
+        let collection = family.collection;
+        let path = admin.create(collection, family.new).await;
+        if let Some(key) = family.key {
+            assert_eq!(path, format!("{collection}/{key}"));
+        }
 
-    let created = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        "/admin/realms",
-        Some(json!({"realm": "tenant-a", "enabled": true, "x-custom": [1, 2]})),
-    )
-    .await;
-    assert_eq!(created.status, 201);
-    assert!(created.body.is_empty());
-    assert_eq!(
-        created.header("location").unwrap(),
-        format!("{}/admin/realms/tenant-a", tb.keycloak_url())
-    );
-    let dup = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        "/admin/realms",
-        Some(json!({"realm": "tenant-a"})),
-    )
-    .await;
-    assert_eq!(dup.status, 409);
-    assert!(dup.json()["errorMessage"].is_string());
+        let dup = admin.post(collection, family.duplicate.clone()).await;
+        assert_eq!(dup.status, 409, "{collection}");
+        assert_eq!(dup.json()["errorMessage"], family.taken);
 
-    let list = admin(&client, &tb, &token, Method::GET, "/admin/realms", None).await;
+        // The member is there, under the value the duplicate collided with.
+        let rep = admin.get(&path).await;
+        assert_eq!(rep.status, 200, "{path}");
+        for (field, value) in family.duplicate.as_object().unwrap() {
+            assert_eq!(rep.json()[field], *value, "{path}");
+        }
+
+        assert_eq!(admin.delete(&path).await.status, 204, "{path}");
+        for gone in [admin.get(&path).await, admin.delete(&path).await] {
+            assert_eq!(gone.status, 404, "{path}");
+            assert_eq!(gone.json()["error"], family.not_found);
+        }
+
+        if let Some(in_realm) = collection.strip_prefix("/admin/realms/master/") {
+            let no_realm = admin.get(&format!("/admin/realms/nope/{in_realm}")).await;
+            assert_eq!(no_realm.status, 404, "{in_realm}");
+            assert_eq!(no_realm.json()["error"], "Realm not found.");
+        }
+    }
+}
+
+#[tokio::test]
+async fn realms_list_and_keep_unknown_fields() {
+    let admin = Admin::start().await;
+    let path = admin
+        .create(
+            "/admin/realms",
+            json!({"realm": "tenant-a", "enabled": true, "x-custom": [1, 2]}),
+        )
+        .await;
+    assert_eq!(path, "/admin/realms/tenant-a");
+
+    let list = admin.get("/admin/realms").await;
     let names: Vec<_> = list
         .json()
         .as_array()
@@ -259,132 +354,46 @@ async fn realms_crud() {
         .collect();
     assert_eq!(names, ["master", "tenant-a"]);
 
-    let mut rep = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        "/admin/realms/tenant-a",
-        None,
-    )
-    .await
-    .json();
+    let mut rep = admin.get(&path).await.json();
     assert_eq!(rep["x-custom"], json!([1, 2]));
     rep["displayName"] = json!("Tenant A");
-    let put = admin(
-        &client,
-        &tb,
-        &token,
-        Method::PUT,
-        "/admin/realms/tenant-a",
-        Some(rep),
-    )
-    .await;
-    assert_eq!(put.status, 204);
-    let rep = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        "/admin/realms/tenant-a",
-        None,
-    )
-    .await
-    .json();
+    assert_eq!(admin.put(&path, rep).await.status, 204);
+    let rep = admin.get(&path).await.json();
     assert_eq!(rep["displayName"], "Tenant A");
     assert_eq!(rep["x-custom"], json!([1, 2]));
-
-    let del = admin(
-        &client,
-        &tb,
-        &token,
-        Method::DELETE,
-        "/admin/realms/tenant-a",
-        None,
-    )
-    .await;
-    assert_eq!(del.status, 204);
-    let gone = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        "/admin/realms/tenant-a",
-        None,
-    )
-    .await;
-    assert_eq!(gone.status, 404);
-    assert!(gone.json()["error"].is_string());
 }
 
 #[tokio::test]
-async fn clients_crud_and_unknown_fields_round_trip() {
-    let tb = Testbed::start().await.unwrap();
-    let client = client();
-    let token = admin_token(&client, &tb).await;
+async fn clients_search_and_unknown_fields_round_trip() {
+    let admin = Admin::start().await;
     let base = "/admin/realms/master/clients";
-
-    let created = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        base,
-        Some(json!({"clientId": "operator", "serviceAccountsEnabled": true, "futureField": {"nested": true}})),
-    )
-    .await;
-    assert_eq!(created.status, 201);
-    let location = created.header("location").unwrap().to_owned();
-    let prefix = format!("{}{base}/", tb.keycloak_url());
-    assert!(location.starts_with(&prefix), "{location}");
-    let id = location.rsplit('/').next().unwrap().to_owned();
-
-    let dup = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        base,
-        Some(json!({"clientId": "operator"})),
-    )
-    .await;
-    assert_eq!(dup.status, 409);
-    assert_eq!(dup.json()["errorMessage"], "Client operator already exists");
+    let path = admin
+        .create(
+            base,
+            json!({"clientId": "operator", "serviceAccountsEnabled": true, "futureField": {"nested": true}}),
+        )
+        .await;
+    let id = path.rsplit('/').next().unwrap();
 
     // Search by clientId.
-    let found = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}?clientId=operator"),
-        None,
-    )
-    .await
-    .json();
+    let found = admin.get(&format!("{base}?clientId=operator")).await.json();
     assert_eq!(found.as_array().unwrap().len(), 1);
-    assert_eq!(found[0]["id"], id.as_str());
+    assert_eq!(found[0]["id"], id);
 
     // Read-modify-write keeps fields the fake knows nothing about.
-    let path = format!("{base}/{id}");
-    let mut rep = admin(&client, &tb, &token, Method::GET, &path, None)
-        .await
-        .json();
+    let mut rep = admin.get(&path).await.json();
     assert_eq!(rep["futureField"], json!({"nested": true}));
     rep["description"] = json!("reconciles tenants");
     rep["anotherUnknown"] = json!(42);
-    let put = admin(&client, &tb, &token, Method::PUT, &path, Some(rep.clone())).await;
-    assert_eq!(put.status, 204);
-    let back = admin(&client, &tb, &token, Method::GET, &path, None)
-        .await
-        .json();
+    assert_eq!(admin.put(&path, rep.clone()).await.status, 204);
+    let back = admin.get(&path).await.json();
     assert_eq!(back, rep);
 
     // The new client can get tokens with its generated secret.
     let secret = back["secret"].as_str().unwrap().to_owned();
     let token_reply = token_form(
-        &client,
-        &tb,
+        &admin.client,
+        &admin.tb,
         "master",
         &[
             ("grant_type", "client_credentials"),
@@ -394,124 +403,47 @@ async fn clients_crud_and_unknown_fields_round_trip() {
     )
     .await;
     assert_eq!(token_reply.status, 200);
-
-    let del = admin(&client, &tb, &token, Method::DELETE, &path, None).await;
-    assert_eq!(del.status, 204);
-    let gone = admin(&client, &tb, &token, Method::GET, &path, None).await;
-    assert_eq!(gone.status, 404);
-    assert_eq!(gone.json()["error"], "Could not find client");
-    let gone = admin(&client, &tb, &token, Method::DELETE, &path, None).await;
-    assert_eq!(gone.status, 404);
-
-    let no_realm = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        "/admin/realms/nope/clients",
-        None,
-    )
-    .await;
-    assert_eq!(no_realm.status, 404);
 }
 
 #[tokio::test]
-async fn users_crud_search_and_count() {
-    let tb = Testbed::start().await.unwrap();
-    let client = client();
-    let token = admin_token(&client, &tb).await;
+async fn users_search_count_and_passwords() {
+    let admin = Admin::start().await;
     let base = "/admin/realms/master/users";
 
-    let mut ids = Vec::new();
+    let mut paths = Vec::new();
     for (name, email) in [("Alice", "alice@example.org"), ("bob", "bob@example.org")] {
-        let created = admin(
-            &client,
-            &tb,
-            &token,
-            Method::POST,
-            base,
-            Some(json!({
-                "username": name,
-                "email": email,
-                "enabled": true,
-                "credentials": [{"type": "password", "value": "pw-1", "temporary": false}],
-                "attributes": {"team": ["a"]},
-            })),
-        )
-        .await;
-        assert_eq!(created.status, 201);
-        ids.push(
-            created
-                .header("location")
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned(),
-        );
+        let body = json!({
+            "username": name,
+            "email": email,
+            "enabled": true,
+            "credentials": [{"type": "password", "value": "pw-1", "temporary": false}],
+            "attributes": {"team": ["a"]},
+        });
+        paths.push(admin.create(base, body).await);
     }
-    let dup = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        base,
-        Some(json!({"username": "alice"})),
-    )
-    .await;
-    assert_eq!(dup.status, 409);
-    assert_eq!(dup.json()["errorMessage"], "User exists with same username");
+    let ids: Vec<_> = paths
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap())
+        .collect();
 
-    let count = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}/count"),
-        None,
-    )
-    .await;
+    let count = admin.get(&format!("{base}/count")).await;
     assert_eq!(count.json(), json!(3)); // admin, alice, bob
-    let found = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}?search=alice"),
-        None,
-    )
-    .await
-    .json();
+    let found = admin.get(&format!("{base}?search=alice")).await.json();
     assert_eq!(found.as_array().unwrap().len(), 1);
     assert_eq!(found[0]["username"], "alice"); // lower-cased, as Keycloak does
     assert!(found[0].get("credentials").is_none());
-    let exact = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}?username=bob&exact=true"),
-        None,
-    )
-    .await
-    .json();
-    assert_eq!(exact[0]["id"], ids[1].as_str());
-    let page = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}?first=1&max=1"),
-        None,
-    )
-    .await
-    .json();
+    let exact = admin
+        .get(&format!("{base}?username=bob&exact=true"))
+        .await
+        .json();
+    assert_eq!(exact[0]["id"], ids[1]);
+    let page = admin.get(&format!("{base}?first=1&max=1")).await.json();
     assert_eq!(page.as_array().unwrap().len(), 1);
 
     // The created user can use the password grant.
     let grant = token_form(
-        &client,
-        &tb,
+        &admin.client,
+        &admin.tb,
         "master",
         &[
             ("grant_type", "password"),
@@ -523,207 +455,55 @@ async fn users_crud_search_and_count() {
     .await;
     assert_eq!(grant.status, 200);
 
-    let path = format!("{base}/{}", ids[0]);
-    let mut rep = admin(&client, &tb, &token, Method::GET, &path, None)
-        .await
-        .json();
+    let path = &paths[0];
+    let mut rep = admin.get(path).await.json();
     rep["firstName"] = json!("Alice");
-    assert_eq!(
-        admin(&client, &tb, &token, Method::PUT, &path, Some(rep))
-            .await
-            .status,
-        204
-    );
-    let rep = admin(&client, &tb, &token, Method::GET, &path, None)
-        .await
-        .json();
+    assert_eq!(admin.put(path, rep).await.status, 204);
+    let rep = admin.get(path).await.json();
     assert_eq!(rep["firstName"], "Alice");
     assert_eq!(rep["attributes"], json!({"team": ["a"]}));
-    assert_eq!(
-        admin(&client, &tb, &token, Method::DELETE, &path, None)
-            .await
-            .status,
-        204
-    );
-    let gone = admin(&client, &tb, &token, Method::GET, &path, None).await;
-    assert_eq!(gone.status, 404);
-    assert_eq!(gone.json()["error"], "User not found");
 }
 
 #[tokio::test]
 async fn groups_and_children() {
-    let tb = Testbed::start().await.unwrap();
-    let client = client();
-    let token = admin_token(&client, &tb).await;
+    let admin = Admin::start().await;
     let base = "/admin/realms/master/groups";
 
-    let created = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        base,
-        Some(json!({"name": "teams"})),
-    )
-    .await;
-    assert_eq!(created.status, 201);
-    let parent = created
-        .header("location")
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let dup = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        base,
-        Some(json!({"name": "teams"})),
-    )
-    .await;
-    assert_eq!(dup.status, 409);
+    let parent = admin.create(base, json!({"name": "teams"})).await;
+    // A sub-group's `Location` is under the groups, not under its parent.
+    let children = format!("{parent}/children");
+    let child = admin
+        .create_in(&children, base, json!({"name": "team-a"}))
+        .await;
 
-    let child = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        &format!("{base}/{parent}/children"),
-        Some(json!({"name": "team-a"})),
-    )
-    .await;
-    assert_eq!(child.status, 201);
-    let child_id = child
-        .header("location")
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(child.header("location").unwrap().contains("/groups/"));
-
-    let top = admin(&client, &tb, &token, Method::GET, base, None)
-        .await
-        .json();
+    let top = admin.get(base).await.json();
     assert_eq!(top.as_array().unwrap().len(), 1);
     assert_eq!(top[0]["subGroupCount"], 1);
-    let children = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}/{parent}/children"),
-        None,
-    )
-    .await
-    .json();
-    assert_eq!(children[0]["name"], "team-a");
-    let rep = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}/{child_id}"),
-        None,
-    )
-    .await
-    .json();
+    let listed = admin.get(&children).await.json();
+    assert_eq!(listed[0]["name"], "team-a");
+    let rep = admin.get(&child).await.json();
     assert_eq!(rep["path"], "/teams/team-a");
 
     // Deleting the parent deletes the child.
-    let del = admin(
-        &client,
-        &tb,
-        &token,
-        Method::DELETE,
-        &format!("{base}/{parent}"),
-        None,
-    )
-    .await;
-    assert_eq!(del.status, 204);
-    let gone = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}/{child_id}"),
-        None,
-    )
-    .await;
-    assert_eq!(gone.status, 404);
+    assert_eq!(admin.delete(&parent).await.status, 204);
+    assert_eq!(admin.get(&child).await.status, 404);
 }
 
 #[tokio::test]
 async fn realm_roles() {
-    let tb = Testbed::start().await.unwrap();
-    let client = client();
-    let token = admin_token(&client, &tb).await;
+    let admin = Admin::start().await;
     let base = "/admin/realms/master/roles";
-
-    let created = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        base,
-        Some(json!({"name": "reader", "description": "reads"})),
-    )
-    .await;
-    assert_eq!(created.status, 201);
-    assert_eq!(
-        created.header("location").unwrap(),
-        format!("{}{base}/reader", tb.keycloak_url())
-    );
-    let dup = admin(
-        &client,
-        &tb,
-        &token,
-        Method::POST,
-        base,
-        Some(json!({"name": "reader"})),
-    )
-    .await;
-    assert_eq!(dup.status, 409);
-    let role = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}/reader"),
-        None,
-    )
-    .await;
+    let path = admin
+        .create(base, json!({"name": "reader", "description": "reads"}))
+        .await;
+    assert_eq!(path, format!("{base}/reader"));
+    let role = admin.get(&path).await;
     assert_eq!(role.json()["description"], "reads");
-    let list = admin(&client, &tb, &token, Method::GET, base, None)
-        .await
-        .json();
+    let list = admin.get(base).await.json();
     assert!(
         list.as_array()
             .unwrap()
             .iter()
             .any(|r| r["name"] == "reader")
     );
-    let del = admin(
-        &client,
-        &tb,
-        &token,
-        Method::DELETE,
-        &format!("{base}/reader"),
-        None,
-    )
-    .await;
-    assert_eq!(del.status, 204);
-    let gone = admin(
-        &client,
-        &tb,
-        &token,
-        Method::GET,
-        &format!("{base}/reader"),
-        None,
-    )
-    .await;
-    assert_eq!(gone.status, 404);
-    assert_eq!(gone.json()["error"], "Could not find role");
 }
