@@ -63,7 +63,7 @@ async fn logout_all(testbed: &Testbed) {
     assert_eq!(http.request(request).await.unwrap().status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tokens_are_renewed_before_expiry_and_replayed_once_after_a_401() {
     let testbed = Testbed::builder()
         .token_lifetime(Duration::from_secs(1))
@@ -77,7 +77,7 @@ async fn tokens_are_renewed_before_expiry_and_replayed_once_after_a_401() {
 
     // Past its lifetime: renewed before use (client credentials have no refresh token, so a
     // new grant), and Keycloak never sees the expired token.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
     client.server_info().await.unwrap();
     assert_eq!(token_requests(&testbed), 2);
     assert_eq!(testbed.stats().responses(401), 0);
@@ -109,7 +109,7 @@ async fn tokens_are_renewed_before_expiry_and_replayed_once_after_a_401() {
     assert_eq!(lived.stats().count("/admin/serverinfo", 401), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_password_grant_uses_its_refresh_token() {
     let testbed = Testbed::builder()
         .token_lifetime(Duration::from_secs(1))
@@ -130,7 +130,7 @@ async fn the_password_grant_uses_its_refresh_token() {
     .unwrap()
     .namespace("ops");
     client.server_info().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
     client.server_info().await.unwrap();
     let grants: Vec<String> = testbed
         .keycloak_requests()
@@ -272,7 +272,7 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn secrets_never_show_in_logs_metrics_debug_or_errors() {
     let captured = Captured::default();
     let writer = captured.clone();
@@ -304,7 +304,7 @@ async fn secrets_never_show_in_logs_metrics_debug_or_errors() {
         .unwrap();
     let team = client.namespace("team-a");
     team.server_info().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
     testbed.faults().storm(1, Some(Duration::ZERO));
     team.realms().list(&Default::default()).await.unwrap();
 
