@@ -61,13 +61,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use pacer::metrics::Metrics;
 use pacer::rate_limit::RateLimiter;
 use pacer::retry::RetryPolicy;
 use pacer::{BoxError, Namespace};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 pub use auth::{Credentials, Secret};
 pub use error::{EXCERPT_LIMIT, Error, Result};
@@ -75,7 +75,7 @@ pub use serverinfo::{ServerInfo, SystemInfo};
 
 /// The largest response body read (a realm export can be big; anything beyond this is an
 /// error rather than unbounded memory).
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: usize = pacer::client::DEFAULT_MAX_RESPONSE_BYTES;
 
 /// A transport the client can run on: the pacer stack, with bodies already collected.
 pub type HttpService = BoxCloneSyncService<Request<Full<Bytes>>, Response<Bytes>, BoxError>;
@@ -170,7 +170,7 @@ impl AdminClient {
         B::Error: Into<BoxError>,
     {
         let base = base_url.trim_end_matches('/').to_owned();
-        let collected = collect(service);
+        let collected = pacer::client::collect_responses(service, MAX_RESPONSE_BYTES);
         let service =
             BoxCloneSyncService::new(auth::AuthLayer::new(&base, credentials).layer(collected));
         AdminClient {
@@ -211,38 +211,6 @@ impl AdminClient {
     pub(crate) fn service(&self) -> HttpService {
         self.inner.service.clone()
     }
-}
-
-/// Collects response bodies (bounded by [`MAX_RESPONSE_BYTES`]) so the layers above deal
-/// in `Response<Bytes>`.
-fn collect<S, B>(
-    service: S,
-) -> impl Service<
-    Request<Full<Bytes>>,
-    Response = Response<Bytes>,
-    Error = BoxError,
-    Future = impl std::future::Future<Output = Result<Response<Bytes>, BoxError>> + Send,
-> + Clone
-+ Send
-+ Sync
-+ 'static
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    service
-        .map_err(Into::into)
-        .and_then(|response: Response<B>| async move {
-            let (parts, body) = response.into_parts();
-            let bytes = Limited::new(body, MAX_RESPONSE_BYTES)
-                .collect()
-                .await?
-                .to_bytes();
-            Ok(Response::from_parts(parts, bytes))
-        })
 }
 
 /// Builds an [`AdminClient`] on pacer's ready stack.

@@ -8,13 +8,13 @@ use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use pacer::BoxError;
 use pacer::Namespace;
 use pacer::retry::{Classify, Decision, DefaultClassifier, Idempotent, RetryInfo, RetryReason};
 use serde_json::{Value, json};
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceExt};
 
 use crate::config::{Config, Priority, Secret};
 use crate::error::{Error, GraphQLError, GraphQLErrorItem, RateLimitError};
@@ -27,6 +27,9 @@ pub type HttpService = BoxCloneSyncService<Request<Full<Bytes>>, Response<Bytes>
 pub const API_KEY_HEADER: &str = "x-infrahub-key";
 /// The header carrying the request's priority.
 pub const PRIORITY_HEADER: &str = "x-priority";
+
+/// The largest response body read; a longer one is an error rather than unbounded memory.
+pub const MAX_RESPONSE_BYTES: usize = pacer::client::DEFAULT_MAX_RESPONSE_BYTES;
 
 /// An async Infrahub client. Cheap to clone (clones share the connection pool, the rate
 /// limiter and the login tokens); [`on_branch`](Self::on_branch), [`namespace`](Self::namespace)
@@ -204,7 +207,8 @@ impl InventoryClient {
     }
 
     /// A client over any HTTP service (for instance one composed from pacer's layers with a
-    /// TLS connector). Response bodies are read to the end before they are decoded.
+    /// TLS connector). Response bodies are read to the end (at most [`MAX_RESPONSE_BYTES`])
+    /// before they are decoded.
     pub fn with_service<S, B>(config: Config, service: S) -> Result<Self, Error>
     where
         S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
@@ -214,14 +218,7 @@ impl InventoryClient {
         B::Error: Into<BoxError>,
     {
         config.validate()?;
-        let service = ServiceBuilder::new()
-            .map_err(Into::into)
-            .and_then(|response: Response<B>| async move {
-                let (parts, body) = response.into_parts();
-                let bytes = body.collect().await.map_err(Into::into)?.to_bytes();
-                Ok::<_, BoxError>(Response::from_parts(parts, bytes))
-            })
-            .service(service);
+        let service = pacer::client::collect_responses(service, MAX_RESPONSE_BYTES);
         let credentials = match (&config.api_token, &config.username, &config.password) {
             (Some(token), _, _) => Credentials::ApiKey(token.clone()),
             (None, Some(username), Some(password)) => Credentials::Login {

@@ -52,7 +52,9 @@ pub use branch::{
     BRANCH_CREATE_MUTATION, BRANCH_DELETE_MUTATION, BRANCH_MERGE_MUTATION, BRANCH_QUERY,
     BRANCH_REBASE_MUTATION, Branch,
 };
-pub use client::{API_KEY_HEADER, HttpService, INFO_QUERY, InventoryClient, PRIORITY_HEADER};
+pub use client::{
+    API_KEY_HEADER, HttpService, INFO_QUERY, InventoryClient, MAX_RESPONSE_BYTES, PRIORITY_HEADER,
+};
 pub use config::{Config, ConfigError, Priority, Secret};
 pub use error::{Error, GraphQLError, GraphQLErrorItem, RateLimitError};
 pub use generated::*;

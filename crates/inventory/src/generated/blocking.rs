@@ -30,7 +30,6 @@ use http::header::AUTHORIZATION;
 use http::header::CONTENT_TYPE;
 use http::header::HeaderValue;
 use http_body::Body;
-use http_body_util::BodyExt;
 use http_body_util::Full;
 use pacer::BoxError;
 use pacer::Namespace;
@@ -50,7 +49,6 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use tower::Service;
-use tower::ServiceBuilder;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 impl crate::blocking::InventoryClient {

@@ -40,7 +40,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use tokio::runtime::Runtime;
 
 use super::{ClientError, RequestBody};
@@ -103,7 +102,9 @@ impl Client {
         &self.inner
     }
 
-    /// Sends `request` through the stack and reads the whole response body.
+    /// Sends `request` through the stack and reads the whole response body (at most
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`](super::DEFAULT_MAX_RESPONSE_BYTES); a longer one is an
+    /// error).
     ///
     /// Errors are those of the async client, or an error saying the call was made from
     /// inside an async runtime.
@@ -124,9 +125,7 @@ impl Client {
         let request = request.map(Into::into);
         runtime.block_on(async {
             let response = self.inner.send(request).await?;
-            let (parts, body) = response.into_parts();
-            let bytes = body.collect().await?.to_bytes();
-            Ok(Response::from_parts(parts, bytes))
+            super::read_to_end(response, super::DEFAULT_MAX_RESPONSE_BYTES).await
         })
     }
 }

@@ -1,15 +1,65 @@
 //! The response body of the ready stack.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use tower::ServiceExt;
+use tower_service::Service;
 
 use crate::BoxError;
+
+/// The largest response body [`read_to_end`] and [`collect_responses`] are usually given: big
+/// enough for a realm export or a schema, small enough that a faulty or hostile server cannot
+/// make the client buffer without bound.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a response's body to the end, refusing (with an error) a body longer than
+/// `max_bytes`.
+pub async fn read_to_end<B>(
+    response: Response<B>,
+    max_bytes: usize,
+) -> Result<Response<Bytes>, BoxError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = response.into_parts();
+    let bytes = Limited::new(body, max_bytes).collect().await?.to_bytes();
+    Ok(Response::from_parts(parts, bytes))
+}
+
+/// `service` with every response body read to the end by [`read_to_end`], for clients that
+/// decode whole bodies (JSON, GraphQL) and so deal in `Response<Bytes>`.
+pub fn collect_responses<S, B>(
+    service: S,
+    max_bytes: usize,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<Bytes>,
+    Error = BoxError,
+    Future = impl Future<Output = Result<Response<Bytes>, BoxError>> + Send,
+> + Clone
++ Send
++ Sync
++ 'static
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    service
+        .map_err(Into::into)
+        .and_then(move |response: Response<B>| read_to_end(response, max_bytes))
+}
 
 /// The response body of [`Client`](super::Client): the connection's body, measured by the
 /// metrics layer until it ends. `Body<Data = Bytes, Error = BoxError> + Send + 'static`.
@@ -88,5 +138,32 @@ impl fmt::Debug for ResponseBody {
         f.debug_struct("ResponseBody")
             .field("size_hint", &self.inner.size_hint())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn read_to_end_refuses_a_body_over_the_limit() {
+        let response = |len: usize| Response::new(Full::new(Bytes::from(vec![b'x'; len])));
+        let read = read_to_end(response(16), 16).await.unwrap();
+        assert_eq!(read.into_body().len(), 16);
+        let error = read_to_end(response(17), 16).await.unwrap_err();
+        assert!(error.to_string().contains("length limit"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn collect_responses_reads_every_body() {
+        let upstream = tower::service_fn(|req: Request<Full<Bytes>>| async move {
+            Ok::<_, std::convert::Infallible>(Response::new(req.into_body()))
+        });
+        let service = collect_responses(upstream, 1024);
+        let request = Request::new(Full::new(Bytes::from_static(b"echo")));
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.into_body(), "echo");
     }
 }
