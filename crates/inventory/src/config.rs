@@ -264,9 +264,19 @@ impl Config {
                 _ => {}
             }
         }
-        // The secrets never reach pacer's parser (whose errors quote values).
+        // The secrets never reach pacer's parser (whose errors quote values), and the settings
+        // read above are the SDK's own: `pacer_config` applies them, pacer need not read them
+        // a second time.
         let pacer_vars = vars.into_iter().filter(|(name, _)| {
-            !matches!(name.as_str(), "INFRAHUB_API_TOKEN" | "INFRAHUB_PASSWORD")
+            !matches!(
+                name.as_str(),
+                "INFRAHUB_API_TOKEN"
+                    | "INFRAHUB_PASSWORD"
+                    | "INFRAHUB_TIMEOUT"
+                    | "INFRAHUB_RATE_LIMIT_MAX_RETRIES"
+                    | "INFRAHUB_RATE_LIMIT_BACKOFF_BASE"
+                    | "INFRAHUB_RATE_LIMIT_BACKOFF_MAX"
+            )
         });
         config.pacer = pacer::config::Config::default()
             .merge_env_vars("INFRAHUB", pacer_vars)
