@@ -8,43 +8,15 @@
 use std::time::{Duration, Instant};
 
 use pacer_inventory::{
-    BuiltinTagFilter, BuiltinTagUpsert, Cardinality, Config, CoreIPAddressPoolFilter,
-    CoreIPAddressPoolUpsert, CoreStandardGroupUpsert, InventoryClient, KINDS, NodeRef, RelatedNode,
-    Secret,
+    BuiltinTagFilter, BuiltinTagUpsert, Config, CoreIPAddressPoolFilter, CoreIPAddressPoolUpsert,
+    CoreStandardGroupUpsert, InventoryClient, NodeRef, RelatedNode, Secret,
 };
-use pacer_testbed::{KindSchema, Testbed};
+use pacer_testbed::Testbed;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 
 const TAGS: usize = 24;
 const DEVICES: usize = 8;
-
-/// The fake Infrahub serves the generated kinds plus the IPAM kinds a pool allocates from.
-fn testbed_kinds() -> Vec<KindSchema> {
-    let mut kinds: Vec<KindSchema> = KINDS
-        .iter()
-        .map(|info| {
-            let mut kind = KindSchema::new(info.kind);
-            for attribute in info.attributes {
-                kind = if *attribute == "name" {
-                    kind.unique(*attribute)
-                } else {
-                    kind.attribute(*attribute)
-                };
-            }
-            for relationship in info.relationships {
-                kind = match relationship.cardinality {
-                    Cardinality::One => kind.relationship_one(relationship.name),
-                    Cardinality::Many => kind.relationship_many(relationship.name),
-                };
-            }
-            kind
-        })
-        .collect();
-    kinds.push(KindSchema::new("IpamIPPrefix").unique("prefix"));
-    kinds.push(KindSchema::new("IpamIPAddress").unique("address"));
-    kinds
-}
 
 async fn sync(
     client: &InventoryClient,
@@ -126,7 +98,10 @@ async fn sync(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let testbed = Testbed::builder().kinds(testbed_kinds()).start().await?;
+    let testbed = Testbed::builder()
+        .kinds(pacer_testbed::generated_inventory_kinds())
+        .start()
+        .await?;
 
     let mut config = Config::default();
     config.address = testbed.infrahub_url().to_owned();

@@ -4,39 +4,11 @@
 
 use std::time::Duration;
 
-use pacer_inventory::{Cardinality, Config, KINDS, Secret};
-use pacer_testbed::{KindSchema, Testbed, TestbedBuilder};
-
-/// The testbed kinds matching the generated ones (from their schema facts); `name` is each
-/// kind's unique attribute and hfid. Plus the IPAM kinds a pool allocates from and into.
-pub fn kinds() -> Vec<KindSchema> {
-    let mut kinds: Vec<KindSchema> = KINDS
-        .iter()
-        .map(|info| {
-            let mut kind = KindSchema::new(info.kind);
-            for attribute in info.attributes {
-                kind = if *attribute == "name" {
-                    kind.unique(*attribute)
-                } else {
-                    kind.attribute(*attribute)
-                };
-            }
-            for relationship in info.relationships {
-                kind = match relationship.cardinality {
-                    Cardinality::One => kind.relationship_one(relationship.name),
-                    Cardinality::Many => kind.relationship_many(relationship.name),
-                };
-            }
-            kind
-        })
-        .collect();
-    kinds.push(KindSchema::new("IpamIPPrefix").unique("prefix"));
-    kinds.push(KindSchema::new("IpamIPAddress").unique("address"));
-    kinds
-}
+use pacer_inventory::{Config, Secret};
+use pacer_testbed::{Testbed, TestbedBuilder, generated_inventory_kinds};
 
 pub fn builder() -> TestbedBuilder {
-    Testbed::builder().kinds(kinds())
+    Testbed::builder().kinds(generated_inventory_kinds())
 }
 
 pub async fn start() -> Testbed {

@@ -158,6 +158,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::Faults;
+#[cfg(feature = "inventory")]
+pub use infrahub::generated_inventory_kinds;
 pub use infrahub::{API_KEY_HEADER, InfrahubRequest, JOURNAL_CAP, KindSchema};
 pub use keycloak::RecordedRequest;
 pub use stats::{LoggedRequest, PathCount, Stats};
