@@ -26,10 +26,9 @@ pub(crate) fn now<F: Future>(f: F) -> F::Output {
     }
 }
 
-/// A realistic API call: POST, five headers (a bearer token among them), a 150-byte JSON
-/// body, a query, and the tenant's namespace.
-pub(crate) fn request() -> Request<Full<Bytes>> {
-    let mut request = Request::post(
+/// [`request`] without a namespace.
+pub(crate) fn plain_request() -> Request<Full<Bytes>> {
+    Request::post(
         "https://keycloak.example.invalid/admin/realms/tenant-a/users?briefRepresentation=true",
     )
     .header("content-type", "application/json")
@@ -43,7 +42,13 @@ pub(crate) fn request() -> Request<Full<Bytes>> {
     .body(Full::new(Bytes::from_static(
         br#"{"username":"alice","email":"alice@example.invalid","enabled":true,"firstName":"Alice","lastName":"Liddell","attributes":{"tenant":["a"]}}"#,
     )))
-    .expect("valid request");
+    .expect("valid request")
+}
+
+/// A realistic API call: POST, five headers (a bearer token among them), a 150-byte JSON
+/// body, a query, and the tenant's namespace.
+pub(crate) fn request() -> Request<Full<Bytes>> {
+    let mut request = plain_request();
     request.extensions_mut().insert(Namespace::new("tenant-a"));
     request
 }
@@ -65,6 +70,26 @@ where
     let response = now(ready.call(req)).expect("response");
     black_box(response.status());
     drop(black_box(response));
+}
+
+/// tower's retry with the simplest policy that can retry: copy the request, never retry.
+#[derive(Clone)]
+pub(crate) struct CloneOnly;
+
+impl<Res, E> tower::retry::Policy<Request<Full<Bytes>>, Res, E> for CloneOnly {
+    type Future = Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request<Full<Bytes>>,
+        _: &mut Result<Res, E>,
+    ) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
+        Some(req.clone())
+    }
 }
 
 /// Whether criterion runs in its quick `--test` mode (CI): then the paired comparisons only

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Clock, bench, calls, ok, open_limiter, paired, paired_on, request};
+use common::{Clock, CloneOnly, bench, calls, ok, open_limiter, paired, paired_on, request};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -182,26 +182,6 @@ fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
         .parse()
         .unwrap();
     Request::from_parts(parts, body)
-}
-
-/// tower's retry with the simplest policy that can retry: copy the request, never retry.
-#[derive(Clone)]
-struct CloneOnly;
-
-impl<Res, E> tower::retry::Policy<Request<Full<Bytes>>, Res, E> for CloneOnly {
-    type Future = std::future::Ready<()>;
-
-    fn retry(
-        &mut self,
-        _: &mut Request<Full<Bytes>>,
-        _: &mut Result<Res, E>,
-    ) -> Option<Self::Future> {
-        None
-    }
-
-    fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
-        Some(req.clone())
-    }
 }
 
 /// `n` requests through `svc` on `rt`, one after the other, each body read to the end.
