@@ -1170,40 +1170,27 @@ impl Exec<'_> {
     fn project_node(&self, kind: &KindSchema, field: &Field, node: &Node, all: &Nodes) -> Value {
         let mut out = Map::new();
         for sub in self.fields(field).unwrap_or_default() {
-            let value = match sub.name.as_str() {
-                name if kind.rel(name).is_some() => {
-                    let many = kind.rel(name).is_some_and(|r| r.many);
-                    self.project_rel(&sub, node.rels.get(name), many, all)
+            let name = sub.name.as_str();
+            let value = if let Some(rel) = kind.rel(name) {
+                self.project_rel(&sub, node.rels.get(name), rel.many, all)
+            } else if let Some(meta) = node_meta(kind, node, name) {
+                meta
+            } else {
+                let value = node.attrs.get(name).cloned().unwrap_or(Value::Null);
+                let mut wrapper = Map::new();
+                for attr_field in self.fields(&sub).unwrap_or_default() {
+                    let v = match attr_field.name.as_str() {
+                        "value" => value.clone(),
+                        "is_default" => Value::Bool(value.is_null()),
+                        "is_protected" | "is_from_profile" => Value::Bool(false),
+                        "is_visible" => Value::Bool(true),
+                        "id" => Value::String(format!("{}-{name}", node.id)),
+                        "__typename" => Value::String("TextAttribute".into()),
+                        _ => Value::Null,
+                    };
+                    wrapper.insert(attr_field.key().to_owned(), v);
                 }
-                "id" => Value::String(node.id.clone()),
-                "__typename" => Value::String(kind.kind.clone()),
-                "hfid" => kind
-                    .hfid_attr()
-                    .and_then(|a| node.attrs.get(a))
-                    .map_or(Value::Null, |v| json!([value_text(v)])),
-                "display_label" => kind
-                    .hfid_attr()
-                    .and_then(|a| node.attrs.get(a))
-                    .map_or(Value::String(node.id.clone()), |v| {
-                        Value::String(value_text(v))
-                    }),
-                attr => {
-                    let value = node.attrs.get(attr).cloned().unwrap_or(Value::Null);
-                    let mut wrapper = Map::new();
-                    for attr_field in self.fields(&sub).unwrap_or_default() {
-                        let v = match attr_field.name.as_str() {
-                            "value" => value.clone(),
-                            "is_default" => Value::Bool(value.is_null()),
-                            "is_protected" | "is_from_profile" => Value::Bool(false),
-                            "is_visible" => Value::Bool(true),
-                            "id" => Value::String(format!("{}-{attr}", node.id)),
-                            "__typename" => Value::String("TextAttribute".into()),
-                            _ => Value::Null,
-                        };
-                        wrapper.insert(attr_field.key().to_owned(), v);
-                    }
-                    Value::Object(wrapper)
-                }
+                Value::Object(wrapper)
             };
             out.insert(sub.key().to_owned(), value);
         }
@@ -1232,21 +1219,7 @@ impl Exec<'_> {
         let peer = |field: &Field, kind: &KindSchema, node: &Node| -> Value {
             let mut out = Map::new();
             for sub in self.fields(field).unwrap_or_default() {
-                let value = match sub.name.as_str() {
-                    "id" => Value::String(node.id.clone()),
-                    "__typename" => Value::String(kind.kind.clone()),
-                    "hfid" => kind
-                        .hfid_attr()
-                        .and_then(|a| node.attrs.get(a))
-                        .map_or(Value::Null, |v| json!([value_text(v)])),
-                    "display_label" => kind
-                        .hfid_attr()
-                        .and_then(|a| node.attrs.get(a))
-                        .map_or(Value::String(node.id.clone()), |v| {
-                            Value::String(value_text(v))
-                        }),
-                    _ => Value::Null,
-                };
+                let value = node_meta(kind, node, &sub.name).unwrap_or(Value::Null);
                 out.insert(sub.key().to_owned(), value);
             }
             Value::Object(out)
@@ -1745,6 +1718,19 @@ impl Exec<'_> {
 }
 
 /// The text of a stored value, for hfids, display labels and loose comparisons.
+/// The fields every node answers whatever its kind (`id`, `__typename`, `hfid`,
+/// `display_label`); `None` for any other name.
+fn node_meta(kind: &KindSchema, node: &Node, name: &str) -> Option<Value> {
+    let label = || kind.hfid_attr().and_then(|a| node.attrs.get(a));
+    Some(match name {
+        "id" => Value::String(node.id.clone()),
+        "__typename" => Value::String(kind.kind.clone()),
+        "hfid" => label().map_or(Value::Null, |v| json!([value_text(v)])),
+        "display_label" => Value::String(label().map_or_else(|| node.id.clone(), value_text)),
+        _ => return None,
+    })
+}
+
 fn value_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
