@@ -137,26 +137,37 @@ pub struct Layers {
 impl Layers {
     /// Every piece as `config` describes it, reporting to `metrics`.
     pub fn from_config(config: &Config, metrics: Metrics) -> Result<Self, ConfigError> {
-        Self::build(config, metrics, None)
+        Self::build(config, metrics, None, Overrides::default())
     }
 
+    /// The pieces `overrides` does not give, built from `config`.
     fn build(
         config: &Config,
         metrics: Metrics,
         observer: Option<Arc<dyn Observer>>,
+        overrides: Overrides,
     ) -> Result<Self, ConfigError> {
         // Every layer reports to the metrics, and to the caller's observer when there is one.
         let events: Events = match observer {
             Some(extra) => (metrics.clone(), extra).into(),
             None => metrics.clone().into(),
         };
-        let rate_limiter = config
-            .rate_limiter_builder()?
-            .observer(events.clone())
-            .build()
-            .map_err(ConfigError::RateLimiter)?;
-        let retry = config.retry_policy()?.observer(events.clone());
-        let retry_after = config.retry_after_layer()?.observer(events);
+        let rate_limiter = match overrides.rate_limiter {
+            Some(limiter) => limiter,
+            None => config
+                .rate_limiter_builder()?
+                .observer(events.clone())
+                .build()
+                .map_err(ConfigError::RateLimiter)?,
+        };
+        let retry = match overrides.retry_policy {
+            Some(policy) => policy,
+            None => config.retry_policy()?.observer(events.clone()),
+        };
+        let retry_after = match overrides.retry_after {
+            Some(layer) => layer,
+            None => config.retry_after_layer()?.observer(events),
+        };
         metrics.observe_limiter(&rate_limiter);
         Ok(Self {
             metrics,
@@ -241,9 +252,7 @@ impl Client {
             config: config.clone(),
             metrics: None,
             observer: None,
-            rate_limiter: None,
-            retry_policy: None,
-            retry_after: None,
+            overrides: Overrides::default(),
         }
     }
 
@@ -315,6 +324,12 @@ pub struct ClientBuilder {
     config: Config,
     metrics: Option<Metrics>,
     observer: Option<Arc<dyn Observer>>,
+    overrides: Overrides,
+}
+
+/// Pieces given to a [`ClientBuilder`] instead of being built from its configuration.
+#[derive(Debug, Default)]
+struct Overrides {
     rate_limiter: Option<RateLimiter>,
     retry_policy: Option<RetryPolicy>,
     retry_after: Option<RetryAfterLayer>,
@@ -326,9 +341,7 @@ impl fmt::Debug for ClientBuilder {
             .field("config", &self.config)
             .field("metrics", &self.metrics)
             .field("observer", &self.observer.is_some())
-            .field("rate_limiter", &self.rate_limiter)
-            .field("retry_policy", &self.retry_policy)
-            .field("retry_after", &self.retry_after)
+            .field("overrides", &self.overrides)
             .finish()
     }
 }
@@ -351,21 +364,21 @@ impl ClientBuilder {
     /// Uses `limiter` (e.g. one shared with other clients, or backed by Redis) instead of one
     /// built from the configuration. Its observer is its own business.
     pub fn rate_limiter(mut self, limiter: RateLimiter) -> Self {
-        self.rate_limiter = Some(limiter);
+        self.overrides.rate_limiter = Some(limiter);
         self
     }
 
     /// Uses `policy` (e.g. with a classifier of your own) instead of the configured one. Its
     /// observer is its own business.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry_policy = Some(policy);
+        self.overrides.retry_policy = Some(policy);
         self
     }
 
     /// Uses `layer` (e.g. sharing a pause gate with another client) instead of the
     /// configured one.
     pub fn retry_after(mut self, layer: RetryAfterLayer) -> Self {
-        self.retry_after = Some(layer);
+        self.overrides.retry_after = Some(layer);
         self
     }
 
@@ -381,17 +394,7 @@ impl ClientBuilder {
                 self.config.metrics_builder().register(&mut registry)
             }
         };
-        let mut layers = Layers::build(&self.config, metrics, self.observer)?;
-        if let Some(limiter) = self.rate_limiter {
-            layers.metrics.observe_limiter(&limiter);
-            layers.rate_limiter = limiter;
-        }
-        if let Some(policy) = self.retry_policy {
-            layers.retry = policy;
-        }
-        if let Some(retry_after) = self.retry_after {
-            layers.retry_after = retry_after;
-        }
+        let layers = Layers::build(&self.config, metrics, self.observer, self.overrides)?;
         let connector = tls::connector(&self.config)?;
         let pooled = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
