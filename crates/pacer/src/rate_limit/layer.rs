@@ -191,12 +191,14 @@ where
             // Waiting: the ready service stays here for the next call; a clone is made ready
             // once the slot comes, so no readiness is held while waiting.
             Ok(Some(acquire)) => State::Waiting {
-                acquire: Some(acquire),
-                service: self.inner.clone(),
-                request: Some(request),
+                waiting: Box::new(Waiting {
+                    acquire: Some(acquire),
+                    service: self.inner.clone(),
+                    request: Some(request),
+                }),
             },
             Err(refused) => State::Refused {
-                error: Some(refused),
+                error: Some(Box::new(refused)),
             },
         };
         ResponseFuture { state }
@@ -220,19 +222,26 @@ pin_project! {
     where
         S: Service<Req>,
     {
+        // Boxed, like `Refused`: the happy path never waits, and a small future is cheaper to
+        // build and move through every layer above.
         Waiting {
-            acquire: Option<Acquire>,
-            service: S,
-            request: Option<Req>,
+            waiting: Box<Waiting<S, Req>>,
         },
         Calling {
             #[pin]
             future: S::Future,
         },
         Refused {
-            error: Option<RateLimited>,
+            error: Option<Box<RateLimited>>,
         },
     }
+}
+
+/// A request waiting for its slot, with a clone of the service to call once it comes.
+struct Waiting<S, Req> {
+    acquire: Option<Acquire>,
+    service: S,
+    request: Option<Req>,
 }
 
 impl<S, Req, Res> Future for ResponseFuture<S, Req>
@@ -246,11 +255,12 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Waiting {
-                    acquire,
-                    service,
-                    request,
-                } => {
+                StateProj::Waiting { waiting } => {
+                    let Waiting {
+                        acquire,
+                        service,
+                        request,
+                    } = &mut **waiting;
                     if let Some(pending) = acquire {
                         let acquired = ready!(Pin::new(pending).poll(cx));
                         *acquire = None;
@@ -270,7 +280,7 @@ where
                 }
                 StateProj::Refused { error } => {
                     return Poll::Ready(Err(match error.take() {
-                        Some(refused) => refused.into(),
+                        Some(refused) => refused as BoxError,
                         None => "rate limit future polled after completion".into(),
                     }));
                 }
@@ -309,10 +319,12 @@ where
                 future: self.inner.call(request),
             },
             Ok(Some(acquire)) => RejectKind::Deciding {
-                acquire,
-                limiter: self.limiter.clone(),
-                service: self.inner.clone(),
-                request: Some(request),
+                deciding: Box::new(Deciding {
+                    acquire,
+                    limiter: self.limiter.clone(),
+                    service: self.inner.clone(),
+                    request: Some(request),
+                }),
             },
             Err(refused) => RejectKind::Rejected {
                 response: Some(too_many_requests(&self.limiter, &refused)),
@@ -339,11 +351,9 @@ pin_project! {
     where
         S: Service<Req>,
     {
+        // Boxed, as in wait mode: only a shared store's round trip needs it.
         Deciding {
-            acquire: Acquire,
-            limiter: RateLimiter,
-            service: S,
-            request: Option<Req>,
+            deciding: Box<Deciding<S, Req>>,
         },
         Inner {
             #[pin]
@@ -353,6 +363,14 @@ pin_project! {
             response: Option<Response<B>>,
         },
     }
+}
+
+/// A request whose slot a shared store is deciding, with what it needs once granted.
+struct Deciding<S, Req> {
+    acquire: Acquire,
+    limiter: RateLimiter,
+    service: S,
+    request: Option<Req>,
 }
 
 impl<S, Req, B> Future for RejectFuture<S, Req, B>
@@ -366,12 +384,13 @@ where
         let mut kind = self.project().kind;
         loop {
             match kind.as_mut().project() {
-                RejectProj::Deciding {
-                    acquire,
-                    limiter,
-                    service,
-                    request,
-                } => {
+                RejectProj::Deciding { deciding } => {
+                    let Deciding {
+                        acquire,
+                        limiter,
+                        service,
+                        request,
+                    } = &mut **deciding;
                     let next = match ready!(Pin::new(acquire).poll(cx)) {
                         Err(refused) => RejectKind::Rejected {
                             response: Some(too_many_requests(limiter, &refused)),

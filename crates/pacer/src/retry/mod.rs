@@ -523,8 +523,9 @@ pin_project! {
         #[pin]
         state: State<S::Future, ResBody>,
         spare: Arc<Mutex<S>>,
-        // The service retries call: a clone of `spare`, made at the first retry.
-        service: Option<S>,
+        // The service retries call: a clone of `spare`, made at the first retry (boxed, so
+        // that the future a request without retries builds and moves stays small).
+        service: Option<Box<S>>,
         // Fires at the end of the total deadline; armed the first time an attempt is pending.
         deadline: Option<Pin<Box<Sleep>>>,
         attempt: Attempt<ReqBody>,
@@ -933,10 +934,12 @@ where
                 }
                 StateProj::Ready => {
                     let service = this.service.get_or_insert_with(|| {
-                        this.spare
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .clone()
+                        Box::new(
+                            this.spare
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .clone(),
+                        )
                     });
                     let ready = match service.poll_ready(cx) {
                         Poll::Ready(ready) => ready,

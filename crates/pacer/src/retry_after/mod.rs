@@ -397,10 +397,12 @@ where
             // Paused: wait with a clone of the service (which must be made ready itself
             // after the wait); `self.inner` keeps its readiness for the next call.
             Some((end, release)) => State::Waiting {
-                sleep: tokio::time::sleep_until(release),
-                end,
-                service: Some(self.inner.clone()),
-                request: Some(req),
+                waiting: Box::pin(Waiting {
+                    sleep: tokio::time::sleep_until(release),
+                    end,
+                    service: Some(self.inner.clone()),
+                    request: Some(req),
+                }),
             },
         };
         ResponseFuture {
@@ -435,17 +437,28 @@ pin_project! {
     where
         S: Service<Request<ReqBody>>,
     {
+        // Boxed: requests to an upstream that is not paused never wait, and a small future
+        // is cheaper to build and move through every layer above.
         Waiting {
-            #[pin]
-            sleep: Sleep,
-            end: Instant,
-            service: Option<S>,
-            request: Option<Request<ReqBody>>,
+            waiting: Pin<Box<Waiting<S, ReqBody>>>,
         },
         Calling {
             #[pin]
             future: S::Future,
         },
+    }
+}
+
+pin_project! {
+    /// A request held until its upstream's pause ends, with a clone of the service to call
+    /// then.
+    #[project = WaitingProj]
+    struct Waiting<S, ReqBody> {
+        #[pin]
+        sleep: Sleep,
+        end: Instant,
+        service: Option<S>,
+        request: Option<Request<ReqBody>>,
     }
 }
 
@@ -455,7 +468,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Waiting { end, .. } => format!("Waiting {{ end: {end:?} }}"),
+            State::Waiting { waiting } => format!("Waiting {{ end: {:?} }}", waiting.end),
             State::Calling { .. } => "Calling".to_owned(),
         };
         f.debug_struct("ResponseFuture")
@@ -475,12 +488,13 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting {
-                    mut sleep,
-                    end,
-                    service,
-                    request,
-                } => {
+                StateProj::Waiting { waiting } => {
+                    let WaitingProj {
+                        mut sleep,
+                        end,
+                        service,
+                        request,
+                    } = waiting.as_mut().project();
                     ready!(sleep.as_mut().poll(cx));
                     // The pause may have been extended while we slept.
                     if let Some((new_end, release)) = this.gate.release_at(*this.key) {
