@@ -1,21 +1,30 @@
-//! Shared by the `metrics` and `stack` benches: the request, the bare upstream, one poll, a
-//! limiter that never binds.
+//! Shared by the benches: the request, the bare upstream, one poll, a limiter that never
+//! binds, the four pacer layers, and a hyper server and client on 127.0.0.1.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
 use std::hint::black_box;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use criterion::{BenchmarkGroup, measurement::WallTime};
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use pacer::Namespace;
 use pacer::events::Events;
-use pacer::rate_limit::{Quota, RateLimiter};
-use tower::{Service, ServiceExt};
+use pacer::metrics::{Metrics, MetricsLayer};
+use pacer::rate_limit::{Quota, RateLimitLayer, RateLimiter};
+use pacer::retry::{RetryLayer, RetryPolicy};
+use pacer::retry_after::RetryAfterLayer;
+use tower::layer::util::{Identity, Stack};
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// Polls a future that must complete on its first poll.
 pub(crate) fn now<F: Future>(f: F) -> F::Output {
@@ -239,5 +248,91 @@ where
     let template = request();
     group.bench_function(name, |b| {
         b.iter(|| call_once(&mut svc, template.clone()));
+    });
+}
+
+pub(crate) type PacerLayers =
+    Stack<RateLimitLayer, Stack<RetryAfterLayer, Stack<RetryLayer, Stack<MetricsLayer, Identity>>>>;
+
+/// Metrics -> Retry -> RetryAfter -> RateLimit, every layer reporting to `metrics` when
+/// `observe` is set (as a user with metrics would configure them).
+pub(crate) fn pacer_layers(metrics: &Metrics, observe: bool) -> ServiceBuilder<PacerLayers> {
+    let events = if observe {
+        Events::new(metrics.clone())
+    } else {
+        Events::none()
+    };
+    ServiceBuilder::new()
+        .layer(MetricsLayer::new(metrics.clone()))
+        .layer(RetryLayer::new(RetryPolicy::new().observer(events.clone())))
+        .layer(RetryAfterLayer::new().observer(events.clone()))
+        .layer(RateLimitLayer::new(open_limiter(events)))
+}
+
+/// A hyper HTTP/1 server on 127.0.0.1 answering every request with a small body, on its own
+/// thread and current-thread runtime.
+pub(crate) fn start_server() -> SocketAddr {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        req.into_body().collect().await?;
+                        Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(
+                            b"{\"id\":\"4bf92f35\"}",
+                        ))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr_rx.recv().unwrap()
+}
+
+pub(crate) fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
+    let template = request();
+    let (mut parts, body) = template.into_parts();
+    parts.uri = format!("http://{addr}/admin/realms/tenant-a/users?briefRepresentation=true")
+        .parse()
+        .unwrap();
+    Request::from_parts(parts, body)
+}
+
+/// hyper-util's legacy client over plain HTTP, with `TCP_NODELAY` as the server has it.
+pub(crate) fn loopback_client() -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// `n` requests through `svc` on `rt`, one after the other, each body read to the end.
+pub(crate) fn loopback_calls<S, B>(
+    rt: &tokio::runtime::Runtime,
+    svc: &S,
+    template: &Request<Full<Bytes>>,
+    n: usize,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    rt.block_on(async {
+        for _ in 0..n {
+            let response = svc.clone().oneshot(template.clone()).await.unwrap();
+            response.into_body().collect().await.unwrap();
+        }
     });
 }

@@ -19,45 +19,22 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{Clock, CloneOnly, bench, calls, ok, open_limiter, paired, paired_on, request};
+use common::{
+    Clock, CloneOnly, bench, calls, loopback_calls, loopback_client, loopback_request, ok,
+    open_limiter, pacer_layers, paired, paired_on, request, start_server,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::BodyExt;
 use pacer::events::Events;
 use pacer::metrics::{Metrics, MetricsLayer};
 use pacer::rate_limit::RateLimitLayer;
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
 use prometheus_client::registry::Registry;
-use tower::layer::util::{Identity, Stack};
 use tower::timeout::TimeoutLayer;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-
-type PacerLayers =
-    Stack<RateLimitLayer, Stack<RetryAfterLayer, Stack<RetryLayer, Stack<MetricsLayer, Identity>>>>;
-
-/// Metrics -> Retry -> RetryAfter -> RateLimit, every layer reporting to `metrics` when
-/// `observe` is set (as a user with metrics would configure them).
-fn pacer_layers(metrics: &Metrics, observe: bool) -> ServiceBuilder<PacerLayers> {
-    let events = if observe {
-        Events::new(metrics.clone())
-    } else {
-        Events::none()
-    };
-    ServiceBuilder::new()
-        .layer(MetricsLayer::new(metrics.clone()))
-        .layer(RetryLayer::new(RetryPolicy::new().observer(events.clone())))
-        .layer(RetryAfterLayer::new().observer(events.clone()))
-        .layer(RateLimitLayer::new(open_limiter(events)))
-}
+use tower::{Layer, ServiceExt};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -143,67 +120,6 @@ fn happy_path(c: &mut Criterion) {
     group.finish();
 }
 
-/// A hyper HTTP/1 server on 127.0.0.1 answering every request with a small body, on its own
-/// thread and current-thread runtime.
-fn start_server() -> SocketAddr {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                        req.into_body().collect().await?;
-                        Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(
-                            b"{\"id\":\"4bf92f35\"}",
-                        ))))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    addr_rx.recv().unwrap()
-}
-
-fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
-    let template = request();
-    let (mut parts, body) = template.into_parts();
-    parts.uri = format!("http://{addr}/admin/realms/tenant-a/users?briefRepresentation=true")
-        .parse()
-        .unwrap();
-    Request::from_parts(parts, body)
-}
-
-/// `n` requests through `svc` on `rt`, one after the other, each body read to the end.
-fn loopback_calls<S, B>(
-    rt: &tokio::runtime::Runtime,
-    svc: &S,
-    template: &Request<Full<Bytes>>,
-    n: usize,
-) where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    rt.block_on(async {
-        for _ in 0..n {
-            let response = svc.clone().oneshot(template.clone()).await.unwrap();
-            response.into_body().collect().await.unwrap();
-        }
-    });
-}
-
 fn loopback(c: &mut Criterion) {
     let addr = start_server();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -211,10 +127,7 @@ fn loopback(c: &mut Criterion) {
         .build()
         .unwrap();
     let _guard = rt.enter();
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    let client = loopback_client();
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let layers = pacer_layers(&metrics, true).service(client.clone());
