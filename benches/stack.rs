@@ -12,7 +12,9 @@
 //!   tower-http's `TraceLayer` alone (what a user would pick instead), and a control that
 //!   compares the bare client with itself to show the noise floor. The layers cost several
 //!   times more here than in `stack/*`: between two requests the kernel and hyper evict their
-//!   code and data from the CPU caches, so each request runs them cold.
+//!   code and data from the CPU caches, so each request runs them cold. Timing ranks single
+//!   layers no finer than ±1.5 µs on a busy machine; `benches/instructions.sh` counts the
+//!   instructions of the same requests instead.
 //!
 //! `flock /tmp/pacer-bench.lock cargo bench -p benches --bench stack`
 #![allow(clippy::unwrap_used, missing_docs)]
