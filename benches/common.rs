@@ -310,6 +310,21 @@ pub(crate) fn loopback_request(addr: SocketAddr) -> Request<Full<Bytes>> {
     Request::from_parts(parts, body)
 }
 
+/// A hyper server on 127.0.0.1 ([`start_server`]), a current-thread runtime for the client,
+/// the client ([`loopback_client`]) and the request to send it ([`loopback_request`]).
+pub(crate) fn loopback_setup() -> (
+    tokio::runtime::Runtime,
+    Client<HttpConnector, Full<Bytes>>,
+    Request<Full<Bytes>>,
+) {
+    let addr = start_server();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (rt, loopback_client(), loopback_request(addr))
+}
+
 /// hyper-util's legacy client over plain HTTP, with `TCP_NODELAY` as the server has it.
 pub(crate) fn loopback_client() -> Client<HttpConnector, Full<Bytes>> {
     let mut connector = HttpConnector::new();

@@ -19,10 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    CloneOnly, loopback_calls, loopback_client, loopback_request, open_limiter, pacer_layers,
-    start_server,
-};
+use common::{CloneOnly, loopback_calls, loopback_setup, open_limiter, pacer_layers};
 use pacer::events::Events;
 use pacer::metrics::{Metrics, MetricsLayer};
 use pacer::rate_limit::RateLimitLayer;
@@ -65,16 +62,10 @@ fn main() {
 }
 
 fn run(variant: &str, requests: usize) {
-    let addr = start_server();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, client, template) = loopback_setup();
     let _guard = rt.enter();
-    let client = loopback_client();
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
-    let template = loopback_request(addr);
     let timeout = TimeoutLayer::new(Duration::from_secs(10));
     let rt = &rt;
     let template = &template;

@@ -24,8 +24,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Clock, CloneOnly, bench, calls, loopback_calls, loopback_client, loopback_request, ok,
-    open_limiter, pacer_layers, paired, paired_on, request, start_server,
+    Clock, CloneOnly, bench, calls, loopback_calls, loopback_setup, ok, open_limiter, pacer_layers,
+    paired, paired_on, request,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
@@ -123,20 +123,14 @@ fn happy_path(c: &mut Criterion) {
 }
 
 fn loopback(c: &mut Criterion) {
-    let addr = start_server();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, client, template) = loopback_setup();
     let _guard = rt.enter();
-    let client = loopback_client();
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);
     let layers = pacer_layers(&metrics, true).service(client.clone());
     let with_timeout = pacer_layers(&metrics, true)
         .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
         .service(client.clone());
-    let template = loopback_request(addr);
 
     // Each variant against the bare client in its own paired run: 200 rounds of 50 requests.
     let compare = |clock: Clock, name: &str, with: &mut dyn FnMut(usize)| {

@@ -55,46 +55,31 @@ fn open_limiter() -> RateLimiter {
 /// Well under the service's and the heavy request's size: neither is held inline.
 const SMALL: usize = 1024;
 
+fn assert_small<F>(future: &F) {
+    let size = size_of_val(future);
+    assert!(size < SMALL, "{size} bytes");
+}
+
 #[test]
 fn rate_limit_future_holds_neither_service_nor_request_inline() {
     let mut service = RateLimitLayer::new(open_limiter()).layer(HEAVY);
-    let future = service.call(heavy_request());
-    assert!(
-        size_of_val(&future) < SMALL,
-        "{} bytes",
-        size_of_val(&future)
-    );
+    assert_small(&service.call(heavy_request()));
 }
 
 #[test]
 fn reject_mode_future_holds_neither_service_nor_request_inline() {
     let mut service = RateLimitLayer::reject(open_limiter()).layer(HEAVY);
-    let future = service.call(heavy_request());
-    assert!(
-        size_of_val(&future) < SMALL,
-        "{} bytes",
-        size_of_val(&future)
-    );
+    assert_small(&service.call(heavy_request()));
 }
 
 #[tokio::test]
 async fn retry_after_future_holds_neither_service_nor_request_inline() {
     let mut service = RetryAfterLayer::new().layer(HEAVY);
-    let future = service.call(heavy_request());
-    assert!(
-        size_of_val(&future) < SMALL,
-        "{} bytes",
-        size_of_val(&future)
-    );
+    assert_small(&service.call(heavy_request()));
 }
 
 #[test]
 fn retry_future_holds_no_service_inline() {
     let mut service = RetryLayer::new(RetryPolicy::new()).layer(HEAVY);
-    let future = service.call(Request::new(Full::new(Bytes::from_static(b"{}"))));
-    assert!(
-        size_of_val(&future) < SMALL,
-        "{} bytes",
-        size_of_val(&future)
-    );
+    assert_small(&service.call(Request::new(Full::new(Bytes::from_static(b"{}")))));
 }
