@@ -21,8 +21,7 @@ bin=$(cargo bench -p benches --bench loopback_instructions --no-run --message-fo
 
 variants=("$@")
 if [ ${#variants[@]} -eq 0 ]; then
-    variants=(bare pacer_layers pacer_layers_and_timeout metrics retry retry_after rate_limit
-        tower_retry tower_http_trace tower_timeout)
+    mapfile -t variants < <("$bin" --list)
 fi
 
 instructions() { # variant requests -> total instructions of the run

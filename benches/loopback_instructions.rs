@@ -29,7 +29,7 @@ use prometheus_client::registry::Registry;
 use tower::Layer;
 use tower::timeout::TimeoutLayer;
 
-/// The variants, in the order `instructions.sh` prints them.
+/// The variants, in the order `instructions.sh` prints them (`--list` prints them).
 const VARIANTS: [&str; 10] = [
     "bare",
     "pacer_layers",
@@ -49,6 +49,12 @@ const WARM_UP: usize = 200;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for variant in VARIANTS {
+            println!("{variant}");
+        }
+        return;
+    }
     let variant = args.iter().find(|a| VARIANTS.contains(&a.as_str()));
     let requests = args.iter().find_map(|a| a.parse::<usize>().ok());
     match (variant, requests) {
