@@ -8,8 +8,9 @@
 //! client's, so both behave identically.
 //!
 //! Calling [`Client::send`] from inside an async runtime would block one of its threads; it
-//! returns an error instead. Clones share the runtime and the stack, and can be used from many
-//! threads at once.
+//! returns an error instead ([`InRuntime`](super::runtime::InRuntime), boxed). Clones share the runtime (a
+//! [`BlockingRuntime`]) and the stack, and can be used from many threads at once; the last
+//! one may be dropped inside an async context.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -36,12 +37,11 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use tokio::runtime::Runtime;
 
+use super::runtime::BlockingRuntime;
 use super::{ClientError, RequestBody};
 use crate::BoxError;
 use crate::config::Config;
@@ -50,7 +50,7 @@ use crate::config::Config;
 #[derive(Clone)]
 pub struct Client {
     inner: super::Client,
-    runtime: Arc<OwnedRuntime>,
+    runtime: BlockingRuntime,
 }
 
 impl fmt::Debug for Client {
@@ -58,20 +58,6 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
-    }
-}
-
-/// The runtime, shut down without blocking when the last clone is dropped inside an async
-/// context (where a blocking shutdown would panic).
-struct OwnedRuntime(Option<Runtime>);
-
-impl Drop for OwnedRuntime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            }
-        }
     }
 }
 
@@ -85,15 +71,11 @@ impl Client {
     /// Drives `client` (built with [`super::Client::builder`], e.g. to export its metrics)
     /// from a runtime of its own.
     pub fn new(client: super::Client) -> Result<Client, ClientError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pacer-blocking")
-            .enable_all()
-            .build()
+        let runtime = BlockingRuntime::new("pacer-blocking")
             .map_err(|e| ClientError::Runtime(e.to_string()))?;
         Ok(Client {
             inner: client,
-            runtime: Arc::new(OwnedRuntime(Some(runtime))),
+            runtime,
         })
     }
 
@@ -106,26 +88,21 @@ impl Client {
     /// [`DEFAULT_MAX_RESPONSE_BYTES`](super::DEFAULT_MAX_RESPONSE_BYTES); a longer one is an
     /// error).
     ///
-    /// Errors are those of the async client, or an error saying the call was made from
-    /// inside an async runtime.
+    /// Errors are those of the async client, or [`InRuntime`](super::runtime::InRuntime) when the call was made from
+    /// inside an async runtime (use [`super::Client`] there).
     pub fn send(
         &self,
         request: Request<impl Into<RequestBody>>,
     ) -> Result<Response<Bytes>, BoxError> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(
-                "pacer::client::blocking::Client::send called from within an async runtime; \
-                 use pacer::client::Client there"
-                    .into(),
-            );
-        }
-        let Some(runtime) = self.runtime.0.as_ref() else {
-            return Err("the blocking client's runtime is gone".into());
-        };
         let request = request.map(Into::into);
-        runtime.block_on(async {
+        self.runtime.block_on(async {
             let response = self.inner.send(request).await?;
             super::read_to_end(response, super::DEFAULT_MAX_RESPONSE_BYTES).await
-        })
+        })?
+    }
+
+    /// The runtime this client (and its clones) runs on.
+    pub fn runtime(&self) -> &BlockingRuntime {
+        &self.runtime
     }
 }

@@ -73,6 +73,7 @@
 pub mod blocking;
 mod body;
 mod builder_ext;
+pub mod runtime;
 mod tls;
 
 use std::fmt;
