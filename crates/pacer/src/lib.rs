@@ -7,12 +7,15 @@
 //! | [`events`] | the observer trait the layers report to; metrics and tracing subscribe to it |
 //! | `metrics` | feature `metrics`: prometheus-client metrics and `MetricsLayer` |
 //! | `config` | feature `config`: `Config` with the defaults, from files and environment variables |
+//! | `auth` | feature `auth`: `BearerAuthLayer`, one single-flight bearer-token cache over an API's `TokenSource`; the API-key header |
 //! | `client` | feature `client`: the ready stack over hyper-util's pooled client with rustls, from a `Config`; `ServiceBuilderExt`; a blocking facade |
 //!
 //! See the README for how the layers compose.
 #![deny(unsafe_code, missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod body;
 #[cfg(feature = "client")]
 pub mod client;
