@@ -193,3 +193,77 @@ fn secrets_are_redacted_in_debug() {
         .refresh_token(SecretString::from(SECRET), None);
     assert!(!format!("{answer:?}").contains(SECRET));
 }
+
+/// A request body that cannot be copied, so a request with it cannot be replayed.
+struct OneShot;
+
+impl From<bytes::Bytes> for OneShot {
+    fn from(_: bytes::Bytes) -> Self {
+        OneShot
+    }
+}
+
+impl crate::body::TryCloneBody for OneShot {
+    fn try_clone_body(&self) -> Option<Self> {
+        None
+    }
+}
+
+struct Plain;
+
+impl TokenSource for Plain {
+    fn token_request(&self, _: &Grant<'_>) -> Result<http::Request<bytes::Bytes>, AuthError> {
+        Ok(http::Request::post("http://auth.test/token")
+            .body(bytes::Bytes::new())
+            .unwrap())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_401_to_a_request_that_cannot_be_replayed_is_returned_and_the_token_dropped() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{Layer, ServiceExt};
+
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let upstream = {
+        let (tokens, calls) = (Arc::clone(&tokens), Arc::clone(&calls));
+        tower::service_fn(move |request: http::Request<OneShot>| {
+            let token = request.uri().path() == "/token";
+            let n = if token { &tokens } else { &calls }.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let mut response = http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from(format!(r#"{{"access_token":"t-{n}"}}"#)),
+                ));
+                if !token {
+                    *response.status_mut() = StatusCode::UNAUTHORIZED;
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        })
+    };
+    let service = BearerAuthLayer::new(Plain).layer(upstream);
+    let request = || {
+        http::Request::get("http://api.test/")
+            .body(OneShot)
+            .unwrap()
+    };
+    let response = service.clone().oneshot(request()).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "returned as it is"
+    );
+    assert_eq!(
+        (tokens.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)),
+        (1, 1),
+        "no replay"
+    );
+    // The refused token is not used again: the next call gets a new one.
+    service.clone().oneshot(request()).await.unwrap();
+    assert_eq!(
+        (tokens.load(Ordering::SeqCst), calls.load(Ordering::SeqCst)),
+        (2, 2)
+    );
+}
