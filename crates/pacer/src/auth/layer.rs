@@ -54,7 +54,7 @@ pub(crate) struct Shared {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The source's type, never its fields (they hold the credentials).
-        f.debug_struct("BearerAuth")
+        f.debug_struct("BearerAuthLayer")
             .field("source", &self.source_type)
             .field("namespace", &self.settings.namespace)
             .field("renew_margin", &self.settings.timing.margin)

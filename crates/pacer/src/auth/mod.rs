@@ -171,5 +171,7 @@ pub use layer::{
     DEFAULT_RENEW_MARGIN, DEFAULT_RENEW_RETRY_INTERVAL, DEFAULT_TOKEN_NAMESPACE,
     DEFAULT_TOKEN_TIMEOUT, ResponseFuture,
 };
+/// The `secrecy` crate, for its other types (`SecretBox`, `ExposeSecretMut`).
+pub use secrecy;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{Grant, TokenResponse, TokenSource};
