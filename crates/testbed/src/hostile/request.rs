@@ -81,7 +81,7 @@ where
         if let Some(parsed) = parse_head(buf)? {
             break parsed;
         }
-        if buf.len() > MAX_HEAD {
+        if buf.len() >= MAX_HEAD {
             return Err(ReadError::TooLarge(431));
         }
         if io.read_buf(buf).await? == 0 {
@@ -105,7 +105,8 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<(Request, Option<usize>, bool
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
-    let head_len = match parsed.parse(buf) {
+    // Parsing no more than the bound makes a longer head Partial, then TooLarge.
+    let head_len = match parsed.parse(&buf[..buf.len().min(MAX_HEAD)]) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(ReadError::TooLarge(431)),
@@ -283,6 +284,11 @@ mod tests {
         assert_eq!(
             read(b"GET / HTTP/1.1\r\nHost: x\r\n").await.err(),
             Some(ReadError::Closed)
+        );
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(
+            read(long.as_bytes()).await.err(),
+            Some(ReadError::TooLarge(431))
         );
         let many = format!(
             "GET / HTTP/1.1\r\n{}\r\n",

@@ -21,6 +21,8 @@ use super::rule::Rules;
 
 /// How long the accept loop rests after a failed `accept` (out of descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// How long a refused connection is still read from before it is closed.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Everything every connection shares.
 #[derive(Debug)]
@@ -112,7 +114,9 @@ async fn connection(mut stream: TcpStream, id: u64, shared: Arc<Shared>) {
     }
 }
 
-/// A plain refusal of a request the server could not read, then a close.
+/// A plain refusal of a request the server could not read, then a lingering close: what
+/// the client still sends is read (for a while) so that the close does not turn into a
+/// reset that destroys the refusal before the client reads it.
 async fn refuse(mut stream: TcpStream, status: StatusCode) {
     let reply = Reply::json(
         status,
@@ -120,6 +124,7 @@ async fn refuse(mut stream: TcpStream, status: StatusCode) {
     );
     let _ = stream.write_all(&reply.encode(false, false)).await;
     let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, hold(stream)).await;
 }
 
 /// Says nothing more; reads (and drops) what the client sends until it closes.
