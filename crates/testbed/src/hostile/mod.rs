@@ -74,6 +74,29 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Blocking clients
+//!
+//! The server runs on the tokio runtime that starts it. A test of a blocking client keeps a
+//! multi-thread runtime alive for it and calls the client from its own thread:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use pacer_testbed::hostile::{Behaviour, HostileServer, Rule};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let server = runtime.block_on(
+//!     HostileServer::builder().rule(Rule::new("/", Behaviour::ThrottleZero)).start(),
+//! )?;
+//! let mut stream = std::net::TcpStream::connect(server.addr())?; // any blocking client
+//! stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+//! stream.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")?;
+//! let mut answer = String::new();
+//! stream.read_to_string(&mut answer)?;
+//! assert!(answer.starts_with("HTTP/1.1 429"));
+//! # Ok(()) }
+//! ```
+//!
 //! # Behaviours
 //!
 //! Intervals and sizes are the [`catalogue`]'s (a 20 ms drip interval); every duration and
