@@ -132,10 +132,12 @@
 //! keyed on a request header with [`TestbedBuilder::rate_limit_key`] (else one default
 //! namespace). [`Faults`] injects 429 storms, 503s, latency and connection resets before the
 //! limit; [`Stats`] counts what was answered.
+//! [`hostile`] is a raw-socket server that misbehaves at the HTTP/1.1 wire level on demand.
 #![deny(unsafe_code, missing_docs)]
 
 mod faults;
 mod graphql;
+pub mod hostile;
 mod infrahub;
 mod keycloak;
 mod server;
