@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::Credentials;
-use crate::graphql::{self, Field, Input, OperationKind};
+use crate::graphql::{self, Field, OperationKind};
 use crate::util::{bearer, deadline, json, jwt, new_id, unix_now};
 
 /// The Infrahub version the fake claims to be (`InfrahubInfo`).
@@ -705,45 +705,17 @@ fn execute_request(ih: &Infrahub, branch: &str, body: &[u8]) -> Response {
         _ => Map::new(),
     };
     let operation_name = request.get("operationName").and_then(Value::as_str);
-    let document = match graphql::parse(query) {
-        Ok(document) => document,
+    let operation = match graphql::operation(query, operation_name, &variables) {
+        Ok(operation) => operation,
         Err(message) => return errors_only(message),
     };
-    let operation = match operation_name {
-        Some(name) => document
-            .operations
-            .iter()
-            .find(|op| op.name.as_deref() == Some(name)),
-        None if document.operations.len() == 1 => document.operations.first(),
-        None => {
-            return errors_only(
-                "Must provide operation name if query contains multiple operations.".into(),
-            );
-        }
-    };
-    let Some(operation) = operation else {
-        return errors_only(format!(
-            "Unknown operation named '{}'.",
-            operation_name.unwrap_or("")
-        ));
-    };
-    let mut vars = Map::new();
-    for (name, default) in &operation.defaults {
-        vars.insert(name.clone(), default.resolve(&Map::new()));
-    }
-    vars.extend(variables);
-    let fields = match document.flatten(&operation.selection) {
-        Ok(fields) => fields,
-        Err(message) => return errors_only(message),
-    };
+    let fields = operation.fields;
     let mut state = ih.lock();
     if !state.branches.contains_key(branch) {
         return errors_only(format!("Branch: {branch} not found."));
     }
     let exec = Exec {
         kinds: state.kinds.clone(),
-        document: &document,
-        vars: &vars,
     };
     let root = match operation.kind {
         OperationKind::Query => "Query",
@@ -778,7 +750,7 @@ fn execute_request(ih: &Infrahub, branch: &str, body: &[u8]) -> Response {
     }
     // GraphQL responses list fields in selection order (serde_json's map is sorted).
     let mut body = String::from("{\"data\":");
-    write_ordered(&mut body, &Value::Object(data), &fields, &document, 0);
+    write_ordered(&mut body, &Value::Object(data), &fields, 0);
     if !errors.is_empty() {
         body.push_str(",\"errors\":");
         body.push_str(&Value::Array(errors).to_string());
@@ -793,13 +765,7 @@ fn execute_request(ih: &Infrahub, branch: &str, body: &[u8]) -> Response {
 }
 
 /// Writes `value` as JSON with each object's keys in the order `fields` selects them.
-fn write_ordered(
-    out: &mut String,
-    value: &Value,
-    fields: &[Field],
-    document: &graphql::Document,
-    depth: usize,
-) {
+fn write_ordered(out: &mut String, value: &Value, fields: &[Field], depth: usize) {
     match value {
         Value::Object(map) if !fields.is_empty() && depth < 64 => {
             out.push('{');
@@ -816,8 +782,7 @@ fn write_ordered(
                 written.push(key);
                 out.push_str(&Value::String(key.to_owned()).to_string());
                 out.push(':');
-                let sub = document.flatten(&field.selection).unwrap_or_default();
-                write_ordered(out, item, &sub, document, depth + 1);
+                write_ordered(out, item, &field.selection, depth + 1);
             }
             // Anything the selection does not name (none today) still goes out.
             for (key, item) in map {
@@ -839,7 +804,7 @@ fn write_ordered(
                 if i > 0 {
                     out.push(',');
                 }
-                write_ordered(out, item, fields, document, depth + 1);
+                write_ordered(out, item, fields, depth + 1);
             }
             out.push(']');
         }
@@ -847,11 +812,9 @@ fn write_ordered(
     }
 }
 
-struct Exec<'a> {
+struct Exec {
     /// The kinds served when the request arrived.
     kinds: BTreeMap<String, KindSchema>,
-    document: &'a graphql::Document,
-    vars: &'a Map<String, Value>,
 }
 
 const MUTATION_SUFFIXES: [&str; 4] = ["Create", "Update", "Upsert", "Delete"];
@@ -910,17 +873,9 @@ fn no_subfields(field: &Field, on: &str) -> Result<(), String> {
     }
 }
 
-impl Exec<'_> {
-    fn fields(&self, field: &Field) -> Result<Vec<Field>, String> {
-        self.document.flatten(&field.selection)
-    }
-
+impl Exec {
     fn arg(&self, field: &Field, name: &str) -> Option<Value> {
-        field
-            .arguments
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v): &(String, Input)| v.resolve(self.vars))
+        field.argument(name).cloned()
     }
 
     fn kind(&self, name: &str) -> Option<&KindSchema> {
@@ -972,11 +927,11 @@ impl Exec<'_> {
         }
         if field.name == "InfrahubIPAddressPoolGetResource" {
             needs_subfields(field, "IPAddressPoolGetResource")?;
-            for sub in self.fields(field)? {
+            for sub in &field.selection {
                 match sub.name.as_str() {
-                    "ok" | "__typename" => no_subfields(&sub, "Boolean")?,
+                    "ok" | "__typename" => no_subfields(sub, "Boolean")?,
                     "node" => self.validate_flat(
-                        &sub,
+                        sub,
                         "PoolAllocatedNode",
                         &[
                             "id",
@@ -998,11 +953,11 @@ impl Exec<'_> {
         ) {
             let payload = field.name.clone();
             needs_subfields(field, &payload)?;
-            for sub in self.fields(field)? {
+            for sub in &field.selection {
                 match sub.name.as_str() {
-                    "ok" | "__typename" => no_subfields(&sub, "Boolean")?,
+                    "ok" | "__typename" => no_subfields(sub, "Boolean")?,
                     "object" if field.name != "BranchDelete" => {
-                        self.validate_flat(&sub, "Branch", &BRANCH_FIELDS)?
+                        self.validate_flat(sub, "Branch", &BRANCH_FIELDS)?
                     }
                     other => return Err(cannot_query(other, &payload)),
                 }
@@ -1046,12 +1001,12 @@ impl Exec<'_> {
             }
         }
         needs_subfields(field, &field.name)?;
-        for sub in self.fields(field)? {
+        for sub in &field.selection {
             match sub.name.as_str() {
-                "ok" | "__typename" => no_subfields(&sub, "Boolean")?,
+                "ok" | "__typename" => no_subfields(sub, "Boolean")?,
                 "object" if suffix != "Delete" => {
-                    needs_subfields(&sub, &kind.kind)?;
-                    self.validate_node(kind, &sub)?;
+                    needs_subfields(sub, &kind.kind)?;
+                    self.validate_node(kind, sub)?;
                 }
                 other => return Err(cannot_query(other, &field.name)),
             }
@@ -1061,11 +1016,11 @@ impl Exec<'_> {
 
     fn validate_flat(&self, field: &Field, on: &str, allowed: &[&str]) -> Result<(), String> {
         needs_subfields(field, on)?;
-        for sub in self.fields(field)? {
+        for sub in &field.selection {
             if !allowed.contains(&sub.name.as_str()) {
                 return Err(cannot_query(&sub.name, on));
             }
-            no_subfields(&sub, "String")?;
+            no_subfields(sub, "String")?;
         }
         Ok(())
     }
@@ -1073,19 +1028,19 @@ impl Exec<'_> {
     fn validate_paginated(&self, kind: &KindSchema, field: &Field) -> Result<(), String> {
         let on = format!("Paginated{}", kind.kind);
         needs_subfields(field, &on)?;
-        for sub in self.fields(field)? {
+        for sub in &field.selection {
             match sub.name.as_str() {
-                "count" | "__typename" => no_subfields(&sub, "Int")?,
+                "count" | "__typename" => no_subfields(sub, "Int")?,
                 "edges" => {
                     let edged = format!("Edged{}", kind.kind);
-                    needs_subfields(&sub, &edged)?;
-                    for edge in self.fields(&sub)? {
+                    needs_subfields(sub, &edged)?;
+                    for edge in &sub.selection {
                         match edge.name.as_str() {
                             "node" => {
-                                needs_subfields(&edge, &kind.kind)?;
-                                self.validate_node(kind, &edge)?;
+                                needs_subfields(edge, &kind.kind)?;
+                                self.validate_node(kind, edge)?;
                             }
-                            "__typename" => no_subfields(&edge, "String")?,
+                            "__typename" => no_subfields(edge, "String")?,
                             other => return Err(cannot_query(other, &edged)),
                         }
                     }
@@ -1097,16 +1052,16 @@ impl Exec<'_> {
     }
 
     fn validate_node(&self, kind: &KindSchema, field: &Field) -> Result<(), String> {
-        for sub in self.fields(field)? {
+        for sub in &field.selection {
             match sub.name.as_str() {
-                "id" | "hfid" | "display_label" | "__typename" => no_subfields(&sub, "String")?,
+                "id" | "hfid" | "display_label" | "__typename" => no_subfields(sub, "String")?,
                 name if kind.attr(name).is_some() => {
-                    needs_subfields(&sub, "TextAttribute")?;
-                    for attr_field in self.fields(&sub)? {
+                    needs_subfields(sub, "TextAttribute")?;
+                    for attr_field in &sub.selection {
                         if !ATTRIBUTE_FIELDS.contains(&attr_field.name.as_str()) {
                             return Err(cannot_query(&attr_field.name, "TextAttribute"));
                         }
-                        no_subfields(&attr_field, "String")?;
+                        no_subfields(attr_field, "String")?;
                     }
                 }
                 name if kind.rel(name).is_some() => {
@@ -1116,24 +1071,24 @@ impl Exec<'_> {
                     } else {
                         "NestedEdgedCoreNode"
                     };
-                    needs_subfields(&sub, on)?;
-                    for rel_field in self.fields(&sub)? {
+                    needs_subfields(sub, on)?;
+                    for rel_field in &sub.selection {
                         match rel_field.name.as_str() {
-                            "count" if many => no_subfields(&rel_field, "Int")?,
-                            "__typename" => no_subfields(&rel_field, "String")?,
+                            "count" if many => no_subfields(rel_field, "Int")?,
+                            "__typename" => no_subfields(rel_field, "String")?,
                             "edges" if many => {
-                                needs_subfields(&rel_field, "NestedEdgedCoreNode")?;
-                                for edge in self.fields(&rel_field)? {
+                                needs_subfields(rel_field, "NestedEdgedCoreNode")?;
+                                for edge in &rel_field.selection {
                                     match edge.name.as_str() {
-                                        "node" => self.validate_peer(&edge)?,
-                                        "__typename" => no_subfields(&edge, "String")?,
+                                        "node" => self.validate_peer(edge)?,
+                                        "__typename" => no_subfields(edge, "String")?,
                                         other => {
                                             return Err(cannot_query(other, "NestedEdgedCoreNode"));
                                         }
                                     }
                                 }
                             }
-                            "node" if !many => self.validate_peer(&rel_field)?,
+                            "node" if !many => self.validate_peer(rel_field)?,
                             other => return Err(cannot_query(other, on)),
                         }
                     }
@@ -1156,7 +1111,7 @@ impl Exec<'_> {
 
     fn project_flat(&self, field: &Field, source: &Map<String, Value>, typename: &str) -> Value {
         let mut out = Map::new();
-        for sub in self.fields(field).unwrap_or_default() {
+        for sub in &field.selection {
             let value = if sub.name == "__typename" {
                 Value::String(typename.to_owned())
             } else {
@@ -1169,16 +1124,16 @@ impl Exec<'_> {
 
     fn project_node(&self, kind: &KindSchema, field: &Field, node: &Node, all: &Nodes) -> Value {
         let mut out = Map::new();
-        for sub in self.fields(field).unwrap_or_default() {
+        for sub in &field.selection {
             let name = sub.name.as_str();
             let value = if let Some(rel) = kind.rel(name) {
-                self.project_rel(&sub, node.rels.get(name), rel.many, all)
+                self.project_rel(sub, node.rels.get(name), rel.many, all)
             } else if let Some(meta) = node_meta(kind, node, name) {
                 meta
             } else {
                 let value = node.attrs.get(name).cloned().unwrap_or(Value::Null);
                 let mut wrapper = Map::new();
-                for attr_field in self.fields(&sub).unwrap_or_default() {
+                for attr_field in &sub.selection {
                     let v = match attr_field.name.as_str() {
                         "value" => value.clone(),
                         "is_default" => Value::Bool(value.is_null()),
@@ -1218,27 +1173,27 @@ impl Exec<'_> {
             .collect();
         let peer = |field: &Field, kind: &KindSchema, node: &Node| -> Value {
             let mut out = Map::new();
-            for sub in self.fields(field).unwrap_or_default() {
+            for sub in &field.selection {
                 let value = node_meta(kind, node, &sub.name).unwrap_or(Value::Null);
                 out.insert(sub.key().to_owned(), value);
             }
             Value::Object(out)
         };
         let mut out = Map::new();
-        for sub in self.fields(field).unwrap_or_default() {
+        for sub in &field.selection {
             let value = match sub.name.as_str() {
                 "count" => json!(found.len()),
                 "node" => found
                     .first()
-                    .map_or(Value::Null, |(kind, node)| peer(&sub, kind, node)),
+                    .map_or(Value::Null, |(kind, node)| peer(sub, kind, node)),
                 "edges" => Value::Array(
                     found
                         .iter()
                         .map(|(kind, node)| {
                             let mut edge = Map::new();
-                            for edge_field in self.fields(&sub).unwrap_or_default() {
+                            for edge_field in &sub.selection {
                                 let v = if edge_field.name == "node" {
-                                    peer(&edge_field, kind, node)
+                                    peer(edge_field, kind, node)
                                 } else {
                                     Value::String("NestedEdgedCoreNode".into())
                                 };
@@ -1321,7 +1276,7 @@ impl Exec<'_> {
             .and_then(|v| v.as_u64())
             .map_or(usize::MAX, |l| l as usize);
         let mut out = Map::new();
-        for sub in self.fields(field)? {
+        for sub in &field.selection {
             let value = match sub.name.as_str() {
                 "count" => json!(matching.len()),
                 "__typename" => Value::String(format!("Paginated{}", kind.kind)),
@@ -1332,9 +1287,9 @@ impl Exec<'_> {
                         .take(limit)
                         .map(|node| {
                             let mut edge = Map::new();
-                            for edge_field in self.fields(&sub).unwrap_or_default() {
+                            for edge_field in &sub.selection {
                                 let v = if edge_field.name == "node" {
-                                    self.project_node(kind, &edge_field, node, all)
+                                    self.project_node(kind, edge_field, node, all)
                                 } else {
                                     Value::String(format!("Edged{}", kind.kind))
                                 };
@@ -1363,7 +1318,7 @@ impl Exec<'_> {
             stored == wanted || (!stored.is_null() && value_text(stored) == value_text(wanted))
         };
         for (name, input) in &field.arguments {
-            let wanted = input.resolve(self.vars);
+            let wanted = input;
             let ok = match name.as_str() {
                 "offset" | "limit" | "order" | "partial_match" => true,
                 "ids" => match &wanted {
@@ -1379,7 +1334,7 @@ impl Exec<'_> {
                     _ => false,
                 },
                 "any__value" => {
-                    wanted.is_null() || node.attrs.values().any(|v| equal(Some(v), &wanted))
+                    wanted.is_null() || node.attrs.values().any(|v| equal(Some(v), wanted))
                 }
                 other => {
                     if let Some(attr) = other.strip_suffix("__values") {
@@ -1390,7 +1345,7 @@ impl Exec<'_> {
                             _ => true,
                         }
                     } else if let Some(attr) = other.strip_suffix("__value") {
-                        wanted.is_null() || equal(node.attrs.get(attr), &wanted)
+                        wanted.is_null() || equal(node.attrs.get(attr), wanted)
                     } else {
                         true
                     }
@@ -1461,11 +1416,11 @@ impl Exec<'_> {
 
     fn payload(&self, kind: &KindSchema, field: &Field, node: Option<&Node>, all: &Nodes) -> Value {
         let mut out = Map::new();
-        for sub in self.fields(field).unwrap_or_default() {
+        for sub in &field.selection {
             let value = match (sub.name.as_str(), node) {
                 ("ok", _) => Value::Bool(true),
                 ("__typename", _) => Value::String(field.name.clone()),
-                ("object", Some(node)) => self.project_node(kind, &sub, node, all),
+                ("object", Some(node)) => self.project_node(kind, sub, node, all),
                 _ => Value::Null,
             };
             out.insert(sub.key().to_owned(), value);
@@ -1505,10 +1460,10 @@ impl Exec<'_> {
         let meta = branch_meta(name, description, false, sync);
         let payload = {
             let mut out = Map::new();
-            for sub in self.fields(field).unwrap_or_default() {
+            for sub in &field.selection {
                 let value = match sub.name.as_str() {
                     "ok" => Value::Bool(true),
-                    "object" => self.project_flat(&sub, &meta, "Branch"),
+                    "object" => self.project_flat(sub, &meta, "Branch"),
                     _ => Value::String("BranchCreate".into()),
                 };
                 out.insert(sub.key().to_owned(), value);
@@ -1564,10 +1519,10 @@ impl Exec<'_> {
             .map(|b| b.meta.clone())
             .unwrap_or_default();
         let mut out = Map::new();
-        for sub in self.fields(field).unwrap_or_default() {
+        for sub in &field.selection {
             let value = match sub.name.as_str() {
                 "ok" => Value::Bool(true),
-                "object" => self.project_flat(&sub, &meta, "Branch"),
+                "object" => self.project_flat(sub, &meta, "Branch"),
                 _ => Value::String(field.name.clone()),
             };
             out.insert(sub.key().to_owned(), value);
@@ -1685,10 +1640,10 @@ impl Exec<'_> {
             _ => Map::new(),
         };
         let mut out = Map::new();
-        for sub in self.fields(field).unwrap_or_default() {
+        for sub in &field.selection {
             let value = match sub.name.as_str() {
                 "ok" => Value::Bool(true),
-                "node" => self.project_flat(&sub, &node, "PoolAllocatedNode"),
+                "node" => self.project_flat(sub, &node, "PoolAllocatedNode"),
                 _ => Value::String("IPAddressPoolGetResource".into()),
             };
             out.insert(sub.key().to_owned(), value);
@@ -1706,7 +1661,7 @@ impl Exec<'_> {
             return Err(format!("Branch: {name} not found."));
         }
         let mut out = Map::new();
-        for sub in self.fields(field).unwrap_or_default() {
+        for sub in &field.selection {
             let value = match sub.name.as_str() {
                 "ok" => Value::Bool(true),
                 _ => Value::String("BranchDelete".into()),

@@ -121,9 +121,10 @@
 //! missing mandatory attribute) answer `{"data": {"KindUpdate": null}, "errors": [{"message",
 //! "path"}]}`. Attribute metadata other than `value` is not modelled. Every request to the
 //! Infrahub paths is recorded ([`Testbed::infrahub_requests`]).
-//! The GraphQL parser is a small hand-rolled one (see the `graphql` module's docs): a server
-//! library with a static schema cannot serve the kinds a test invents, and a dynamic one
-//! costs far more build time.
+//! Documents are parsed with `graphql-parser` (its executable-document side) and executed
+//! against the kinds served, with bounds on nesting and fragment expansion: a server library
+//! with a static schema cannot serve the kinds a test invents, and a dynamic one costs far
+//! more build time.
 //!
 //! # Limits and faults
 //!
