@@ -24,7 +24,11 @@ use tokio::time::Instant;
 
 use crate::Credentials;
 use crate::graphql::{self, Field, OperationKind};
-use crate::util::{bearer, deadline, json, jwt, new_id, unix_now};
+use crate::util::clock::{deadline, unix_now};
+use crate::util::ids::new_id;
+use crate::util::jwt::jwt;
+use crate::util::request::bearer;
+use crate::util::response::json;
 
 /// The Infrahub version the fake claims to be (`InfrahubInfo`).
 pub(crate) const VERSION: &str = "1.10.6";

@@ -23,10 +23,11 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use crate::Credentials;
-use crate::util::{
-    base_url, basic, bearer, deadline, empty, json, jwt, location, new_id, parse_pairs,
-    random_secret, unix_now,
-};
+use crate::util::clock::{deadline, unix_now};
+use crate::util::ids::{new_id, random_secret};
+use crate::util::jwt::jwt;
+use crate::util::request::{base_url, basic, bearer, parse_pairs};
+use crate::util::response::{empty, json, location};
 
 /// The Keycloak version the fake claims to be (`GET /admin/serverinfo`).
 pub(crate) const VERSION: &str = "26.6.0";
