@@ -1,0 +1,53 @@
+//! Branches outside GraphQL: the metadata a branch is created with, and `GET /api/branch`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::Infrahub;
+use crate::util::clock::unix_now;
+use crate::util::ids::new_id;
+use crate::util::response::json;
+
+/// The metadata of a new branch, as `Branch` queries and `GET /api/branch` answer it.
+pub(super) fn branch_meta(
+    name: &str,
+    description: &str,
+    default: bool,
+    sync_with_git: bool,
+) -> Map<String, Value> {
+    match json!({
+        "id": new_id(),
+        "name": name,
+        "description": description,
+        "origin_branch": "main",
+        "branched_from": format!("{}", unix_now()),
+        "status": "OPEN",
+        "graph_version": 1,
+        "created_at": format!("{}", unix_now()),
+        "sync_with_git": sync_with_git,
+        "is_default": default,
+        "has_schema_changes": false,
+    }) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// `GET /api/branch`: every branch's metadata.
+pub(super) async fn branches(
+    State(ih): State<Arc<Infrahub>>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    ih.authorize(&headers)?;
+    let state = ih.lock();
+    let list: Vec<Value> = state
+        .branches
+        .values()
+        .map(|b| Value::Object(b.meta.clone()))
+        .collect();
+    Ok(json(StatusCode::OK, &Value::Array(list)))
+}
