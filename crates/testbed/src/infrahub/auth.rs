@@ -8,20 +8,15 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::Infrahub;
 use super::state::Store;
-use crate::util::clock::deadline;
-use crate::util::jwt::jwt;
 use crate::util::request::bearer;
 use crate::util::response::json;
+use crate::util::tokens::Presented;
 
 /// The header Infrahub reads API keys from.
 pub const API_KEY_HEADER: &str = "x-infrahub-key";
-
-/// Token tables are pruned of expired entries once they hold this many.
-const PRUNE_AT: usize = 4096;
 
 impl Infrahub {
     /// `Ok` for a live access token or the API key, else Infrahub's 401.
@@ -38,24 +33,18 @@ impl Infrahub {
                 "Authentication is required to perform this operation",
             ));
         };
-        match self.lock().access.get(token) {
-            Some(expires) if Instant::now() < *expires => Ok(()),
+        match self.lock().access.check(token) {
+            Presented::Live(()) => Ok(()),
             // The message the Python SDK looks for before it refreshes its token.
-            Some(_) => Err(unauthorized("Expired Signature")),
-            None => Err(unauthorized("Invalid token")),
+            Presented::Expired => Err(unauthorized("Expired Signature")),
+            Presented::Unknown => Err(unauthorized("Invalid token")),
         }
     }
 
     fn issue_access(&self, state: &mut Store, subject: &str) -> String {
-        let now = Instant::now();
-        if state.access.len() >= PRUNE_AT {
-            state.access.retain(|_, e| *e > now);
-        }
-        let token = jwt("access", subject, "infrahub", self.token_lifetime.as_secs());
         state
             .access
-            .insert(token.clone(), deadline(self.token_lifetime));
-        token
+            .mint("access", subject, "infrahub", self.token_lifetime, ())
     }
 }
 
@@ -78,19 +67,9 @@ pub(super) async fn login(State(ih): State<Arc<Infrahub>>, body: Bytes) -> Respo
     let mut state = ih.lock();
     let subject = ih.credentials.infrahub_user.clone();
     let access = ih.issue_access(&mut state, &subject);
-    let now = Instant::now();
-    if state.refresh.len() >= PRUNE_AT {
-        state.refresh.retain(|_, e| *e > now);
-    }
-    let refresh = jwt(
-        "refresh",
-        &subject,
-        "infrahub",
-        ih.refresh_lifetime.as_secs(),
-    );
-    state
+    let refresh = state
         .refresh
-        .insert(refresh.clone(), deadline(ih.refresh_lifetime));
+        .mint("refresh", &subject, "infrahub", ih.refresh_lifetime, ());
     json(
         StatusCode::OK,
         &json!({"access_token": access, "refresh_token": refresh}),
@@ -102,13 +81,13 @@ pub(super) async fn refresh(State(ih): State<Arc<Infrahub>>, headers: HeaderMap)
         return unauthorized("Authentication is required to perform this operation");
     };
     let mut state = ih.lock();
-    match state.refresh.get(token) {
-        Some(expires) if Instant::now() < *expires => {
+    match state.refresh.check(token) {
+        Presented::Live(()) => {
             let subject = ih.credentials.infrahub_user.clone();
             let access = ih.issue_access(&mut state, &subject);
             json(StatusCode::OK, &json!({"access_token": access}))
         }
-        Some(_) => unauthorized("Expired Signature"),
-        None => unauthorized("Invalid token"),
+        Presented::Expired => unauthorized("Expired Signature"),
+        Presented::Unknown => unauthorized("Invalid token"),
     }
 }

@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 
 use super::kinds::KindSchema;
+use crate::util::tokens::Tokens;
 
 #[derive(Debug, Default)]
 pub(super) struct Store {
@@ -13,8 +13,8 @@ pub(super) struct Store {
     pub(super) branches: BTreeMap<String, Branch>,
     /// (branch, pool id) -> allocations (identifier, address node id, address)
     pub(super) allocations: HashMap<(String, String), Vec<Allocation>>,
-    pub(super) access: HashMap<String, Instant>,
-    pub(super) refresh: HashMap<String, Instant>,
+    pub(super) access: Tokens<()>,
+    pub(super) refresh: Tokens<()>,
 }
 
 /// One branch: its metadata (what `Branch` queries answer) and its nodes.

@@ -48,12 +48,12 @@ use axum::Router;
 use axum::response::Response;
 use axum::routing::{any, get, post};
 use http::{HeaderMap, StatusCode};
-use tokio::time::Instant;
 
 pub use journal::RecordedRequest;
 
 use crate::Credentials;
 use crate::util::request::{base_url, bearer};
+use crate::util::tokens::Presented;
 use state::Store;
 
 /// The Keycloak version the fake claims to be (`GET /admin/serverinfo`).
@@ -98,9 +98,9 @@ impl Keycloak {
     fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
         let unauthorized = || reply::error(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
         let token = bearer(headers).ok_or_else(unauthorized)?;
-        match self.lock().access.get(token) {
-            Some((_, expires)) if Instant::now() < *expires => Ok(()),
-            _ => Err(unauthorized()),
+        match self.lock().access.check(token) {
+            Presented::Live(_) => Ok(()),
+            Presented::Expired | Presented::Unknown => Err(unauthorized()),
         }
     }
 

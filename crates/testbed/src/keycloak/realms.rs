@@ -220,7 +220,7 @@ pub(super) fn logout_all(kc: &Keycloak, realm: &str) -> Reply {
     if !state.realms.contains_key(realm) {
         return Err(realm_not_found());
     }
-    state.access.retain(|_, (issued_by, _)| issued_by != realm);
-    state.refresh.retain(|_, grant| grant.realm != realm);
+    state.access.retain(|issued_by| issued_by != realm);
+    state.refresh.retain(|grant| grant.realm != realm);
     Ok(json(StatusCode::OK, &json!({})))
 }

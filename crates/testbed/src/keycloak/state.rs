@@ -2,19 +2,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use tokio::time::Instant;
-
 use super::journal::RecordedRequest;
 use super::rep::Obj;
+use crate::util::tokens::Tokens;
 
 #[derive(Debug, Default)]
 pub(super) struct Store {
     pub(super) realms: BTreeMap<String, Realm>,
-    /// access token -> (realm it was issued by, expiry)
-    pub(super) access: HashMap<String, (String, Instant)>,
+    /// Access tokens, each with the realm that issued it.
+    pub(super) access: Tokens<String>,
     /// Every admin and token request, in arrival order (bounded by `LOG_LIMIT`).
     pub(super) log: Vec<RecordedRequest>,
-    pub(super) refresh: HashMap<String, RefreshGrant>,
+    pub(super) refresh: Tokens<RefreshGrant>,
 }
 
 /// What a refresh token was issued for.
@@ -23,7 +22,6 @@ pub(super) struct RefreshGrant {
     pub(super) realm: String,
     pub(super) client_id: String,
     pub(super) subject: String,
-    pub(super) expires: Instant,
 }
 
 /// One realm: its representation and everything in it.

@@ -8,20 +8,15 @@ use axum::response::Response;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::Keycloak;
 use super::rep::str_field;
 use super::reply::oauth_error;
 use super::state::RefreshGrant;
-use crate::util::clock::deadline;
 use crate::util::ids::new_id;
-use crate::util::jwt::jwt;
 use crate::util::request::{basic, parse_pairs};
 use crate::util::response::json;
-
-/// Token tables are pruned of expired entries once they hold this many.
-const PRUNE_AT: usize = 4096;
+use crate::util::tokens::Presented;
 
 /// `POST /realms/{realm}/protocol/openid-connect/token`: the `client_credentials`,
 /// `password` and `refresh_token` grants, with client secrets in the form or in HTTP Basic.
@@ -140,30 +135,29 @@ pub(super) async fn token(
         }
         "refresh_token" => {
             let presented = form.get("refresh_token").cloned().unwrap_or_default();
-            let grant = state.refresh.get(&presented).cloned();
-            match grant {
-                None => {
+            match state.refresh.check(&presented) {
+                Presented::Unknown => {
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
                         "invalid_grant",
                         "Invalid refresh token",
                     );
                 }
-                Some(grant) if Instant::now() >= grant.expires => {
+                Presented::Expired => {
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
                         "invalid_grant",
                         "Token is not active",
                     );
                 }
-                Some(grant) if grant.client_id != client_id || grant.realm != realm => {
+                Presented::Live(grant) if grant.client_id != client_id || grant.realm != realm => {
                     return oauth_error(
                         StatusCode::BAD_REQUEST,
                         "invalid_grant",
                         "Invalid refresh token. Token client and authorized client don't match",
                     );
                 }
-                Some(grant) => (grant.subject, true),
+                Presented::Live(grant) => (grant.subject.clone(), true),
             }
         }
         "" => {
@@ -181,18 +175,14 @@ pub(super) async fn token(
             );
         }
     };
-    let now = Instant::now();
-    if state.access.len() >= PRUNE_AT {
-        state.access.retain(|_, (_, expires)| *expires > now);
-    }
-    if state.refresh.len() >= PRUNE_AT {
-        state.refresh.retain(|_, grant| grant.expires > now);
-    }
     let issuer = format!("{}/realms/{realm}", kc.fallback_base);
-    let access = jwt("Bearer", &subject, &issuer, kc.token_lifetime.as_secs());
-    state
-        .access
-        .insert(access.clone(), (realm.clone(), deadline(kc.token_lifetime)));
+    let access = state.access.mint(
+        "Bearer",
+        &subject,
+        &issuer,
+        kc.token_lifetime,
+        realm.clone(),
+    );
     let mut body = json!({
         "access_token": access,
         "expires_in": kc.token_lifetime.as_secs(),
@@ -202,16 +192,14 @@ pub(super) async fn token(
         "scope": "profile email",
     });
     if with_refresh {
-        let refresh = jwt("Refresh", &subject, &issuer, kc.refresh_lifetime.as_secs());
-        state.refresh.insert(
-            refresh.clone(),
-            RefreshGrant {
-                realm: realm.clone(),
-                client_id,
-                subject,
-                expires: deadline(kc.refresh_lifetime),
-            },
-        );
+        let grant = RefreshGrant {
+            realm: realm.clone(),
+            client_id,
+            subject: subject.clone(),
+        };
+        let refresh = state
+            .refresh
+            .mint("Refresh", &subject, &issuer, kc.refresh_lifetime, grant);
         body["refresh_token"] = Value::String(refresh);
         body["refresh_expires_in"] = json!(kc.refresh_lifetime.as_secs());
         body["session_state"] = Value::String(new_id());

@@ -1,5 +1,5 @@
 //! Small helpers shared by both fakes, one job a file: ready responses, what a request
-//! says, ids, clocks, base64, JWT-shaped tokens.
+//! says, ids, clocks, base64, JWT-shaped tokens and the tables of those issued.
 
 pub(crate) mod base64;
 pub(crate) mod clock;
@@ -7,3 +7,4 @@ pub(crate) mod ids;
 pub(crate) mod jwt;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod tokens;
