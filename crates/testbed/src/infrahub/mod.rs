@@ -42,8 +42,8 @@ pub use journal::{InfrahubRequest, JOURNAL_CAP};
 pub use kinds::KindSchema;
 
 use crate::Credentials;
+use crate::util::journal::Journal;
 use branches::branch_meta;
-use journal::Journal;
 use state::{Branch, Store};
 
 /// The Infrahub version the fake claims to be (`InfrahubInfo`).
@@ -54,7 +54,7 @@ pub(crate) const VERSION: &str = "1.10.6";
 #[derive(Debug)]
 pub(crate) struct Infrahub {
     state: Mutex<Store>,
-    journal: Mutex<Journal>,
+    journal: Journal<InfrahubRequest>,
     credentials: Credentials,
     token_lifetime: Duration,
     refresh_lifetime: Duration,
@@ -80,7 +80,7 @@ impl Infrahub {
         );
         Self {
             state: Mutex::new(state),
-            journal: Mutex::new(Journal::default()),
+            journal: Journal::new(JOURNAL_CAP),
             credentials,
             token_lifetime,
             refresh_lifetime,

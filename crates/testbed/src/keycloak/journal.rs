@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use super::Keycloak;
 use super::reply::bad_request;
+use crate::util::journal::Buffered;
 
 /// At most this many requests are kept in the log; older ones are dropped.
 pub(super) const LOG_LIMIT: usize = 10_000;
@@ -28,39 +29,25 @@ pub(super) async fn record(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+    let Some(request) = Buffered::read(request).await else {
         return bad_request("request body too large");
     };
-    {
-        let mut state = kc.lock();
-        if state.log.len() >= LOG_LIMIT {
-            state.log.remove(0);
-        }
-        state.log.push(RecordedRequest {
-            method: parts.method.to_string(),
-            target: parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        });
-    }
-    next.run(axum::extract::Request::from_parts(
-        parts,
-        axum::body::Body::from(bytes),
-    ))
-    .await
+    kc.journal.record(RecordedRequest {
+        method: request.parts.method.to_string(),
+        target: request.target(),
+        body: request.body_text(),
+    });
+    next.run(request.into_request()).await
 }
 
 impl Keycloak {
     /// The requests received so far, oldest first.
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
-        self.lock().log.clone()
+        self.journal.entries()
     }
 
     /// Forgets the requests received so far.
     pub(crate) fn clear_requests(&self) {
-        self.lock().log.clear();
+        self.journal.clear();
     }
 }

@@ -52,6 +52,7 @@ use http::{HeaderMap, StatusCode};
 pub use journal::RecordedRequest;
 
 use crate::Credentials;
+use crate::util::journal::Journal;
 use crate::util::request::{base_url, bearer};
 use crate::util::tokens::Presented;
 use state::Store;
@@ -59,11 +60,12 @@ use state::Store;
 /// The Keycloak version the fake claims to be (`GET /admin/serverinfo`).
 pub(crate) const VERSION: &str = "26.6.0";
 
-/// The fake Keycloak, shared by its handlers: its state behind one lock and its token
-/// lifetimes.
+/// The fake Keycloak, shared by its handlers: its state behind one lock, the journal behind
+/// another, and its token lifetimes.
 #[derive(Debug)]
 pub(crate) struct Keycloak {
     state: Mutex<Store>,
+    journal: Journal<RecordedRequest>,
     token_lifetime: Duration,
     refresh_lifetime: Duration,
     fallback_base: String,
@@ -83,6 +85,7 @@ impl Keycloak {
         );
         Self {
             state: Mutex::new(state),
+            journal: Journal::new(journal::LOG_LIMIT),
             token_lifetime,
             refresh_lifetime,
             fallback_base,

@@ -1,8 +1,7 @@
-//! What the fake Keycloak holds: realms and their resources, issued tokens, the request log.
+//! What the fake Keycloak holds: realms and their resources, issued tokens.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::journal::RecordedRequest;
 use super::rep::Obj;
 use crate::util::tokens::Tokens;
 
@@ -11,8 +10,6 @@ pub(super) struct Store {
     pub(super) realms: BTreeMap<String, Realm>,
     /// Access tokens, each with the realm that issued it.
     pub(super) access: Tokens<String>,
-    /// Every admin and token request, in arrival order (bounded by `LOG_LIMIT`).
-    pub(super) log: Vec<RecordedRequest>,
     pub(super) refresh: Tokens<RefreshGrant>,
 }
 
