@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -18,12 +19,18 @@ use crate::util::tokens::Presented;
 /// The header Infrahub reads API keys from.
 pub const API_KEY_HEADER: &str = "x-infrahub-key";
 
-impl Infrahub {
-    /// `Ok` for a live access token or the API key, else Infrahub's 401.
-    pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+/// A request carrying a live access token (`Authorization: Bearer`) or the API key, else
+/// Infrahub's 401.
+pub(super) struct Authorized;
+
+impl FromRequestParts<Arc<Infrahub>> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, ih: &Arc<Infrahub>) -> Result<Self, Response> {
+        let headers = &parts.headers;
         if let Some(key) = headers.get(API_KEY_HEADER) {
-            return if key.as_bytes() == self.credentials.infrahub_api_key.as_bytes() {
-                Ok(())
+            return if key.as_bytes() == ih.credentials.infrahub_api_key.as_bytes() {
+                Ok(Self)
             } else {
                 Err(unauthorized("Invalid token"))
             };
@@ -33,14 +40,16 @@ impl Infrahub {
                 "Authentication is required to perform this operation",
             ));
         };
-        match self.lock().access.check(token) {
-            Presented::Live(()) => Ok(()),
+        match ih.lock().access.check(token) {
+            Presented::Live(()) => Ok(Self),
             // The message the Python SDK looks for before it refreshes its token.
             Presented::Expired => Err(unauthorized("Expired Signature")),
             Presented::Unknown => Err(unauthorized("Invalid token")),
         }
     }
+}
 
+impl Infrahub {
     fn issue_access(&self, state: &mut Store, subject: &str) -> String {
         state
             .access
@@ -48,7 +57,8 @@ impl Infrahub {
     }
 }
 
-pub(super) fn unauthorized(message: &str) -> Response {
+/// Infrahub's 401, in its GraphQL error shape.
+fn unauthorized(message: &str) -> Response {
     json(
         StatusCode::UNAUTHORIZED,
         &json!({"data": null, "errors": [{"message": message, "extensions": {"code": 401}}]}),

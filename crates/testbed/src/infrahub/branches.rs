@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::Infrahub;
+use super::auth::Authorized;
 use crate::util::clock::unix_now;
 use crate::util::ids::new_id;
 use crate::util::response::json;
@@ -38,16 +39,12 @@ pub(super) fn branch_meta(
 }
 
 /// `GET /api/branch`: every branch's metadata.
-pub(super) async fn branches(
-    State(ih): State<Arc<Infrahub>>,
-    headers: HeaderMap,
-) -> Result<Response, Response> {
-    ih.authorize(&headers)?;
+pub(super) async fn branches(State(ih): State<Arc<Infrahub>>, _: Authorized) -> Response {
     let state = ih.lock();
     let list: Vec<Value> = state
         .branches
         .values()
         .map(|b| Value::Object(b.meta.clone()))
         .collect();
-    Ok(json(StatusCode::OK, &Value::Array(list)))
+    json(StatusCode::OK, &Value::Array(list))
 }

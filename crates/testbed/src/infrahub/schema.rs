@@ -5,19 +5,16 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Infrahub;
+use super::auth::Authorized;
 use super::kinds::KindSchema;
 use crate::util::response::json;
 
 /// `GET /api/schema`: the kinds served, in the shape of Infrahub's schema API.
-pub(super) async fn schema(
-    State(ih): State<Arc<Infrahub>>,
-    headers: HeaderMap,
-) -> Result<Response, Response> {
-    ih.authorize(&headers)?;
+pub(super) async fn schema(State(ih): State<Arc<Infrahub>>, _: Authorized) -> Response {
     let state = ih.lock();
     let nodes: Vec<Value> = state
         .kinds
@@ -45,10 +42,10 @@ pub(super) async fn schema(
             })
         })
         .collect();
-    Ok(json(
+    json(
         StatusCode::OK,
         &json!({"main": schema_hash(&state.kinds), "nodes": nodes, "generics": [], "profiles": [], "templates": []}),
-    ))
+    )
 }
 
 /// A stable hash of the kinds served (the schema's `hash`).

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::Infrahub;
+use super::auth::Authorized;
 use super::kinds::KindSchema;
 use super::schema::schema_hash;
 use crate::util::response::json;
@@ -95,10 +96,9 @@ pub(super) fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Respons
 /// `POST /api/schema/load`: adds (or replaces) the kinds the schemas define, on every branch.
 pub(super) async fn schema_load(
     State(ih): State<Arc<Infrahub>>,
-    headers: HeaderMap,
+    _: Authorized,
     body: Bytes,
 ) -> Result<Response, Response> {
-    ih.authorize(&headers)?;
     let kinds = kinds_from_schemas(&body)?;
     let mut state = ih.lock();
     let previous = schema_hash(&state.kinds);
@@ -115,10 +115,9 @@ pub(super) async fn schema_load(
 /// `POST /api/schema/check`: the diff loading the schemas would make, without loading them.
 pub(super) async fn schema_check(
     State(ih): State<Arc<Infrahub>>,
-    headers: HeaderMap,
+    _: Authorized,
     body: Bytes,
 ) -> Result<Response, Response> {
-    ih.authorize(&headers)?;
     let kinds = kinds_from_schemas(&body)?;
     let state = ih.lock();
     let mut added = Map::new();

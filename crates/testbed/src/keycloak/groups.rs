@@ -3,22 +3,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Keycloak;
+use super::extract::{Authorized, ListQuery, Rep};
 use super::listing::{contains_ci, page};
 use super::realms::with_realm;
-use super::rep::{Obj, merge, parse_object, str_field};
+use super::rep::{Obj, merge, str_field};
 use super::reply::{Reply, bad_request, conflict, created, error};
 use super::routed::Routed;
 use super::segments::encode_segment;
 use super::state::{Group, Realm};
 use crate::util::ids::new_id;
-use crate::util::request::parse_pairs;
 use crate::util::response::{empty, json};
 
 /// Keycloak's 404 for an unknown group id.
@@ -178,12 +177,10 @@ impl Routed for Groups {
 /// `GET /admin/realms/{realm}/groups/{id}/children`.
 pub(super) async fn list_children(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path((realm, id)): Path<(String, String)>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ListQuery(query): ListQuery,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let query = parse_pairs(query.unwrap_or_default().as_bytes());
     with_realm(&kc, &realm, |r| {
         r.find_group(&id).ok_or_else(group_not_found)?;
         Ok(json(StatusCode::OK, &group_page(r, Some(&id), &query)))
@@ -193,18 +190,16 @@ pub(super) async fn list_children(
 /// `POST /admin/realms/{realm}/groups/{id}/children`: the `Location` is under the groups.
 pub(super) async fn create_child(
     State(kc): State<Arc<Keycloak>>,
+    admin: Authorized,
     Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Rep(rep): Rep,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let rep = parse_object(&body)?;
-    let base = kc.base(&headers);
     with_realm(&kc, &realm, |r| {
         r.find_group(&id).ok_or_else(group_not_found)?;
         let child = r.add_group(rep, Some(id))?;
         Ok(created(format!(
-            "{base}/admin/realms/{}/groups/{child}",
+            "{}/admin/realms/{}/groups/{child}",
+            admin.base_url,
             encode_segment(&realm)
         )))
     })

@@ -4,7 +4,7 @@
 //! Representations are stored as JSON objects (`serde_json::Map`), so fields this fake does
 //! not know are kept and returned: a read-modify-write by a client round-trips.
 //!
-//! Files, lower ones used by higher ones: `rep` (representations), `reply` (answers),
+//! Files, lower ones used by higher ones: `rep` (representations), `reply` (answers), `extract` (what handlers take from a request),
 //! `segments`, `listing`, `links` (sets of references); `state` (what the fake holds);
 //! `family` (the generic collection of objects) and `families` (how each is keyed and worded);
 //! `routed` (families with routes of their own); `token`, `serverinfo`, `realms`, `clients`,
@@ -19,6 +19,7 @@
 mod client_resources;
 mod client_scopes;
 mod clients;
+mod extract;
 mod families;
 mod family;
 mod groups;
@@ -45,16 +46,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::Response;
 use axum::routing::{any, get, post};
-use http::{HeaderMap, StatusCode};
 
 pub use journal::RecordedRequest;
 
 use crate::Credentials;
 use crate::util::journal::Journal;
-use crate::util::request::{base_url, bearer};
-use crate::util::tokens::Presented;
 use state::Store;
 
 /// The Keycloak version the fake claims to be (`GET /admin/serverinfo`).
@@ -95,21 +92,6 @@ impl Keycloak {
     /// The state; a handler that panicked while holding it leaves it usable.
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `Ok` if the request carries a live access token, else Keycloak's 401.
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let unauthorized = || reply::error(StatusCode::UNAUTHORIZED, "HTTP 401 Unauthorized");
-        let token = bearer(headers).ok_or_else(unauthorized)?;
-        match self.lock().access.check(token) {
-            Presented::Live(_) => Ok(()),
-            Presented::Expired | Presented::Unknown => Err(unauthorized()),
-        }
-    }
-
-    /// The base URL the client used (from `Host`), for `Location` headers.
-    fn base(&self, headers: &HeaderMap) -> String {
-        base_url(headers, &self.fallback_base)
     }
 }
 

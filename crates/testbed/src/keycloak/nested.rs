@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use http::{HeaderMap, Method, Uri};
+use http::{Method, Uri};
 
 use super::Keycloak;
+use super::extract::Authorized;
 use super::families::USERS;
 use super::groups::{self, group_not_found};
 use super::realms::{self, realm_not_found, with_realm};
@@ -21,23 +22,18 @@ use super::{
 /// Serves the admin paths that have no route of their own.
 pub(super) async fn nested(
     State(kc): State<Arc<Keycloak>>,
+    admin: Authorized,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Reply {
-    kc.authorize(&headers)?;
     let raw = uri.path().strip_prefix("/admin/realms/").unwrap_or("");
     let segments: Vec<String> = raw.split('/').map(decode_segment).collect();
     let Some((realm, rest)) = segments.split_first() else {
         return Err(realm_not_found());
     };
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-    let realm_url = format!(
-        "{}/admin/realms/{}",
-        kc.base(&headers),
-        encode_segment(realm)
-    );
+    let realm_url = format!("{}/admin/realms/{}", admin.base_url, encode_segment(realm));
     if rest == ["logout-all"] && method == Method::POST {
         return realms::logout_all(&kc, realm);
     }

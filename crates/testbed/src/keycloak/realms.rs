@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Keycloak;
+use super::extract::{Authorized, Rep};
 use super::rep::{json_obj, merge, parse_object, str_field};
 use super::reply::{Reply, bad_request, conflict, created, error};
 use super::segments::encode_segment;
@@ -90,8 +90,7 @@ pub(super) fn with_realm<T>(
 }
 
 /// `GET /admin/realms`.
-pub(super) async fn list_realms(State(kc): State<Arc<Keycloak>>, headers: HeaderMap) -> Reply {
-    kc.authorize(&headers)?;
+pub(super) async fn list_realms(State(kc): State<Arc<Keycloak>>, _: Authorized) -> Reply {
     let state = kc.lock();
     let realms: Vec<Value> = state
         .realms
@@ -104,11 +103,9 @@ pub(super) async fn list_realms(State(kc): State<Arc<Keycloak>>, headers: Header
 /// `POST /admin/realms`.
 pub(super) async fn create_realm(
     State(kc): State<Arc<Keycloak>>,
-    headers: HeaderMap,
-    body: Bytes,
+    admin: Authorized,
+    Rep(mut rep): Rep,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let mut rep = parse_object(&body)?;
     let Some(name) = str_field(&rep, "realm").map(str::to_owned) else {
         return Err(bad_request("Realm name cannot be empty"));
     };
@@ -130,7 +127,7 @@ pub(super) async fn create_realm(
     );
     Ok(created(format!(
         "{}/admin/realms/{}",
-        kc.base(&headers),
+        admin.base_url,
         encode_segment(&name)
     )))
 }
@@ -138,10 +135,9 @@ pub(super) async fn create_realm(
 /// `GET /admin/realms/{realm}`.
 pub(super) async fn get_realm(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path(realm): Path<String>,
-    headers: HeaderMap,
 ) -> Reply {
-    kc.authorize(&headers)?;
     with_realm(&kc, &realm, |r| {
         Ok(json(StatusCode::OK, &Value::Object(r.rep.clone())))
     })
@@ -150,12 +146,10 @@ pub(super) async fn get_realm(
 /// `PUT /admin/realms/{realm}`: overlays the fields given; a new `realm` renames it.
 pub(super) async fn update_realm(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path(realm): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Rep(mut update): Rep,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let mut update = parse_object(&body)?;
     let mut state = kc.lock();
     let new_name = str_field(&update, "realm")
         .filter(|n| !n.is_empty() && *n != realm)
@@ -177,10 +171,9 @@ pub(super) async fn update_realm(
 /// `DELETE /admin/realms/{realm}`.
 pub(super) async fn delete_realm(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path(realm): Path<String>,
-    headers: HeaderMap,
 ) -> Reply {
-    kc.authorize(&headers)?;
     match kc.lock().realms.remove(&realm) {
         Some(_) => Ok(empty(StatusCode::NO_CONTENT)),
         None => Err(realm_not_found()),

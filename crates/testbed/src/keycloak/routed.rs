@@ -5,20 +5,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::Value;
 
 use super::Keycloak;
+use super::extract::{Authorized, ListQuery, Rep};
 use super::realms::with_realm;
-use super::rep::{Obj, parse_object};
+use super::rep::Obj;
 use super::reply::{Reply, created};
 use super::segments::encode_segment;
 use super::state::Realm;
-use crate::util::request::parse_pairs;
 use crate::util::response::json;
 
 /// A family with its own routes, `/admin/realms/{realm}/{PATH}` and `.../{PATH}/{id}`,
@@ -54,12 +53,10 @@ pub(super) fn routed<F: Routed>(routes: Router<Arc<Keycloak>>) -> Router<Arc<Key
 
 pub(super) async fn list_members<F: Routed>(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path(realm): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ListQuery(query): ListQuery,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let query = parse_pairs(query.unwrap_or_default().as_bytes());
     with_realm(&kc, &realm, |r| {
         Ok(json(StatusCode::OK, &F::list(r, &query)))
     })
@@ -67,17 +64,15 @@ pub(super) async fn list_members<F: Routed>(
 
 pub(super) async fn create_member<F: Routed>(
     State(kc): State<Arc<Keycloak>>,
+    admin: Authorized,
     Path(realm): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    Rep(rep): Rep,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let rep = parse_object(&body)?;
-    let base = kc.base(&headers);
     with_realm(&kc, &realm, |r| {
         let segment = F::insert(r, rep)?;
         Ok(created(format!(
-            "{base}/admin/realms/{}/{}/{segment}",
+            "{}/admin/realms/{}/{}/{segment}",
+            admin.base_url,
             encode_segment(&realm),
             F::PATH
         )))
@@ -86,29 +81,25 @@ pub(super) async fn create_member<F: Routed>(
 
 pub(super) async fn get_member<F: Routed>(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Reply {
-    kc.authorize(&headers)?;
     with_realm(&kc, &realm, |r| F::get(r, &id))
 }
 
 pub(super) async fn update_member<F: Routed>(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    Rep(update): Rep,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let update = parse_object(&body)?;
     with_realm(&kc, &realm, |r| F::update(r, &id, update))
 }
 
 pub(super) async fn delete_member<F: Routed>(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path((realm, id)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Reply {
-    kc.authorize(&headers)?;
     with_realm(&kc, &realm, |r| F::delete(r, &id))
 }

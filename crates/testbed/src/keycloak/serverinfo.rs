@@ -1,19 +1,16 @@
 //! `GET /admin/serverinfo`.
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::json;
 
+use super::VERSION;
+use super::extract::Authorized;
 use super::reply::Reply;
-use super::{Keycloak, VERSION};
 use crate::util::clock::unix_now;
 use crate::util::response::json;
 
 /// `GET /admin/serverinfo`: the version (not in the admin API spec, but what clients read).
-pub(super) async fn serverinfo(State(kc): State<Arc<Keycloak>>, headers: HeaderMap) -> Reply {
-    kc.authorize(&headers)?;
+pub(super) async fn serverinfo(_: Authorized) -> Reply {
     Ok(json(
         StatusCode::OK,
         &json!({

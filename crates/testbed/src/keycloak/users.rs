@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::Keycloak;
+use super::extract::{Authorized, ListQuery};
 use super::families::USERS;
 use super::listing::{contains_ci, page};
 use super::realms::with_realm;
@@ -19,7 +20,6 @@ use super::routed::Routed;
 use super::state::Realm;
 use crate::util::clock::unix_now;
 use crate::util::ids::new_id;
-use crate::util::request::parse_pairs;
 use crate::util::response::{empty, json};
 
 /// Whether `user` matches a list or count query (`username`, `email`, `firstName`,
@@ -53,12 +53,10 @@ fn user_matches(user: &Obj, query: &HashMap<String, String>) -> bool {
 /// `GET /admin/realms/{realm}/users/count`.
 pub(super) async fn count_users(
     State(kc): State<Arc<Keycloak>>,
+    _: Authorized,
     Path(realm): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ListQuery(query): ListQuery,
 ) -> Reply {
-    kc.authorize(&headers)?;
-    let query = parse_pairs(query.unwrap_or_default().as_bytes());
     with_realm(&kc, &realm, |r| {
         let count = r.users.iter().filter(|u| user_matches(u, &query)).count();
         Ok(json(StatusCode::OK, &json!(count)))

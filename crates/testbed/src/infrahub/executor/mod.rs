@@ -22,10 +22,11 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::Infrahub;
+use super::auth::Authorized;
 use super::kinds::KindSchema;
 use crate::graphql::{self, Field, OperationKind};
 use crate::util::response::json;
@@ -36,22 +37,20 @@ const MUTATION_SUFFIXES: [&str; 4] = ["Create", "Update", "Upsert", "Delete"];
 /// `POST /graphql`: an operation on `main`.
 pub(super) async fn graphql_main(
     State(ih): State<Arc<Infrahub>>,
-    headers: HeaderMap,
+    _: Authorized,
     body: Bytes,
-) -> Result<Response, Response> {
-    ih.authorize(&headers)?;
-    Ok(execute_request(&ih, "main", &body))
+) -> Response {
+    execute_request(&ih, "main", &body)
 }
 
 /// `POST /graphql/{branch}`: an operation on that branch.
 pub(super) async fn graphql_branch(
     State(ih): State<Arc<Infrahub>>,
+    _: Authorized,
     Path(branch): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Response> {
-    ih.authorize(&headers)?;
-    Ok(execute_request(&ih, &branch, &body))
+) -> Response {
+    execute_request(&ih, &branch, &body)
 }
 
 /// Runs the request in `body` (`{query, variables, operationName}`) on `branch`.
