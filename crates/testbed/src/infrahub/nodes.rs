@@ -27,7 +27,29 @@ pub(super) fn attribute_value(input: &Value) -> Value {
     }
 }
 
-pub(super) fn unique_clash(
+/// `attrs` with the attribute inputs of `data` laid over them; Infrahub's error if a
+/// mandatory attribute is left without a value.
+fn with_attributes(
+    kind: &KindSchema,
+    mut attrs: Map<String, Value>,
+    data: &Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
+    for (key, input) in data {
+        if key != "id" && key != "hfid" && kind.rel(key).is_none() {
+            attrs.insert(key.clone(), attribute_value(input));
+        }
+    }
+    for attr in kind.attributes.iter().filter(|a| !a.optional) {
+        if attrs.get(&attr.name).is_none_or(Value::is_null) {
+            return Err(format!("{} is mandatory for {}", attr.name, kind.kind));
+        }
+    }
+    Ok(attrs)
+}
+
+/// Infrahub's error if a unique attribute of `attrs` has the value of a node other than
+/// the one at `skip`.
+fn unique_clash(
     kind: &KindSchema,
     nodes: &[Node],
     attrs: &Map<String, Value>,
@@ -52,23 +74,15 @@ pub(super) fn unique_clash(
     Ok(())
 }
 
+/// Adds a node of `kind` from a `Create` (or upserting) input: an `id` given must be free,
+/// mandatory and unique attributes are checked.
 pub(super) fn create(
     kind: &KindSchema,
     nodes: &mut Vec<Node>,
     data: &Map<String, Value>,
     rels: &BTreeMap<String, Vec<String>>,
 ) -> Result<Node, String> {
-    let mut attrs = Map::new();
-    for (key, input) in data {
-        if key != "id" && key != "hfid" && kind.rel(key).is_none() {
-            attrs.insert(key.clone(), attribute_value(input));
-        }
-    }
-    for attr in kind.attributes.iter().filter(|a| !a.optional) {
-        if attrs.get(&attr.name).is_none_or(Value::is_null) {
-            return Err(format!("{} is mandatory for {}", attr.name, kind.kind));
-        }
-    }
+    let attrs = with_attributes(kind, Map::new(), data)?;
     let id = match data.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => {
             if nodes.iter().any(|n| n.id == id) {
@@ -88,53 +102,49 @@ pub(super) fn create(
     Ok(node)
 }
 
+/// The index of the node `data` names: by `id`, else by `hfid`, else (an upsert without
+/// either) by the kind's first unique attribute.
 pub(super) fn find(
     kind: &KindSchema,
     nodes: &[Node],
     data: &Map<String, Value>,
 ) -> Result<usize, String> {
+    let not_found = |what: String| {
+        format!(
+            "Unable to find the node {what} / {} in the database.",
+            kind.kind
+        )
+    };
     if let Some(id) = data.get("id").and_then(Value::as_str) {
-        return nodes.iter().position(|n| n.id == id).ok_or_else(|| {
-            format!(
-                "Unable to find the node {id} / {} in the database.",
-                kind.kind
-            )
-        });
-    }
-    if let (Some(Value::Array(parts)), Some(attr)) = (data.get("hfid"), kind.hfid_attr()) {
-        let wanted = parts.first().cloned().unwrap_or(Value::Null);
         return nodes
             .iter()
-            .position(|n| n.attrs.get(attr) == Some(&wanted))
-            .ok_or_else(|| {
-                format!(
-                    "Unable to find the node {} / {} in the database.",
-                    value_text(&wanted),
-                    kind.kind
-                )
-            });
+            .position(|n| n.id == id)
+            .ok_or_else(|| not_found(id.to_owned()));
     }
-    // Upsert without id or hfid: match on the first unique attribute.
-    if let Some(attr) = kind.hfid_attr() {
-        if let Some(wanted) = data.get(attr).map(attribute_value).filter(|v| !v.is_null()) {
-            return nodes
-                .iter()
-                .position(|n| n.attrs.get(attr) == Some(&wanted))
-                .ok_or_else(|| {
-                    format!(
-                        "Unable to find the node {} / {} in the database.",
-                        value_text(&wanted),
-                        kind.kind
-                    )
-                });
+    let wanted = match (data.get("hfid"), kind.hfid_attr()) {
+        (Some(Value::Array(parts)), Some(attr)) => {
+            Some((attr, parts.first().cloned().unwrap_or(Value::Null)))
         }
+        (_, Some(attr)) => data
+            .get(attr)
+            .map(attribute_value)
+            .filter(|v| !v.is_null())
+            .map(|v| (attr, v)),
+        (_, None) => None,
+    };
+    match wanted {
+        Some((attr, wanted)) => nodes
+            .iter()
+            .position(|n| n.attrs.get(attr) == Some(&wanted))
+            .ok_or_else(|| not_found(value_text(&wanted))),
+        None => Err(format!(
+            "Either id or hfid must be provided to find a {}",
+            kind.kind
+        )),
     }
-    Err(format!(
-        "Either id or hfid must be provided to find a {}",
-        kind.kind
-    ))
 }
 
+/// Lays an `Update` input over the node at `index`; the relationships given replace theirs.
 pub(super) fn update(
     kind: &KindSchema,
     nodes: &mut [Node],
@@ -142,17 +152,7 @@ pub(super) fn update(
     data: &Map<String, Value>,
     rels: &BTreeMap<String, Vec<String>>,
 ) -> Result<Node, String> {
-    let mut attrs = nodes[index].attrs.clone();
-    for (key, input) in data {
-        if key != "id" && key != "hfid" && kind.rel(key).is_none() {
-            attrs.insert(key.clone(), attribute_value(input));
-        }
-    }
-    for attr in kind.attributes.iter().filter(|a| !a.optional) {
-        if attrs.get(&attr.name).is_none_or(Value::is_null) {
-            return Err(format!("{} is mandatory for {}", attr.name, kind.kind));
-        }
-    }
+    let attrs = with_attributes(kind, nodes[index].attrs.clone(), data)?;
     unique_clash(kind, nodes, &attrs, Some(index))?;
     nodes[index].attrs = attrs;
     for (name, peers) in rels {

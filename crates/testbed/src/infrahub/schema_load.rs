@@ -33,12 +33,7 @@ pub(super) fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Respons
         .ok_or_else(|| invalid("schemas: field required"))?;
     let mut kinds = Vec::new();
     for schema in schemas {
-        for node in schema
-            .get("nodes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for node in list(schema, "nodes") {
             let (Some(namespace), Some(name)) = (
                 node.get("namespace").and_then(Value::as_str),
                 node.get("name").and_then(Value::as_str),
@@ -54,12 +49,7 @@ pub(super) fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Respons
                 return Err(invalid(&format!("{kind_name}: invalid namespace or name")));
             }
             let mut kind = KindSchema::new(kind_name);
-            for attribute in node
-                .get("attributes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for attribute in list(node, "attributes") {
                 let Some(attr) = attribute.get("name").and_then(Value::as_str) else {
                     return Err(invalid("attributes: name is required"));
                 };
@@ -72,12 +62,7 @@ pub(super) fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Respons
                     kind.attribute(attr)
                 };
             }
-            for relationship in node
-                .get("relationships")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for relationship in list(node, "relationships") {
                 let Some(rel) = relationship.get("name").and_then(Value::as_str) else {
                     return Err(invalid("relationships: name is required"));
                 };
@@ -91,6 +76,15 @@ pub(super) fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Respons
         }
     }
     Ok(kinds)
+}
+
+/// The items of the array `value[key]`; none if it is missing or not an array.
+fn list<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 /// `POST /api/schema/load`: adds (or replaces) the kinds the schemas define, on every branch.

@@ -45,14 +45,7 @@ impl Exec {
             .iter()
             .filter(|n| self.matches(kind, field, n))
             .collect();
-        let offset = self
-            .arg(field, "offset")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0) as usize;
-        let limit = self
-            .arg(field, "limit")
-            .and_then(|v| v.as_u64())
-            .map_or(usize::MAX, |l| l as usize);
+        let (offset, limit) = page(field);
         let mut out = Map::new();
         for sub in &field.selection {
             let value = match sub.name.as_str() {
@@ -83,4 +76,19 @@ impl Exec {
         }
         Ok(Value::Object(out))
     }
+}
+
+/// The page a list field asks for: `offset` (default 0) and `limit` (default: every node);
+/// numbers past `usize` saturate, negative ones are ignored.
+fn page(field: &Field) -> (usize, usize) {
+    let number = |name: &str| {
+        field
+            .argument(name)
+            .and_then(Value::as_u64)
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
+    (
+        number("offset").unwrap_or(0),
+        number("limit").unwrap_or(usize::MAX),
+    )
 }
