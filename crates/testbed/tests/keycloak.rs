@@ -507,3 +507,38 @@ async fn realm_roles() {
             .any(|r| r["name"] == "reader")
     );
 }
+
+#[tokio::test]
+async fn a_client_role_put_keeps_the_stored_id() {
+    let admin = Admin::start().await;
+    let client = admin
+        .create(
+            "/admin/realms/master/clients",
+            json!({"clientId": "billing"}),
+        )
+        .await;
+    let roles = format!("{client}/roles");
+    let role = admin.create(&roles, json!({"name": "reader"})).await;
+    assert_eq!(role, format!("{roles}/reader"));
+    let stored = admin.get(&role).await.json();
+    let id = stored["id"].as_str().unwrap().to_owned();
+    assert_eq!(stored["clientRole"], true);
+
+    // A read-modify-write that also sends another id and container, as a careless client
+    // (or one that copies a role from elsewhere) does: Keycloak keeps what it stored.
+    let mut rep = stored.clone();
+    rep["id"] = json!("00000000-0000-4000-8000-000000000000");
+    rep["containerId"] = json!("another-client");
+    rep["clientRole"] = json!(false);
+    rep["description"] = json!("reads invoices");
+    assert_eq!(admin.put(&role, rep).await.status, 204);
+
+    let back = admin.get(&role).await.json();
+    assert_eq!(back["id"], id.as_str());
+    assert_eq!(back["containerId"], stored["containerId"]);
+    assert_eq!(back["clientRole"], true);
+    assert_eq!(back["description"], "reads invoices");
+    let listed = admin.get(&roles).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+}

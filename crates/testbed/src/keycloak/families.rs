@@ -45,8 +45,10 @@ pub(super) const ROLES: Family = Family {
 pub(super) const CLIENT_SCOPES: Family = Family::named("client scope", "id", "name", &["id"]);
 /// Protocol mappers of a client or of a client scope.
 pub(super) const PROTOCOL_MAPPERS: Family = Family::named("protocol mapper", "id", "name", &["id"]);
-/// Client roles are named in URLs like realm roles, but an update may replace their `id`.
-pub(super) const CLIENT_ROLES: Family = Family::named("role", "name", "name", &[]);
+/// Client roles, named in URLs like realm roles; as in Keycloak, an update keeps the stored
+/// `id` and the role's container whatever the body says.
+pub(super) const CLIENT_ROLES: Family =
+    Family::named("role", "name", "name", &["id", "clientRole", "containerId"]);
 /// Identity providers, by alias.
 pub(super) const IDENTITY_PROVIDERS: Family =
     Family::named("identity provider", "alias", "alias", &[]);
