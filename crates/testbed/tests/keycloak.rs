@@ -542,3 +542,63 @@ async fn a_client_role_put_keeps_the_stored_id() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["id"], id.as_str());
 }
+
+#[tokio::test]
+async fn user_emails_stay_unique_on_update() {
+    let admin = Admin::start().await;
+    let base = "/admin/realms/master/users";
+    admin
+        .create(
+            base,
+            json!({"username": "alice", "email": "alice@example.org"}),
+        )
+        .await;
+    let bob = admin
+        .create(base, json!({"username": "bob", "email": "bob@example.org"}))
+        .await;
+
+    // Bob takes Alice's email (in other case): Keycloak's 409, and nothing of the PUT lands.
+    let stored = admin.get(&bob).await.json();
+    let mut rep = stored.clone();
+    rep["email"] = json!("Alice@Example.org");
+    rep["firstName"] = json!("Bob");
+    let clash = admin.put(&bob, rep).await;
+    assert_eq!(clash.status, 409);
+    assert_eq!(clash.json()["errorMessage"], "User exists with same email");
+    assert_eq!(admin.get(&bob).await.json(), stored);
+
+    // Sending one's own email back, or a free one, is fine.
+    let mut rep = stored.clone();
+    rep["firstName"] = json!("Bob");
+    assert_eq!(admin.put(&bob, rep.clone()).await.status, 204);
+    rep["email"] = json!("robert@example.org");
+    assert_eq!(admin.put(&bob, rep).await.status, 204);
+    assert_eq!(admin.get(&bob).await.json()["email"], "robert@example.org");
+
+    // The freed email can be taken; the new one cannot, on create either.
+    let carol = admin
+        .create(
+            base,
+            json!({"username": "carol", "email": "bob@example.org"}),
+        )
+        .await;
+    let dup = admin
+        .post(
+            base,
+            json!({"username": "dave", "email": "robert@example.org"}),
+        )
+        .await;
+    assert_eq!(dup.status, 409);
+    assert_eq!(dup.json()["errorMessage"], "User exists with same email");
+    assert_eq!(admin.get(&carol).await.json()["email"], "bob@example.org");
+
+    // An unknown user is a 404 before any uniqueness check.
+    let ghost = admin
+        .put(
+            &format!("{base}/00000000-0000-4000-8000-000000000000"),
+            json!({"email": "alice@example.org"}),
+        )
+        .await;
+    assert_eq!(ghost.status, 404);
+    assert_eq!(ghost.json()["error"], "User not found");
+}

@@ -74,6 +74,22 @@ fn take_password(rep: &mut Obj) -> Option<String> {
     })
 }
 
+/// Keycloak's 409 if a user other than `except` (an id) has the email `rep` gives; emails
+/// compare ignoring case, as Keycloak stores them lower-cased.
+fn email_free(r: &Realm, rep: &Obj, except: Option<&str>) -> Result<(), Response> {
+    let Some(email) = str_field(rep, "email") else {
+        return Ok(());
+    };
+    let taken = r.users.iter().any(|u| {
+        except.is_none_or(|id| str_field(u, "id") != Some(id))
+            && str_field(u, "email").is_some_and(|e| e.eq_ignore_ascii_case(email))
+    });
+    if taken {
+        return Err(conflict("User exists with same email".into()));
+    }
+    Ok(())
+}
+
 /// Keycloak keeps user names lower-cased.
 fn lower_username(rep: &mut Obj) {
     if let Some(name) = str_field(rep, "username").map(str::to_lowercase) {
@@ -96,14 +112,7 @@ impl Routed for Users {
     fn insert(r: &mut Realm, mut rep: Obj) -> Result<String, Response> {
         lower_username(&mut rep);
         USERS.claim(&r.users, &rep)?;
-        if let Some(email) = str_field(&rep, "email") {
-            if r.users
-                .iter()
-                .any(|u| str_field(u, "email").is_some_and(|e| e.eq_ignore_ascii_case(email)))
-            {
-                return Err(conflict("User exists with same email".into()));
-            }
-        }
+        email_free(r, &rep, None)?;
         let password = take_password(&mut rep);
         let id = new_id();
         rep.insert("id".into(), Value::String(id.clone()));
@@ -121,8 +130,11 @@ impl Routed for Users {
         USERS.get(&r.users, id)
     }
 
+    /// The email must stay unique too: taking another user's is a 409, as in Keycloak.
     fn update(r: &mut Realm, id: &str, mut update: Obj) -> Reply {
+        USERS.require(&r.users, id)?;
         lower_username(&mut update);
+        email_free(r, &update, Some(id))?;
         let password = take_password(&mut update);
         let reply = USERS.update(&mut r.users, id, update)?;
         if let Some(password) = password {
