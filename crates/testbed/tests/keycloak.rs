@@ -602,3 +602,100 @@ async fn user_emails_stay_unique_on_update() {
     assert_eq!(ghost.status, 404);
     assert_eq!(ghost.json()["error"], "User not found");
 }
+
+#[tokio::test]
+async fn raw_paths_refuse_segments_beyond_what_they_serve() {
+    let admin = Admin::start().await;
+    let realm = "/admin/realms/master";
+    let client = admin
+        .create(&format!("{realm}/clients"), json!({"clientId": "billing"}))
+        .await;
+    let role = admin
+        .create(&format!("{client}/roles"), json!({"name": "reader"}))
+        .await;
+    let mapper = admin
+        .create(
+            &format!("{client}/protocol-mappers/models"),
+            json!({"name": "tenant", "protocol": "openid-connect"}),
+        )
+        .await;
+    let scope = admin
+        .create(&format!("{realm}/client-scopes"), json!({"name": "tenant"}))
+        .await;
+    let scope_id = scope.rsplit('/').next().unwrap().to_owned();
+    let scope_mapper = admin
+        .create(
+            &format!("{scope}/protocol-mappers/models"),
+            json!({"name": "claim"}),
+        )
+        .await;
+    let idp = admin
+        .create(
+            &format!("{realm}/identity-provider/instances"),
+            json!({"alias": "github", "providerId": "github"}),
+        )
+        .await;
+    let idp_mapper = admin
+        .create(&format!("{idp}/mappers"), json!({"name": "email"}))
+        .await;
+    let user = admin
+        .create(&format!("{realm}/users"), json!({"username": "alice"}))
+        .await;
+    let group = admin
+        .create(&format!("{realm}/groups"), json!({"name": "team"}))
+        .await;
+    let group_id = group.rsplit('/').next().unwrap().to_owned();
+
+    let members = [&role, &mapper, &scope_mapper, &idp, &idp_mapper];
+    for member in members {
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            for extra in ["/extra", "/extra/more"] {
+                let path = format!("{member}{extra}");
+                let body = (method == Method::PUT).then(|| json!({"name": "renamed"}));
+                let reply = admin.call(method.clone(), &path, body).await;
+                assert_eq!(reply.status, 404, "{method} {path}");
+                assert_eq!(reply.json()["error"], "HTTP 404 Not Found", "{path}");
+            }
+        }
+        // None of those reached the member: it is there, unchanged.
+        let kept = admin.get(member).await;
+        assert_eq!(kept.status, 200, "{member}");
+        assert_ne!(kept.json()["name"], "renamed", "{member}");
+    }
+    for (method, path) in [
+        (Method::PUT, format!("{user}/groups/{group_id}/extra")),
+        (
+            Method::PUT,
+            format!("{realm}/default-default-client-scopes/{scope_id}/extra"),
+        ),
+        (
+            Method::PUT,
+            format!("{client}/default-client-scopes/{scope_id}/extra"),
+        ),
+        (Method::GET, format!("{client}/client-secret/extra")),
+        (Method::PUT, format!("{user}/reset-password/extra")),
+        (Method::GET, format!("{group}/members/extra")),
+    ] {
+        let reply = admin.call(method.clone(), &path, Some(json!({}))).await;
+        assert_eq!(reply.status, 404, "{method} {path}");
+        assert_eq!(reply.json()["error"], "HTTP 404 Not Found", "{path}");
+    }
+    // No link was made by the refused PUTs.
+    assert_eq!(admin.get(&format!("{user}/groups")).await.json(), json!([]));
+    let defaults = admin
+        .get(&format!("{realm}/default-default-client-scopes"))
+        .await
+        .json();
+    assert_eq!(defaults, json!([]));
+
+    // A method a path does not take is a 405, not a 404.
+    for (method, path) in [
+        (Method::POST, role.clone()),
+        (Method::PUT, format!("{client}/client-secret")),
+        (Method::DELETE, format!("{group}/members")),
+    ] {
+        let reply = admin.call(method.clone(), &path, Some(json!({}))).await;
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.json()["error"], "HTTP 405 Method Not Allowed");
+    }
+}

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::families::{CLIENT_ROLES, CLIENTS, PROTOCOL_MAPPERS};
 use super::rep::{json_obj, parse_object, str_field};
-use super::reply::{Reply, bad_request, not_found};
+use super::reply::{Reply, bad_request, method_not_allowed, route_not_found};
 use super::scope_links;
 use super::segments::encode_segment;
 use super::state::Realm;
@@ -33,13 +33,16 @@ pub(super) fn serve(
             PROTOCOL_MAPPERS.serve(mappers, method, tail, body, &here)
         }
         ["roles", tail @ ..] => roles(r, method, client, tail, body, &client_url),
-        ["client-secret"] => secret(r, method, client),
+        ["client-secret"] if matches!(*method, Method::GET | Method::POST) => {
+            secret(r, method, client)
+        }
         ["service-account-user"] if method == Method::GET => service_account_user(r, client),
+        ["client-secret" | "service-account-user"] => Err(method_not_allowed()),
         [
             kind @ ("default-client-scopes" | "optional-client-scopes"),
             tail @ ..,
         ] => scope_links::serve(r, method, tail, format!("clients/{client}/{kind}")),
-        _ => Err(not_found("resource")),
+        _ => Err(route_not_found()),
     }
 }
 

@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::rep::{Obj, merge, parse_object, str_field, values};
-use super::reply::{Reply, bad_request, conflict, created, error, not_found};
+use super::reply::{Reply, bad_request, conflict, created, error, not_found, unserved};
 use super::segments::encode_segment;
 use crate::util::ids::new_id;
 use crate::util::response::{empty, json};
@@ -159,8 +159,9 @@ impl Family {
         Ok(created(format!("{here}/{}", encode_segment(&id))))
     }
 
-    /// Serves `GET`/`POST` on a raw-path family (at `here`) and `GET`/`PUT`/`DELETE` on the
-    /// member named by the first segment of `tail` (any further segments are ignored).
+    /// Serves `GET`/`POST` on a raw-path family (at `here`, `tail` empty) and
+    /// `GET`/`PUT`/`DELETE` on the member `tail` names; a longer `tail` is a path the family
+    /// does not have (404).
     pub(super) fn serve(
         &self,
         items: &mut Vec<Obj>,
@@ -169,16 +170,13 @@ impl Family {
         body: &[u8],
         here: &str,
     ) -> Reply {
-        match (method.as_str(), tail.first().copied()) {
-            ("GET", None) => Ok(json(StatusCode::OK, &Value::Array(values(items.iter())))),
-            ("POST", None) => self.create(items, parse_object(body)?, here),
-            ("GET", Some(id)) => self.get(items, id),
-            ("PUT", Some(id)) => self.update(items, id, parse_object(body)?),
-            ("DELETE", Some(id)) => self.delete(items, id),
-            _ => Err(error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "HTTP 405 Method Not Allowed",
-            )),
+        match (method.as_str(), tail) {
+            ("GET", []) => Ok(json(StatusCode::OK, &Value::Array(values(items.iter())))),
+            ("POST", []) => self.create(items, parse_object(body)?, here),
+            ("GET", [id]) => self.get(items, id),
+            ("PUT", [id]) => self.update(items, id, parse_object(body)?),
+            ("DELETE", [id]) => self.delete(items, id),
+            _ => Err(unserved(tail, 1)),
         }
     }
 }

@@ -3,7 +3,7 @@
 use http::Method;
 
 use super::families::{IDENTITY_PROVIDER_MAPPERS, IDENTITY_PROVIDERS};
-use super::reply::{Reply, not_found};
+use super::reply::{Reply, route_not_found};
 use super::segments::encode_segment;
 use super::state::Realm;
 
@@ -36,6 +36,6 @@ pub(super) fn serve(
             let mappers = r.items_mut(format!("identity-providers/{alias}/mappers"));
             IDENTITY_PROVIDER_MAPPERS.serve(mappers, method, tail, body, &here)
         }
-        _ => Err(not_found("resource")),
+        _ => Err(route_not_found()),
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::groups::group_not_found;
 use super::links::{add_link, link_ids, remove_link};
 use super::rep::str_field;
-use super::reply::{Reply, not_found};
+use super::reply::{Reply, unserved};
 use super::state::Realm;
 use crate::util::response::{empty, json};
 
@@ -34,7 +34,7 @@ pub(super) fn user_groups(r: &mut Realm, method: &Method, user: &str, tail: &[&s
             remove_link(r, format!("users/{user}/groups"), group);
             Ok(empty(StatusCode::NO_CONTENT))
         }
-        _ => Err(not_found("resource")),
+        _ => Err(unserved(tail, 1)),
     }
 }
 

@@ -12,7 +12,7 @@ use super::extract::Authorized;
 use super::families::USERS;
 use super::groups::{self, group_not_found};
 use super::realms::{self, realm_not_found, with_realm};
-use super::reply::{Reply, not_found, route_not_found};
+use super::reply::{Reply, method_not_allowed, route_not_found};
 use super::segments::{decode_segment, encode_segment};
 use super::{
     client_resources, client_scopes, identity_providers, memberships, role_mappings, roles,
@@ -64,7 +64,8 @@ pub(super) async fn nested(
                 (_, ["role-mappings", "realm"]) => {
                     role_mappings::serve(r, &method, format!("users/{user}/realm-roles"), &body)
                 }
-                _ => Err(not_found("resource")),
+                (_, ["reset-password"]) => Err(method_not_allowed()),
+                _ => Err(route_not_found()),
             }
         }
         ["groups", group, more @ ..] => {
@@ -74,7 +75,8 @@ pub(super) async fn nested(
                 (_, ["role-mappings", "realm"]) => {
                     role_mappings::serve(r, &method, format!("groups/{group}/realm-roles"), &body)
                 }
-                _ => Err(not_found("resource")),
+                (_, ["members"]) => Err(method_not_allowed()),
+                _ => Err(route_not_found()),
             }
         }
         ["group-by-path", path @ ..] if method == Method::GET => groups::by_path(r, path),

@@ -50,6 +50,17 @@ pub(super) fn route_not_found() -> Response {
     error(StatusCode::NOT_FOUND, "HTTP 404 Not Found")
 }
 
+/// What Keycloak answers to a request a resource does not serve: the 405 for a method it
+/// does not take at one of its paths (`tail`, what follows the resource's own path, has at
+/// most `depth` segments), else the 404 of a path it does not have.
+pub(super) fn unserved(tail: &[&str], depth: usize) -> Response {
+    if tail.len() <= depth {
+        method_not_allowed()
+    } else {
+        route_not_found()
+    }
+}
+
 /// The 405 Keycloak gives for a method a path does not serve.
 pub(super) fn method_not_allowed() -> Response {
     error(

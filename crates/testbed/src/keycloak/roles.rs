@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::families::ROLES;
 use super::listing::{contains_ci, page};
 use super::rep::{Obj, merge, parse_object, str_field, values};
-use super::reply::{Reply, not_found};
+use super::reply::{Reply, method_not_allowed};
 use super::routed::Routed;
 use super::segments::encode_segment;
 use super::state::Realm;
@@ -71,6 +71,6 @@ pub(super) fn by_id(r: &mut Realm, method: &Method, id: &str, body: &[u8]) -> Re
             r.roles.remove(index);
             Ok(empty(StatusCode::NO_CONTENT))
         }
-        _ => Err(not_found("resource")),
+        _ => Err(method_not_allowed()),
     }
 }

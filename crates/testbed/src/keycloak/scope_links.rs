@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::families::CLIENT_SCOPES;
 use super::links::{add_link, link_ids, remove_link};
 use super::rep::str_field;
-use super::reply::{Reply, not_found};
+use super::reply::{Reply, unserved};
 use super::state::Realm;
 use crate::util::response::{empty, json};
 
@@ -32,6 +32,6 @@ pub(super) fn serve(r: &mut Realm, method: &Method, tail: &[&str], key: String) 
             remove_link(r, key, scope);
             Ok(empty(StatusCode::NO_CONTENT))
         }
-        _ => Err(not_found("resource")),
+        _ => Err(unserved(tail, 1)),
     }
 }
