@@ -437,3 +437,90 @@ async fn custom_kinds_branches_and_schema() {
     .await;
     assert_eq!(branches.json().as_array().unwrap().len(), 2);
 }
+
+/// Checks `text` is a timestamp as Infrahub writes them (RFC 3339, UTC, microseconds:
+/// `2024-01-01T00:00:00.000000Z`) of a moment within a minute of now.
+fn assert_infrahub_timestamp(text: &str) {
+    let shape: Vec<bool> = text.bytes().map(|b| b.is_ascii_digit()).collect();
+    let separators: Vec<(usize, u8)> = vec![
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    assert_eq!(text.len(), 27, "{text}");
+    for (i, digit) in shape.iter().enumerate() {
+        match separators.iter().find(|(at, _)| *at == i) {
+            Some((_, separator)) => assert_eq!(text.as_bytes()[i], *separator, "{text}"),
+            None => assert!(digit, "{text}"),
+        }
+    }
+    let number = |range: std::ops::Range<usize>| text[range].parse::<u32>().unwrap();
+    let month = time::Month::try_from(u8::try_from(number(5..7)).unwrap()).unwrap();
+    let date = time::Date::from_calendar_date(
+        i32::try_from(number(0..4)).unwrap(),
+        month,
+        u8::try_from(number(8..10)).unwrap(),
+    )
+    .unwrap();
+    let at = time::Time::from_hms_micro(
+        u8::try_from(number(11..13)).unwrap(),
+        u8::try_from(number(14..16)).unwrap(),
+        u8::try_from(number(17..19)).unwrap(),
+        number(20..26),
+    )
+    .unwrap();
+    let moment = time::PrimitiveDateTime::new(date, at).assume_utc();
+    let off = (time::OffsetDateTime::now_utc() - moment).abs();
+    assert!(off < time::Duration::minutes(1), "{text} is {off} from now");
+}
+
+#[tokio::test]
+async fn branch_timestamps_are_rfc3339_as_infrahub_serves_them() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+    let created = graphql(
+        &client,
+        &tb,
+        r#"mutation { BranchCreate(data: {name: "feature-1"}) { ok object { name branched_from created_at } } }"#,
+    )
+    .await;
+    let object = &created["data"]["BranchCreate"]["object"];
+    assert_eq!(object["name"], "feature-1");
+    let branched_from = object["branched_from"].as_str().unwrap().to_owned();
+    assert_infrahub_timestamp(&branched_from);
+    assert_infrahub_timestamp(object["created_at"].as_str().unwrap());
+
+    // main's too, through GraphQL and through the REST list.
+    let listed = graphql(&client, &tb, "{ Branch { name branched_from created_at } }").await;
+    let branches = listed["data"]["Branch"].as_array().unwrap();
+    assert_eq!(branches.len(), 2);
+    let key = tb.credentials().infrahub_api_key.clone();
+    let url = format!("{}/api/branch", tb.infrahub_url());
+    let rest = send(
+        &client,
+        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
+    )
+    .await;
+    for branch in branches.iter().chain(rest.json().as_array().unwrap()) {
+        assert_infrahub_timestamp(branch["branched_from"].as_str().unwrap());
+        assert_infrahub_timestamp(branch["created_at"].as_str().unwrap());
+    }
+
+    // A rebase moves branched_from on, still a timestamp (same width: text order is time
+    // order).
+    let rebased = graphql(
+        &client,
+        &tb,
+        r#"mutation { BranchRebase(data: {name: "feature-1"}) { ok object { branched_from } } }"#,
+    )
+    .await;
+    let moved = rebased["data"]["BranchRebase"]["object"]["branched_from"]
+        .as_str()
+        .unwrap();
+    assert_infrahub_timestamp(moved);
+    assert!(moved >= branched_from.as_str(), "{moved} < {branched_from}");
+}

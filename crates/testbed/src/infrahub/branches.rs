@@ -9,26 +9,28 @@ use serde_json::{Map, Value, json};
 
 use super::Infrahub;
 use super::auth::Authorized;
-use crate::util::clock::unix_now;
+use crate::util::clock::timestamp;
 use crate::util::ids::new_id;
 use crate::util::response::json;
 
-/// The metadata of a new branch, as `Branch` queries and `GET /api/branch` answer it.
+/// The metadata of a new branch, as `Branch` queries and `GET /api/branch` answer it; its
+/// times are RFC 3339 timestamps, as Infrahub writes them.
 pub(super) fn branch_meta(
     name: &str,
     description: &str,
     default: bool,
     sync_with_git: bool,
 ) -> Map<String, Value> {
+    let now = timestamp();
     match json!({
         "id": new_id(),
         "name": name,
         "description": description,
         "origin_branch": "main",
-        "branched_from": format!("{}", unix_now()),
+        "branched_from": now,
         "status": "OPEN",
         "graph_version": 1,
-        "created_at": format!("{}", unix_now()),
+        "created_at": now,
         "sync_with_git": sync_with_git,
         "is_default": default,
         "has_schema_changes": false,

@@ -7,7 +7,7 @@ use super::Exec;
 use crate::graphql::Field;
 use crate::infrahub::branches::branch_meta;
 use crate::infrahub::state::{Branch, Store};
-use crate::util::clock::unix_now;
+use crate::util::clock::timestamp;
 
 impl Exec {
     /// `Branch(ids, name)`: the branches that match, as the selection asks.
@@ -116,7 +116,7 @@ impl Exec {
             if !merge {
                 target
                     .meta
-                    .insert("branched_from".into(), json!(format!("{}", unix_now())));
+                    .insert("branched_from".into(), json!(timestamp()));
             }
         }
         let meta = state
