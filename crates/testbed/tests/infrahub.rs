@@ -524,3 +524,114 @@ async fn branch_timestamps_are_rfc3339_as_infrahub_serves_them() {
     assert_infrahub_timestamp(moved);
     assert!(moved >= branched_from.as_str(), "{moved} < {branched_from}");
 }
+
+/// The node `kind` of the schema the fake serves at `GET /api/schema`.
+async fn served_kind(client: &HttpClient, tb: &Testbed, kind: &str) -> Value {
+    let key = tb.credentials().infrahub_api_key.clone();
+    let url = format!("{}/api/schema", tb.infrahub_url());
+    let schema = send(
+        client,
+        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
+    )
+    .await;
+    assert_eq!(schema.status, 200);
+    schema.json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == kind)
+        .unwrap_or_else(|| panic!("{kind} is served"))
+        .clone()
+}
+
+/// The arguments the Infrahub 1.10.6 SDL gives the query field `kind`.
+fn sdl_query_arguments(kind: &str) -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/specs/infrahub-1.10.6.graphql"
+    );
+    let sdl = std::fs::read_to_string(path).unwrap();
+    let document = graphql_parser::schema::parse_schema::<&str>(&sdl).unwrap();
+    document
+        .definitions
+        .iter()
+        .find_map(|definition| match definition {
+            graphql_parser::schema::Definition::TypeDefinition(
+                graphql_parser::schema::TypeDefinition::Object(object),
+            ) if object.name == "Query" => object.fields.iter().find(|f| f.name == kind),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("Query.{kind} in the SDL"))
+        .arguments
+        .iter()
+        .map(|argument| argument.name.to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn builtin_tag_has_the_default_filter_infrahub_ships() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+    let tag = served_kind(&client, &tb, "BuiltinTag").await;
+    assert_eq!(tag["default_filter"], "name__value");
+    // It is a real filter of the BuiltinTag query, in the SDL and in the fake.
+    assert!(sdl_query_arguments("BuiltinTag").contains(&"name__value".to_owned()));
+    graphql(
+        &client,
+        &tb,
+        r#"mutation { BuiltinTagCreate(data: {name: {value: "red"}}) { ok } }"#,
+    )
+    .await;
+    let filter = tag["default_filter"].as_str().unwrap();
+    let found = graphql(
+        &client,
+        &tb,
+        &format!(r#"{{ BuiltinTag({filter}: "red") {{ count }} }}"#),
+    )
+    .await;
+    assert_eq!(found["data"]["BuiltinTag"]["count"], 1);
+    // A kind without one says so with null, as Infrahub's schema API does.
+    let repository = served_kind(&client, &tb, "CoreRepository").await;
+    assert_eq!(repository["default_filter"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_loaded_schema_keeps_its_default_filter() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+    let key = tb.credentials().infrahub_api_key.clone();
+    let url = format!("{}/api/schema/load", tb.infrahub_url());
+    let body = json!({"schemas": [{"version": "1.0", "nodes": [{
+        "namespace": "Infra", "name": "Device", "default_filter": "name__value",
+        "attributes": [{"name": "name", "kind": "Text", "unique": true}],
+    }]}]});
+    let loaded = send(
+        &client,
+        request(
+            Method::POST,
+            &url,
+            &[
+                ("x-infrahub-key", &key),
+                ("content-type", "application/json"),
+            ],
+            body.to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(loaded.status, 200, "{:?}", loaded.body);
+    let device = served_kind(&client, &tb, "InfraDevice").await;
+    assert_eq!(device["default_filter"], "name__value");
+}
+
+#[cfg(feature = "inventory")]
+#[tokio::test]
+async fn the_generated_client_kinds_keep_builtin_tags_default_filter() {
+    let tb = Testbed::builder()
+        .kinds(pacer_testbed::generated_inventory_kinds())
+        .start()
+        .await
+        .unwrap();
+    let client = client();
+    let tag = served_kind(&client, &tb, "BuiltinTag").await;
+    assert_eq!(tag["default_filter"], "name__value");
+}

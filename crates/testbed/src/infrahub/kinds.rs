@@ -1,8 +1,9 @@
 //! The kinds the fake Infrahub serves: each kind's attributes and relationships, and the
 //! stock kinds served by default.
 
-/// The schema of one node kind the fake Infrahub serves: its name (`BuiltinTag`) and its
-/// attributes (all text-like: values are stored as given, as JSON).
+/// The schema of one node kind the fake Infrahub serves: its name (`BuiltinTag`), its
+/// attributes (all text-like: values are stored as given, as JSON), its relationships, and
+/// the filter clients look it up by besides its id (`default_filter`).
 ///
 /// ```
 /// use pacer_testbed::KindSchema;
@@ -10,7 +11,8 @@
 /// let device = KindSchema::new("InfraDevice")
 ///     .unique("name") // required, unique, and the kind's human friendly id
 ///     .attribute("description")
-///     .required("role");
+///     .required("role")
+///     .default_filter("name__value"); // what clients look a device up by
 /// assert_eq!(device.kind(), "InfraDevice");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +20,11 @@ pub struct KindSchema {
     pub(super) kind: String,
     pub(super) attributes: Vec<AttributeSchema>,
     pub(super) relationships: Vec<RelationshipSchema>,
+    pub(super) default_filter: Option<String>,
 }
+
+/// The `default_filter` stock Infrahub (1.10) gives `BuiltinTag`.
+pub(super) const BUILTIN_TAG_DEFAULT_FILTER: &str = "name__value";
 
 /// A relationship of a kind: its name and cardinality.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +49,16 @@ impl KindSchema {
             kind: kind.into(),
             attributes: Vec::new(),
             relationships: Vec::new(),
+            default_filter: None,
         }
+    }
+
+    /// The filter `GET /api/schema` names as the kind's `default_filter` (an argument of its
+    /// query, such as `name__value`): what clients search by when given a name instead of an
+    /// id. None by default; `BuiltinTag` has Infrahub's.
+    pub fn default_filter(mut self, filter: impl Into<String>) -> Self {
+        self.default_filter = Some(filter.into());
+        self
     }
 
     /// Adds a relationship of cardinality one (`{name} { node { id hfid display_label } }`
@@ -128,13 +143,15 @@ impl KindSchema {
             .map(|a| a.name.as_str())
     }
 
-    /// The kinds a stock Infrahub has that the testbed serves by default: `BuiltinTag`,
-    /// `CoreRepository` and `CoreStandardGroup`.
+    /// The kinds a stock Infrahub has that the testbed serves by default: `BuiltinTag` (with
+    /// its `default_filter`, `name__value`, as Infrahub 1.10 ships it), `CoreRepository` and
+    /// `CoreStandardGroup`.
     pub fn defaults() -> Vec<KindSchema> {
         vec![
             KindSchema::new("BuiltinTag")
                 .unique("name")
-                .attribute("description"),
+                .attribute("description")
+                .default_filter(BUILTIN_TAG_DEFAULT_FILTER),
             KindSchema::new("CoreRepository")
                 .unique("name")
                 .required("location")

@@ -26,6 +26,7 @@ pub(super) async fn schema(State(ih): State<Arc<Infrahub>>, _: Authorized) -> Re
                 "kind": k.kind,
                 "namespace": namespace,
                 "name": name,
+                "default_filter": k.default_filter,
                 "human_friendly_id": k.hfid_attr().map(|a| vec![format!("{a}__value")]),
                 "attributes": k.attributes.iter().map(|a| json!({
                     "name": a.name,

@@ -16,7 +16,7 @@ use super::schema::schema_hash;
 use crate::util::response::json;
 
 /// The kinds a `POST /api/schema/load|check` body defines: `{"schemas": [{"nodes": [{"name",
-/// "namespace", "attributes": [{"name", "unique", "optional"}], "relationships": [{"name",
+/// "namespace", "default_filter", "attributes": [{"name", "unique", "optional"}], "relationships": [{"name",
 /// "cardinality"}]}]}]}`.
 pub(super) fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Response> {
     let invalid = |message: &str| {
@@ -71,6 +71,9 @@ pub(super) fn kinds_from_schemas(body: &[u8]) -> Result<Vec<KindSchema>, Respons
                 } else {
                     kind.relationship_many(rel)
                 };
+            }
+            if let Some(filter) = node.get("default_filter").and_then(Value::as_str) {
+                kind = kind.default_filter(filter);
             }
             kinds.push(kind);
         }
