@@ -413,13 +413,7 @@ async fn custom_kinds_branches_and_schema() {
     );
 
     // The schema lists the kinds served.
-    let key = tb.credentials().infrahub_api_key.clone();
-    let url = format!("{}/api/schema", tb.infrahub_url());
-    let schema = send(
-        &client,
-        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
-    )
-    .await;
+    let schema = infrahub_api(&client, &tb, Method::GET, "/api/schema", None).await;
     assert_eq!(schema.status, 200);
     let kinds: Vec<String> = schema.json()["nodes"]
         .as_array()
@@ -429,12 +423,7 @@ async fn custom_kinds_branches_and_schema() {
         .collect();
     assert!(kinds.contains(&"InfraDevice".to_owned()));
     assert!(kinds.contains(&"BuiltinTag".to_owned()));
-    let url = format!("{}/api/branch", tb.infrahub_url());
-    let branches = send(
-        &client,
-        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
-    )
-    .await;
+    let branches = infrahub_api(&client, &tb, Method::GET, "/api/branch", None).await;
     assert_eq!(branches.json().as_array().unwrap().len(), 2);
 }
 
@@ -498,13 +487,7 @@ async fn branch_timestamps_are_rfc3339_as_infrahub_serves_them() {
     let listed = graphql(&client, &tb, "{ Branch { name branched_from created_at } }").await;
     let branches = listed["data"]["Branch"].as_array().unwrap();
     assert_eq!(branches.len(), 2);
-    let key = tb.credentials().infrahub_api_key.clone();
-    let url = format!("{}/api/branch", tb.infrahub_url());
-    let rest = send(
-        &client,
-        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
-    )
-    .await;
+    let rest = infrahub_api(&client, &tb, Method::GET, "/api/branch", None).await;
     for branch in branches.iter().chain(rest.json().as_array().unwrap()) {
         assert_infrahub_timestamp(branch["branched_from"].as_str().unwrap());
         assert_infrahub_timestamp(branch["created_at"].as_str().unwrap());
@@ -527,13 +510,7 @@ async fn branch_timestamps_are_rfc3339_as_infrahub_serves_them() {
 
 /// The node `kind` of the schema the fake serves at `GET /api/schema`.
 async fn served_kind(client: &HttpClient, tb: &Testbed, kind: &str) -> Value {
-    let key = tb.credentials().infrahub_api_key.clone();
-    let url = format!("{}/api/schema", tb.infrahub_url());
-    let schema = send(
-        client,
-        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
-    )
-    .await;
+    let schema = infrahub_api(client, tb, Method::GET, "/api/schema", None).await;
     assert_eq!(schema.status, 200);
     schema.json()["nodes"]
         .as_array()
@@ -599,25 +576,11 @@ async fn builtin_tag_has_the_default_filter_infrahub_ships() {
 async fn a_loaded_schema_keeps_its_default_filter() {
     let tb = Testbed::start().await.unwrap();
     let client = client();
-    let key = tb.credentials().infrahub_api_key.clone();
-    let url = format!("{}/api/schema/load", tb.infrahub_url());
     let body = json!({"schemas": [{"version": "1.0", "nodes": [{
         "namespace": "Infra", "name": "Device", "default_filter": "name__value",
         "attributes": [{"name": "name", "kind": "Text", "unique": true}],
     }]}]});
-    let loaded = send(
-        &client,
-        request(
-            Method::POST,
-            &url,
-            &[
-                ("x-infrahub-key", &key),
-                ("content-type", "application/json"),
-            ],
-            body.to_string(),
-        ),
-    )
-    .await;
+    let loaded = infrahub_api(&client, &tb, Method::POST, "/api/schema/load", Some(body)).await;
     assert_eq!(loaded.status, 200, "{:?}", loaded.body);
     let device = served_kind(&client, &tb, "InfraDevice").await;
     assert_eq!(device["default_filter"], "name__value");

@@ -177,6 +177,32 @@ pub async fn graphql_at(
     .await
 }
 
+/// A REST call to the fake Infrahub (`/api/...`) authenticated with the API key.
+pub async fn infrahub_api(
+    client: &HttpClient,
+    tb: &Testbed,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    let key = tb.credentials().infrahub_api_key.clone();
+    let url = format!("{}{path}", tb.infrahub_url());
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    send(
+        client,
+        request(
+            method,
+            &url,
+            &[
+                ("x-infrahub-key", &key),
+                ("content-type", "application/json"),
+            ],
+            body,
+        ),
+    )
+    .await
+}
+
 pub async fn graphql(client: &HttpClient, tb: &Testbed, query: &str) -> Value {
     let reply = graphql_at(client, tb, "/graphql", query, Value::Null).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
