@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::util::deadline;
+use crate::util::clock::deadline;
 
 /// Faults the testbed injects before a request reaches the fakes (and before the
 /// server-side rate limit).

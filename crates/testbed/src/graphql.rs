@@ -1,75 +1,32 @@
-//! A small GraphQL executable-document parser: enough of the language for the query shapes
-//! Infrahub clients send (operations with variables, fields with aliases and arguments,
-//! nested selections, named and inline fragments; directives are parsed and ignored).
+//! The GraphQL documents the fake Infrahub accepts: parsed by `graphql-parser`, then the one
+//! operation a request runs is turned into the tree the executor walks, with fragments
+//! (named and inline) expanded, variables substituted and directives dropped.
 //!
-//! Hand-rolled rather than taken from a GraphQL server library: the fake must accept *any*
-//! kind name a test invents, which a static schema cannot, and a dynamic schema built per
-//! kind would cost far more compile time than this module on a 2-core builder.
+//! Only the executable-document side of GraphQL is used: the fake must accept *any* kind a
+//! test invents, which a server library with a static schema cannot, and one that builds a
+//! schema per kind at run time would cost far more build time than this module.
+//!
+//! Hostile documents are bounded twice: `graphql-parser` refuses more than 50 nested
+//! brackets (so parsing cannot overflow the stack), and the expansion here refuses fragment
+//! spreads nested past [`MAX_DEPTH`] (a cycle ends there) and operations that expand to more
+//! than [`MAX_FIELDS`] fields (fragments spreading each other twice per level).
 
 use std::collections::HashMap;
 
+use graphql_parser::query::{
+    self as ast, Definition, FragmentDefinition, OperationDefinition, VariableDefinition,
+};
 use serde_json::{Map, Value};
 
-/// Nesting depth past which a document is refused, so hostile input cannot overflow the stack.
+/// Depth of fields and fragment spreads past which an operation is refused.
 const MAX_DEPTH: usize = 64;
 
-/// Fields one selection set may expand to through fragments, so fragments that spread each
-/// other several times cannot blow up exponentially.
+/// Fields one operation may expand to through fragments.
 const MAX_FIELDS: usize = 10_000;
 
-/// A GraphQL input value, before variables are substituted.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Input {
-    Variable(String),
-    Literal(Value),
-    Enum(String),
-    List(Vec<Input>),
-    Object(Vec<(String, Input)>),
-}
-
-impl Input {
-    /// The JSON value with variables substituted (an unset variable is `null`).
-    pub(crate) fn resolve(&self, variables: &Map<String, Value>) -> Value {
-        match self {
-            Input::Variable(name) => variables.get(name).cloned().unwrap_or(Value::Null),
-            Input::Literal(value) => value.clone(),
-            Input::Enum(name) => Value::String(name.clone()),
-            Input::List(items) => {
-                Value::Array(items.iter().map(|i| i.resolve(variables)).collect())
-            }
-            Input::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.resolve(variables)))
-                    .collect(),
-            ),
-        }
-    }
-}
-
-/// One field of a selection set.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Field {
-    pub(crate) alias: Option<String>,
-    pub(crate) name: String,
-    pub(crate) arguments: Vec<(String, Input)>,
-    pub(crate) selection: Vec<Selection>,
-}
-
-impl Field {
-    /// The key this field's result has in the response.
-    pub(crate) fn key(&self) -> &str {
-        self.alias.as_deref().unwrap_or(&self.name)
-    }
-}
-
-/// An item of a selection set.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Selection {
-    Field(Field),
-    Spread(String),
-    Inline(Vec<Selection>),
-}
+type Text<'q> = &'q str;
+type Selection<'q> = ast::Selection<'q, Text<'q>>;
+type AstValue<'q> = ast::Value<'q, Text<'q>>;
 
 /// Query, mutation or subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,56 +36,187 @@ pub(crate) enum OperationKind {
     Subscription,
 }
 
-/// One operation of a document.
+/// The operation a request runs, ready to execute.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Operation {
     pub(crate) kind: OperationKind,
-    pub(crate) name: Option<String>,
-    /// Variable name -> default value.
-    pub(crate) defaults: Vec<(String, Input)>,
-    pub(crate) selection: Vec<Selection>,
+    /// The root fields, in selection order.
+    pub(crate) fields: Vec<Field>,
 }
 
-/// A parsed document.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Document {
-    pub(crate) operations: Vec<Operation>,
-    pub(crate) fragments: HashMap<String, Vec<Selection>>,
+/// One field of a selection, its arguments resolved to JSON and its own selection expanded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Field {
+    pub(crate) alias: Option<String>,
+    pub(crate) name: String,
+    /// In the order the document gives them.
+    pub(crate) arguments: Vec<(String, Value)>,
+    /// The sub-fields, in selection order; empty for a leaf.
+    pub(crate) selection: Vec<Field>,
 }
 
-impl Document {
-    /// Replaces fragment spreads and inline fragments by their fields (type conditions are
-    /// ignored: every kind here is concrete).
-    pub(crate) fn flatten(&self, selection: &[Selection]) -> Result<Vec<Field>, String> {
-        let mut out = Vec::new();
-        self.flatten_into(selection, &mut out, 0)?;
-        Ok(out)
+impl Field {
+    /// The key this field's result has in the response.
+    pub(crate) fn key(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.name)
     }
 
-    fn flatten_into(
-        &self,
-        selection: &[Selection],
-        out: &mut Vec<Field>,
+    /// The value of the argument `name`, if given.
+    pub(crate) fn argument(&self, name: &str) -> Option<&Value> {
+        self.arguments
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value)
+    }
+}
+
+/// Parses `source` and prepares the operation named `name` (or the only one) with
+/// `variables` (those not given take their declared defaults, else `null`).
+pub(crate) fn operation(
+    source: &str,
+    name: Option<&str>,
+    variables: &Map<String, Value>,
+) -> Result<Operation, String> {
+    let document = ast::parse_query::<Text<'_>>(source).map_err(syntax_error)?;
+    let mut operations = Vec::new();
+    let mut fragments = HashMap::new();
+    for definition in &document.definitions {
+        match definition {
+            Definition::Operation(operation) => operations.push(operation),
+            Definition::Fragment(fragment) => {
+                fragments.insert(fragment.name, fragment);
+            }
+        }
+    }
+    let chosen = match name {
+        Some(wanted) => operations
+            .iter()
+            .find(|op| operation_name(op) == Some(wanted))
+            .ok_or_else(|| format!("Unknown operation named '{wanted}'."))?,
+        None if operations.len() == 1 => &operations[0],
+        None => {
+            return Err(
+                "Must provide operation name if query contains multiple operations.".into(),
+            );
+        }
+    };
+    let (kind, definitions, selection) = match chosen {
+        OperationDefinition::SelectionSet(set) => (OperationKind::Query, &[][..], set),
+        OperationDefinition::Query(q) => (
+            OperationKind::Query,
+            &q.variable_definitions[..],
+            &q.selection_set,
+        ),
+        OperationDefinition::Mutation(m) => (
+            OperationKind::Mutation,
+            &m.variable_definitions[..],
+            &m.selection_set,
+        ),
+        OperationDefinition::Subscription(s) => (
+            OperationKind::Subscription,
+            &s.variable_definitions[..],
+            &s.selection_set,
+        ),
+    };
+    let mut expansion = Expansion {
+        fragments,
+        variables: with_defaults(definitions, variables),
+        budget: MAX_FIELDS,
+    };
+    let mut fields = Vec::new();
+    expansion.expand(&selection.items, 0, &mut fields)?;
+    Ok(Operation { kind, fields })
+}
+
+fn operation_name<'q>(operation: &OperationDefinition<'q, Text<'q>>) -> Option<&'q str> {
+    match operation {
+        OperationDefinition::SelectionSet(_) => None,
+        OperationDefinition::Query(q) => q.name,
+        OperationDefinition::Mutation(m) => m.name,
+        OperationDefinition::Subscription(s) => s.name,
+    }
+}
+
+/// The request's variables over the defaults the operation declares.
+fn with_defaults<'q>(
+    definitions: &[VariableDefinition<'q, Text<'q>>],
+    given: &Map<String, Value>,
+) -> Map<String, Value> {
+    let none = Map::new();
+    let mut variables = Map::new();
+    for definition in definitions {
+        if let Some(default) = &definition.default_value {
+            variables.insert(definition.name.to_owned(), to_json(default, &none));
+        }
+    }
+    variables.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+    variables
+}
+
+/// `graphql-parser`'s message (`query parse error: Parse error at 1:21\nUnexpected ...`) in
+/// the one-line shape graphql-core gives Infrahub's clients (`Syntax Error: ...`).
+fn syntax_error(error: ast::ParseError) -> String {
+    let text = error.to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let position = lines
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or("");
+    let detail: Vec<&str> = lines.collect();
+    format!("Syntax Error: {} (at {position}).", detail.join("; "))
+}
+
+struct Expansion<'d, 'q> {
+    fragments: HashMap<&'q str, &'d FragmentDefinition<'q, Text<'q>>>,
+    variables: Map<String, Value>,
+    /// Fields still allowed.
+    budget: usize,
+}
+
+impl<'q> Expansion<'_, 'q> {
+    /// Appends the fields `items` select to `out`: fragment spreads and inline fragments
+    /// give their fields in place (type conditions are ignored: every kind here is concrete).
+    fn expand(
+        &mut self,
+        items: &[Selection<'q>],
         depth: usize,
+        out: &mut Vec<Field>,
     ) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err("Fragment spreads nest too deeply (or form a cycle).".into());
         }
-        for item in selection {
+        for item in items {
             match item {
                 Selection::Field(field) => {
-                    if out.len() >= MAX_FIELDS {
-                        return Err("Selection set expands to too many fields.".into());
-                    }
-                    out.push(field.clone());
+                    self.budget = self
+                        .budget
+                        .checked_sub(1)
+                        .ok_or("Selection set expands to too many fields.")?;
+                    let mut selection = Vec::new();
+                    self.expand(&field.selection_set.items, depth + 1, &mut selection)?;
+                    out.push(Field {
+                        alias: field.alias.map(str::to_owned),
+                        name: field.name.to_owned(),
+                        arguments: field
+                            .arguments
+                            .iter()
+                            .map(|(name, value)| {
+                                ((*name).to_owned(), to_json(value, &self.variables))
+                            })
+                            .collect(),
+                        selection,
+                    });
                 }
-                Selection::Inline(inner) => self.flatten_into(inner, out, depth + 1)?,
-                Selection::Spread(name) => {
-                    let fragment = self
+                Selection::InlineFragment(inline) => {
+                    self.expand(&inline.selection_set.items, depth + 1, out)?;
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.fragment_name;
+                    let fragment = *self
                         .fragments
                         .get(name)
                         .ok_or_else(|| format!("Unknown fragment '{name}'."))?;
-                    self.flatten_into(fragment, out, depth + 1)?;
+                    self.expand(&fragment.selection_set.items, depth + 1, out)?;
                 }
             }
         }
@@ -136,467 +224,131 @@ impl Document {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Punct(char),
-    Spread,
-    Name(String),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-fn lex(source: &str) -> Result<Vec<Token>, String> {
-    let mut tokens = Vec::new();
-    let chars: Vec<char> = source.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            ' ' | '\t' | '\n' | '\r' | ',' | '\u{feff}' => i += 1,
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '{' | '}' | '(' | ')' | '[' | ']' | ':' | '=' | '@' | '$' | '!' | '|' | '&' => {
-                tokens.push(Token::Punct(c));
-                i += 1;
-            }
-            '.' => {
-                if chars.get(i + 1) == Some(&'.') && chars.get(i + 2) == Some(&'.') {
-                    tokens.push(Token::Spread);
-                    i += 3;
-                } else {
-                    return Err("Syntax Error: Unexpected '.'.".into());
-                }
-            }
-            '"' => {
-                if chars.get(i + 1) == Some(&'"') && chars.get(i + 2) == Some(&'"') {
-                    // Block string: raw up to the closing triple quote.
-                    let start = i + 3;
-                    let mut j = start;
-                    loop {
-                        if j >= chars.len() {
-                            return Err("Syntax Error: Unterminated string.".into());
-                        }
-                        if chars[j] == '"'
-                            && chars.get(j + 1) == Some(&'"')
-                            && chars.get(j + 2) == Some(&'"')
-                        {
-                            break;
-                        }
-                        j += 1;
-                    }
-                    tokens.push(Token::Str(chars[start..j].iter().collect()));
-                    i = j + 3;
-                } else {
-                    let mut value = String::new();
-                    i += 1;
-                    loop {
-                        let Some(&ch) = chars.get(i) else {
-                            return Err("Syntax Error: Unterminated string.".into());
-                        };
-                        i += 1;
-                        match ch {
-                            '"' => break,
-                            '\n' => return Err("Syntax Error: Unterminated string.".into()),
-                            '\\' => {
-                                let Some(&esc) = chars.get(i) else {
-                                    return Err("Syntax Error: Unterminated string.".into());
-                                };
-                                i += 1;
-                                match esc {
-                                    '"' => value.push('"'),
-                                    '\\' => value.push('\\'),
-                                    '/' => value.push('/'),
-                                    'b' => value.push('\u{8}'),
-                                    'f' => value.push('\u{c}'),
-                                    'n' => value.push('\n'),
-                                    'r' => value.push('\r'),
-                                    't' => value.push('\t'),
-                                    'u' => {
-                                        let hex: String = chars.iter().skip(i).take(4).collect();
-                                        let code = u32::from_str_radix(&hex, 16).map_err(|_| {
-                                            "Syntax Error: Invalid Unicode escape.".to_owned()
-                                        })?;
-                                        value.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                                        i += 4;
-                                    }
-                                    other => {
-                                        return Err(format!(
-                                            "Syntax Error: Invalid character escape sequence: '\\{other}'."
-                                        ));
-                                    }
-                                }
-                            }
-                            other => value.push(other),
-                        }
-                    }
-                    tokens.push(Token::Str(value));
-                }
-            }
-            '-' | '0'..='9' => {
-                let start = i;
-                i += 1;
-                let mut float = false;
-                while let Some(&ch) = chars.get(i) {
-                    if ch.is_ascii_digit() {
-                        i += 1;
-                    } else if matches!(ch, '.' | 'e' | 'E' | '+' | '-') && i > start {
-                        float = true;
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                let text: String = chars[start..i].iter().collect();
-                let bad = || format!("Syntax Error: Invalid number '{text}'.");
-                if float {
-                    tokens.push(Token::Float(text.parse().map_err(|_| bad())?));
-                } else {
-                    tokens.push(Token::Int(text.parse().map_err(|_| bad())?));
-                }
-            }
-            c if c == '_' || c.is_ascii_alphabetic() => {
-                let start = i;
-                while chars
-                    .get(i)
-                    .is_some_and(|ch| *ch == '_' || ch.is_ascii_alphanumeric())
-                {
-                    i += 1;
-                }
-                tokens.push(Token::Name(chars[start..i].iter().collect()));
-            }
-            other => return Err(format!("Syntax Error: Unexpected character '{other}'.")),
+/// A GraphQL value as JSON, variables substituted (an unset one is `null`) and enum values
+/// as their names. Its nesting is bounded by the parser's.
+fn to_json(value: &AstValue<'_>, variables: &Map<String, Value>) -> Value {
+    match value {
+        AstValue::Variable(name) => variables.get(*name).cloned().unwrap_or(Value::Null),
+        AstValue::Int(number) => number.as_i64().map_or(Value::Null, Value::from),
+        AstValue::Float(float) => {
+            serde_json::Number::from_f64(*float).map_or(Value::Null, Value::Number)
         }
-    }
-    Ok(tokens)
-}
-
-struct Parser {
-    tokens: Vec<Token>,
-    pos: usize,
-    depth: usize,
-}
-
-/// Parses a GraphQL executable document.
-pub(crate) fn parse(source: &str) -> Result<Document, String> {
-    let mut parser = Parser {
-        tokens: lex(source)?,
-        pos: 0,
-        depth: 0,
-    };
-    let mut document = Document::default();
-    while parser.peek().is_some() {
-        match parser.peek() {
-            Some(Token::Punct('{')) => {
-                let selection = parser.selection_set()?;
-                document.operations.push(Operation {
-                    kind: OperationKind::Query,
-                    name: None,
-                    defaults: Vec::new(),
-                    selection,
-                });
-            }
-            Some(Token::Name(word)) if word == "fragment" => {
-                parser.pos += 1;
-                let name = parser.name()?;
-                parser.expect_name("on")?;
-                parser.name()?;
-                parser.directives()?;
-                let selection = parser.selection_set()?;
-                document.fragments.insert(name, selection);
-            }
-            Some(Token::Name(word)) => {
-                let kind = match word.as_str() {
-                    "query" => OperationKind::Query,
-                    "mutation" => OperationKind::Mutation,
-                    "subscription" => OperationKind::Subscription,
-                    other => return Err(format!("Syntax Error: Unexpected Name '{other}'.")),
-                };
-                parser.pos += 1;
-                let name = match parser.peek() {
-                    Some(Token::Name(_)) => Some(parser.name()?),
-                    _ => None,
-                };
-                let defaults = parser.variable_definitions()?;
-                parser.directives()?;
-                let selection = parser.selection_set()?;
-                document.operations.push(Operation {
-                    kind,
-                    name,
-                    defaults,
-                    selection,
-                });
-            }
-            Some(other) => return Err(format!("Syntax Error: Unexpected {other:?}.")),
-            None => break,
+        AstValue::String(text) => Value::String(text.clone()),
+        AstValue::Boolean(flag) => Value::Bool(*flag),
+        AstValue::Null => Value::Null,
+        AstValue::Enum(name) => Value::String((*name).to_owned()),
+        AstValue::List(items) => {
+            Value::Array(items.iter().map(|item| to_json(item, variables)).collect())
         }
-    }
-    if document.operations.is_empty() {
-        return Err("Syntax Error: Unexpected <EOF>.".into());
-    }
-    Ok(document)
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.pos)
-    }
-
-    fn next(&mut self) -> Result<Token, String> {
-        let token = self
-            .tokens
-            .get(self.pos)
-            .cloned()
-            .ok_or_else(|| "Syntax Error: Unexpected <EOF>.".to_owned())?;
-        self.pos += 1;
-        Ok(token)
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(&Token::Punct(c)) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, c: char) -> Result<(), String> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(format!(
-                "Syntax Error: Expected '{c}', found {}.",
-                self.describe()
-            ))
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self.peek() {
-            None => "<EOF>".into(),
-            Some(Token::Name(n)) => format!("Name '{n}'"),
-            Some(Token::Punct(p)) => format!("'{p}'"),
-            Some(other) => format!("{other:?}"),
-        }
-    }
-
-    fn name(&mut self) -> Result<String, String> {
-        match self.next()? {
-            Token::Name(name) => Ok(name),
-            _ => {
-                self.pos -= 1;
-                Err(format!(
-                    "Syntax Error: Expected Name, found {}.",
-                    self.describe()
-                ))
-            }
-        }
-    }
-
-    fn expect_name(&mut self, word: &str) -> Result<(), String> {
-        let name = self.name()?;
-        if name == word {
-            Ok(())
-        } else {
-            Err(format!(
-                "Syntax Error: Expected '{word}', found Name '{name}'."
-            ))
-        }
-    }
-
-    fn enter(&mut self) -> Result<(), String> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            Err("Syntax Error: Document nests too deeply.".into())
-        } else {
-            Ok(())
-        }
-    }
-
-    fn variable_definitions(&mut self) -> Result<Vec<(String, Input)>, String> {
-        let mut defaults = Vec::new();
-        if !self.eat('(') {
-            return Ok(defaults);
-        }
-        while !self.eat(')') {
-            self.expect('$')?;
-            let name = self.name()?;
-            self.expect(':')?;
-            self.skip_type()?;
-            if self.eat('=') {
-                defaults.push((name, self.value(true)?));
-            }
-            self.directives()?;
-        }
-        Ok(defaults)
-    }
-
-    fn skip_type(&mut self) -> Result<(), String> {
-        self.enter()?;
-        if self.eat('[') {
-            self.skip_type()?;
-            self.expect(']')?;
-        } else {
-            self.name()?;
-        }
-        self.eat('!');
-        self.depth -= 1;
-        Ok(())
-    }
-
-    fn directives(&mut self) -> Result<(), String> {
-        while self.eat('@') {
-            self.name()?;
-            self.arguments()?;
-        }
-        Ok(())
-    }
-
-    fn arguments(&mut self) -> Result<Vec<(String, Input)>, String> {
-        let mut arguments = Vec::new();
-        if !self.eat('(') {
-            return Ok(arguments);
-        }
-        while !self.eat(')') {
-            let name = self.name()?;
-            self.expect(':')?;
-            arguments.push((name, self.value(false)?));
-        }
-        Ok(arguments)
-    }
-
-    fn value(&mut self, constant: bool) -> Result<Input, String> {
-        self.enter()?;
-        let value = match self.next()? {
-            Token::Punct('$') if !constant => Input::Variable(self.name()?),
-            Token::Int(n) => Input::Literal(Value::from(n)),
-            Token::Float(f) => {
-                Input::Literal(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
-            }
-            Token::Str(s) => Input::Literal(Value::String(s)),
-            Token::Name(n) => match n.as_str() {
-                "true" => Input::Literal(Value::Bool(true)),
-                "false" => Input::Literal(Value::Bool(false)),
-                "null" => Input::Literal(Value::Null),
-                _ => Input::Enum(n),
-            },
-            Token::Punct('[') => {
-                let mut items = Vec::new();
-                while !self.eat(']') {
-                    items.push(self.value(constant)?);
-                }
-                Input::List(items)
-            }
-            Token::Punct('{') => {
-                let mut fields = Vec::new();
-                while !self.eat('}') {
-                    let name = self.name()?;
-                    self.expect(':')?;
-                    fields.push((name, self.value(constant)?));
-                }
-                Input::Object(fields)
-            }
-            other => return Err(format!("Syntax Error: Unexpected {other:?}.")),
-        };
-        self.depth -= 1;
-        Ok(value)
-    }
-
-    fn selection_set(&mut self) -> Result<Vec<Selection>, String> {
-        self.enter()?;
-        self.expect('{')?;
-        let mut items = Vec::new();
-        while !self.eat('}') {
-            if self.peek() == Some(&Token::Spread) {
-                self.pos += 1;
-                match self.peek() {
-                    Some(Token::Name(word)) if word == "on" => {
-                        self.pos += 1;
-                        self.name()?;
-                        self.directives()?;
-                        items.push(Selection::Inline(self.selection_set()?));
-                    }
-                    Some(Token::Name(_)) => {
-                        let name = self.name()?;
-                        self.directives()?;
-                        items.push(Selection::Spread(name));
-                    }
-                    _ => {
-                        self.directives()?;
-                        items.push(Selection::Inline(self.selection_set()?));
-                    }
-                }
-                continue;
-            }
-            let first = self.name()?;
-            let (alias, name) = if self.eat(':') {
-                (Some(first), self.name()?)
-            } else {
-                (None, first)
-            };
-            let arguments = self.arguments()?;
-            self.directives()?;
-            let selection = if self.peek() == Some(&Token::Punct('{')) {
-                self.selection_set()?
-            } else {
-                Vec::new()
-            };
-            items.push(Selection::Field(Field {
-                alias,
-                name,
-                arguments,
-                selection,
-            }));
-        }
-        if items.is_empty() {
-            return Err("Syntax Error: Expected Name, found '}'.".into());
-        }
-        self.depth -= 1;
-        Ok(items)
+        AstValue::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, item)| ((*key).to_owned(), to_json(item, variables)))
+                .collect(),
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn prepare(source: &str, name: Option<&str>) -> Result<Operation, String> {
+        operation(source, name, &Map::new())
+    }
+
+    const TAGS: &str = r#"query Tags($name: String = "x") {
+             BuiltinTag(name__value: $name, offset: 0, limit: 50) {
+               count
+               edges { node { id ...F name { value } } }
+             }
+           }
+           fragment F on BuiltinTag { display_label }
+           query Other { InfrahubInfo { version } }"#;
 
     #[test]
     fn parses_the_infrahub_shapes() {
-        let document = parse(
-            r#"query Tags($name: String = "x") {
-                 BuiltinTag(name__value: $name, offset: 0, limit: 50) {
-                   count
-                   edges { node { id ...F name { value } } }
-                 }
-               }
-               fragment F on BuiltinTag { display_label }"#,
-        )
-        .expect("parses");
-        let operation = &document.operations[0];
-        assert_eq!(operation.kind, OperationKind::Query);
-        assert_eq!(operation.name.as_deref(), Some("Tags"));
-        let fields = document.flatten(&operation.selection).expect("flattens");
-        assert_eq!(fields[0].name, "BuiltinTag");
-        assert_eq!(fields[0].arguments.len(), 3);
-        assert!(document.fragments.contains_key("F"));
+        let tags_op = prepare(TAGS, Some("Tags")).expect("parses");
+        assert_eq!(tags_op.kind, OperationKind::Query);
+        let tags = &tags_op.fields[0];
+        assert_eq!(tags.name, "BuiltinTag");
+        assert_eq!(tags.arguments.len(), 3);
+        // The declared default stands in for the variable nobody gave.
+        assert_eq!(tags.argument("name__value"), Some(&json!("x")));
+        assert_eq!(tags.argument("limit"), Some(&json!(50)));
+        // The fragment's field takes the spread's place, between `id` and `name`.
+        let node = &tags.selection[1].selection[0];
+        let names: Vec<&str> = node.selection.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["id", "display_label", "name"]);
+
+        let given = json!({"name": "red"});
+        let Value::Object(given) = given else {
+            unreachable!()
+        };
+        let with_name = operation(TAGS, Some("Tags"), &given).expect("parses");
+        assert_eq!(
+            with_name.fields[0].argument("name__value"),
+            Some(&json!("red"))
+        );
+
+        // Operations are chosen by name, and a name is needed when there are several.
+        let other = prepare(TAGS, Some("Other")).expect("parses");
+        assert_eq!(other.fields[0].name, "InfrahubInfo");
+        assert_eq!(
+            prepare(TAGS, Some("Nope")),
+            Err("Unknown operation named 'Nope'.".into())
+        );
+        assert_eq!(
+            prepare(TAGS, None),
+            Err("Must provide operation name if query contains multiple operations.".into())
+        );
     }
 
     #[test]
     fn parses_mutations_with_objects() {
-        let document = parse(
+        let create = prepare(
             r#"mutation { a: BuiltinTagCreate(data: {name: {value: "x\"y"}, tags: [{id: "1"}]}) { ok object { id } } }"#,
+            None,
         )
         .expect("parses");
-        let Selection::Field(field) = &document.operations[0].selection[0] else {
-            panic!("a field");
-        };
+        assert_eq!(create.kind, OperationKind::Mutation);
+        let field = &create.fields[0];
         assert_eq!(field.key(), "a");
-        let data = field.arguments[0].1.resolve(&Map::new());
+        let data = field.argument("data").expect("data");
         assert_eq!(data["name"]["value"], "x\"y");
+        assert_eq!(data["tags"][0]["id"], "1");
+    }
+
+    #[test]
+    fn inline_fragments_enums_and_directives() {
+        let query = prepare(
+            r#"{ BuiltinTag(order: {node_metadata: ASC}) @include(if: true) {
+                 ... on PaginatedBuiltinTag @skip(if: false) { count }
+                 ... { edges { node { id } } }
+               } }"#,
+            None,
+        )
+        .expect("parses");
+        let tags = &query.fields[0];
+        assert_eq!(
+            tags.argument("order"),
+            Some(&json!({"node_metadata": "ASC"}))
+        );
+        let names: Vec<&str> = tags.selection.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["count", "edges"]);
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line_in_graphql_core_wording() {
+        let error = prepare("{ BuiltinTag { count ", None).expect_err("refused");
+        assert!(error.starts_with("Syntax Error: "), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+        assert_eq!(
+            prepare("{ ...Missing }", None),
+            Err("Unknown fragment 'Missing'.".into())
+        );
     }
 
     #[test]
@@ -614,14 +366,18 @@ mod tests {
             "{ ... }",
             "{ a(b: \"\\u12\") }",
             "{ a(b: 1e) }",
+            "{ a(b: 99999999999999999999999) }",
             "\u{0}",
         ] {
-            let _ = parse(source);
+            let _ = prepare(source, None);
         }
         let deep = format!("{}{}", "{ a ".repeat(10_000), "}".repeat(10_000));
-        assert!(parse(&deep).is_err());
+        assert!(prepare(&deep, None).is_err());
         let deep_value = format!("{{ a(b: {}) }}", "[".repeat(10_000));
-        assert!(parse(&deep_value).is_err());
+        assert!(prepare(&deep_value, None).is_err());
+        // As deep as the parser allows still parses, on a test thread's stack.
+        let deepest = format!("{}{}", "{ a ".repeat(49), "}".repeat(49));
+        assert!(prepare(&deepest, None).is_ok());
         // Fragments spreading each other twice per level: refused, not expanded 2^30 times.
         let mut bomb = String::from("{ ...F0 } ");
         for i in 0..30 {
@@ -632,7 +388,15 @@ mod tests {
             ));
         }
         bomb.push_str("fragment F30 on Q { a }");
-        let document = parse(&bomb).expect("parses");
-        assert!(document.flatten(&document.operations[0].selection).is_err());
+        assert_eq!(
+            prepare(&bomb, None),
+            Err("Selection set expands to too many fields.".into())
+        );
+        // A fragment that spreads itself ends at the depth bound.
+        let cycle = "{ ...A } fragment A on Q { ...A }";
+        assert_eq!(
+            prepare(cycle, None),
+            Err("Fragment spreads nest too deeply (or form a cycle).".into())
+        );
     }
 }

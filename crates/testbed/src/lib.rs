@@ -86,11 +86,14 @@
 //!
 //! The admin API needs a live Bearer token from any realm (401 `{"error":"HTTP 401
 //! Unauthorized"}` otherwise). Representations are kept as JSON objects: unknown fields
-//! survive a read-modify-write; `PUT` overlays the given fields, as Keycloak does. Creates
-//! answer `201` with an empty body and `Location: {base}/admin/realms/...`; unknown ids `404
-//! {"error":...}`; duplicates `409 {"errorMessage":...}`. Usernames are lower-cased; user
-//! `credentials` of type `password` set the password for the `password` grant and are never
-//! returned.
+//! survive a read-modify-write; `PUT` overlays the given fields, as Keycloak does, and keeps
+//! what Keycloak keeps (ids, a client role's `id` and container). Creates answer `201` with an
+//! empty body and `Location: {base}/admin/realms/...`; unknown ids `404 {"error":...}`;
+//! duplicates `409 {"errorMessage":...}`, on update too (a user given another user's email:
+//! `User exists with same email`). A path with segments beyond what its resource serves is
+//! `404 {"error":"HTTP 404 Not Found"}`, a method it does not take `405`. Usernames are
+//! lower-cased; user `credentials` of type `password` set the password for the `password`
+//! grant and are never returned.
 //!
 //! # Infrahub
 //!
@@ -109,6 +112,8 @@
 //!   `BranchDelete(data: {name})`, `BranchMerge(data: {name})` (the branch's nodes into
 //!   `main`), `BranchRebase(data: {name})` (`main`'s missing nodes into the branch),
 //!   `InfrahubInfo { version }`; `/graphql/{branch}` runs against that branch's copy.
+//!   Branch times (`branched_from`, `created_at`) are RFC 3339 timestamps, as Infrahub
+//!   writes them: `2024-01-01T00:00:00.000000Z`.
 //! - Relationships ([`KindSchema::relationship_one`], [`KindSchema::relationship_many`]):
 //!   `{rel} { node { id hfid display_label __typename } }` or `{rel} { count edges { node
 //!   {...} } }`; inputs `{rel}: {id}` / `{hfid, kind}` (hfids match on `name`) or lists.
@@ -121,9 +126,14 @@
 //! missing mandatory attribute) answer `{"data": {"KindUpdate": null}, "errors": [{"message",
 //! "path"}]}`. Attribute metadata other than `value` is not modelled. Every request to the
 //! Infrahub paths is recorded ([`Testbed::infrahub_requests`]).
-//! The GraphQL parser is a small hand-rolled one (see the `graphql` module's docs): a server
-//! library with a static schema cannot serve the kinds a test invents, and a dynamic one
-//! costs far more build time.
+//! `GET /api/schema` lists the kinds served with their attributes, relationships and
+//! `default_filter` (`BuiltinTag`'s is `name__value`, as Infrahub 1.10 ships it; see
+//! [`KindSchema::default_filter`]).
+//!
+//! Documents are parsed with `graphql-parser` (its executable-document side) and executed
+//! against the kinds served, with bounds on nesting (50 brackets; 64 levels of fields and
+//! fragment spreads) and fragment expansion (10 000 fields): a server library with a static
+//! schema cannot serve the kinds a test invents, and a dynamic one costs far more build time.
 //!
 //! # Limits and faults
 //!
@@ -133,6 +143,17 @@
 //! namespace). [`Faults`] injects 429 storms, 503s, latency and connection resets before the
 //! limit; [`Stats`] counts what was answered.
 //! [`hostile`] is a raw-socket server that misbehaves at the HTTP/1.1 wire level on demand.
+//!
+//! # Layout
+//!
+//! One job a file, shared helpers below what uses them: `server`, `faults`, `stats`;
+//! `graphql` (documents, through `graphql-parser`); `util/` (responses, request headers,
+//! ids, clocks, base64, JWTs, token tables, request journals); `keycloak/` (one file per
+//! resource family, the token endpoint, the raw-path routes, the journal); `infrahub/`
+//! (kinds, state, node writes, auth, branches, schema endpoints, journal) and
+//! `infrahub/executor/` (GraphQL validation, queries and pages, filters, projection,
+//! mutations, branches, IP pools, the answer). The crate's README has the file-by-file
+//! table. `hostile/` is the misbehaving raw-socket server.
 #![deny(unsafe_code, missing_docs)]
 
 mod faults;

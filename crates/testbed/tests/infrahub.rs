@@ -44,7 +44,7 @@ async fn graphql_bearer(client: &HttpClient, tb: &Testbed, token: &str, query: &
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn login_refresh_api_key_and_expiry() {
     let tb = Testbed::builder()
         .token_lifetime(Duration::from_secs(1))
@@ -86,8 +86,8 @@ async fn login_refresh_api_key_and_expiry() {
         401
     );
 
-    // Expiry says "Expired Signature", as Infrahub does.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Expiry says "Expired Signature", as Infrahub does (the fake reads tokio's clock).
+    tokio::time::advance(Duration::from_millis(1200)).await;
     let expired = graphql_bearer(&client, &tb, &access, query).await;
     assert_eq!(expired.status, 401);
     assert_eq!(expired.json()["errors"][0]["message"], "Expired Signature");
@@ -413,13 +413,7 @@ async fn custom_kinds_branches_and_schema() {
     );
 
     // The schema lists the kinds served.
-    let key = tb.credentials().infrahub_api_key.clone();
-    let url = format!("{}/api/schema", tb.infrahub_url());
-    let schema = send(
-        &client,
-        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
-    )
-    .await;
+    let schema = infrahub_api(&client, &tb, Method::GET, "/api/schema", None).await;
     assert_eq!(schema.status, 200);
     let kinds: Vec<String> = schema.json()["nodes"]
         .as_array()
@@ -429,11 +423,178 @@ async fn custom_kinds_branches_and_schema() {
         .collect();
     assert!(kinds.contains(&"InfraDevice".to_owned()));
     assert!(kinds.contains(&"BuiltinTag".to_owned()));
-    let url = format!("{}/api/branch", tb.infrahub_url());
-    let branches = send(
+    let branches = infrahub_api(&client, &tb, Method::GET, "/api/branch", None).await;
+    assert_eq!(branches.json().as_array().unwrap().len(), 2);
+}
+
+/// Checks `text` is a timestamp as Infrahub writes them (RFC 3339, UTC, microseconds:
+/// `2024-01-01T00:00:00.000000Z`) of a moment within a minute of now.
+fn assert_infrahub_timestamp(text: &str) {
+    let shape: Vec<bool> = text.bytes().map(|b| b.is_ascii_digit()).collect();
+    let separators: Vec<(usize, u8)> = vec![
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    assert_eq!(text.len(), 27, "{text}");
+    for (i, digit) in shape.iter().enumerate() {
+        match separators.iter().find(|(at, _)| *at == i) {
+            Some((_, separator)) => assert_eq!(text.as_bytes()[i], *separator, "{text}"),
+            None => assert!(digit, "{text}"),
+        }
+    }
+    let number = |range: std::ops::Range<usize>| text[range].parse::<u32>().unwrap();
+    let month = time::Month::try_from(u8::try_from(number(5..7)).unwrap()).unwrap();
+    let date = time::Date::from_calendar_date(
+        i32::try_from(number(0..4)).unwrap(),
+        month,
+        u8::try_from(number(8..10)).unwrap(),
+    )
+    .unwrap();
+    let at = time::Time::from_hms_micro(
+        u8::try_from(number(11..13)).unwrap(),
+        u8::try_from(number(14..16)).unwrap(),
+        u8::try_from(number(17..19)).unwrap(),
+        number(20..26),
+    )
+    .unwrap();
+    let moment = time::PrimitiveDateTime::new(date, at).assume_utc();
+    let off = (time::OffsetDateTime::now_utc() - moment).abs();
+    assert!(off < time::Duration::minutes(1), "{text} is {off} from now");
+}
+
+#[tokio::test]
+async fn branch_timestamps_are_rfc3339_as_infrahub_serves_them() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+    let created = graphql(
         &client,
-        request(Method::GET, &url, &[("x-infrahub-key", &key)], ""),
+        &tb,
+        r#"mutation { BranchCreate(data: {name: "feature-1"}) { ok object { name branched_from created_at } } }"#,
     )
     .await;
-    assert_eq!(branches.json().as_array().unwrap().len(), 2);
+    let object = &created["data"]["BranchCreate"]["object"];
+    assert_eq!(object["name"], "feature-1");
+    let branched_from = object["branched_from"].as_str().unwrap().to_owned();
+    assert_infrahub_timestamp(&branched_from);
+    assert_infrahub_timestamp(object["created_at"].as_str().unwrap());
+
+    // main's too, through GraphQL and through the REST list.
+    let listed = graphql(&client, &tb, "{ Branch { name branched_from created_at } }").await;
+    let branches = listed["data"]["Branch"].as_array().unwrap();
+    assert_eq!(branches.len(), 2);
+    let rest = infrahub_api(&client, &tb, Method::GET, "/api/branch", None).await;
+    for branch in branches.iter().chain(rest.json().as_array().unwrap()) {
+        assert_infrahub_timestamp(branch["branched_from"].as_str().unwrap());
+        assert_infrahub_timestamp(branch["created_at"].as_str().unwrap());
+    }
+
+    // A rebase moves branched_from on, still a timestamp (same width: text order is time
+    // order).
+    let rebased = graphql(
+        &client,
+        &tb,
+        r#"mutation { BranchRebase(data: {name: "feature-1"}) { ok object { branched_from } } }"#,
+    )
+    .await;
+    let moved = rebased["data"]["BranchRebase"]["object"]["branched_from"]
+        .as_str()
+        .unwrap();
+    assert_infrahub_timestamp(moved);
+    assert!(moved >= branched_from.as_str(), "{moved} < {branched_from}");
+}
+
+/// The node `kind` of the schema the fake serves at `GET /api/schema`.
+async fn served_kind(client: &HttpClient, tb: &Testbed, kind: &str) -> Value {
+    let schema = infrahub_api(client, tb, Method::GET, "/api/schema", None).await;
+    assert_eq!(schema.status, 200);
+    schema.json()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == kind)
+        .unwrap_or_else(|| panic!("{kind} is served"))
+        .clone()
+}
+
+/// The arguments the Infrahub 1.10.6 SDL gives the query field `kind`.
+fn sdl_query_arguments(kind: &str) -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/specs/infrahub-1.10.6.graphql"
+    );
+    let sdl = std::fs::read_to_string(path).unwrap();
+    let document = graphql_parser::schema::parse_schema::<&str>(&sdl).unwrap();
+    document
+        .definitions
+        .iter()
+        .find_map(|definition| match definition {
+            graphql_parser::schema::Definition::TypeDefinition(
+                graphql_parser::schema::TypeDefinition::Object(object),
+            ) if object.name == "Query" => object.fields.iter().find(|f| f.name == kind),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("Query.{kind} in the SDL"))
+        .arguments
+        .iter()
+        .map(|argument| argument.name.to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn builtin_tag_has_the_default_filter_infrahub_ships() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+    let tag = served_kind(&client, &tb, "BuiltinTag").await;
+    assert_eq!(tag["default_filter"], "name__value");
+    // It is a real filter of the BuiltinTag query, in the SDL and in the fake.
+    assert!(sdl_query_arguments("BuiltinTag").contains(&"name__value".to_owned()));
+    graphql(
+        &client,
+        &tb,
+        r#"mutation { BuiltinTagCreate(data: {name: {value: "red"}}) { ok } }"#,
+    )
+    .await;
+    let filter = tag["default_filter"].as_str().unwrap();
+    let found = graphql(
+        &client,
+        &tb,
+        &format!(r#"{{ BuiltinTag({filter}: "red") {{ count }} }}"#),
+    )
+    .await;
+    assert_eq!(found["data"]["BuiltinTag"]["count"], 1);
+    // A kind without one says so with null, as Infrahub's schema API does.
+    let repository = served_kind(&client, &tb, "CoreRepository").await;
+    assert_eq!(repository["default_filter"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_loaded_schema_keeps_its_default_filter() {
+    let tb = Testbed::start().await.unwrap();
+    let client = client();
+    let body = json!({"schemas": [{"version": "1.0", "nodes": [{
+        "namespace": "Infra", "name": "Device", "default_filter": "name__value",
+        "attributes": [{"name": "name", "kind": "Text", "unique": true}],
+    }]}]});
+    let loaded = infrahub_api(&client, &tb, Method::POST, "/api/schema/load", Some(body)).await;
+    assert_eq!(loaded.status, 200, "{:?}", loaded.body);
+    let device = served_kind(&client, &tb, "InfraDevice").await;
+    assert_eq!(device["default_filter"], "name__value");
+}
+
+#[cfg(feature = "inventory")]
+#[tokio::test]
+async fn the_generated_client_kinds_keep_builtin_tags_default_filter() {
+    let tb = Testbed::builder()
+        .kinds(pacer_testbed::generated_inventory_kinds())
+        .start()
+        .await
+        .unwrap();
+    let client = client();
+    let tag = served_kind(&client, &tb, "BuiltinTag").await;
+    assert_eq!(tag["default_filter"], "name__value");
 }

@@ -507,3 +507,195 @@ async fn realm_roles() {
             .any(|r| r["name"] == "reader")
     );
 }
+
+#[tokio::test]
+async fn a_client_role_put_keeps_the_stored_id() {
+    let admin = Admin::start().await;
+    let client = admin
+        .create(
+            "/admin/realms/master/clients",
+            json!({"clientId": "billing"}),
+        )
+        .await;
+    let roles = format!("{client}/roles");
+    let role = admin.create(&roles, json!({"name": "reader"})).await;
+    assert_eq!(role, format!("{roles}/reader"));
+    let stored = admin.get(&role).await.json();
+    let id = stored["id"].as_str().unwrap().to_owned();
+    assert_eq!(stored["clientRole"], true);
+
+    // A read-modify-write that also sends another id and container, as a careless client
+    // (or one that copies a role from elsewhere) does: Keycloak keeps what it stored.
+    let mut rep = stored.clone();
+    rep["id"] = json!("00000000-0000-4000-8000-000000000000");
+    rep["containerId"] = json!("another-client");
+    rep["clientRole"] = json!(false);
+    rep["description"] = json!("reads invoices");
+    assert_eq!(admin.put(&role, rep).await.status, 204);
+
+    let back = admin.get(&role).await.json();
+    assert_eq!(back["id"], id.as_str());
+    assert_eq!(back["containerId"], stored["containerId"]);
+    assert_eq!(back["clientRole"], true);
+    assert_eq!(back["description"], "reads invoices");
+    let listed = admin.get(&roles).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn user_emails_stay_unique_on_update() {
+    let admin = Admin::start().await;
+    let base = "/admin/realms/master/users";
+    admin
+        .create(
+            base,
+            json!({"username": "alice", "email": "alice@example.org"}),
+        )
+        .await;
+    let bob = admin
+        .create(base, json!({"username": "bob", "email": "bob@example.org"}))
+        .await;
+
+    // Bob takes Alice's email (in other case): Keycloak's 409, and nothing of the PUT lands.
+    let stored = admin.get(&bob).await.json();
+    let mut rep = stored.clone();
+    rep["email"] = json!("Alice@Example.org");
+    rep["firstName"] = json!("Bob");
+    let clash = admin.put(&bob, rep).await;
+    assert_eq!(clash.status, 409);
+    assert_eq!(clash.json()["errorMessage"], "User exists with same email");
+    assert_eq!(admin.get(&bob).await.json(), stored);
+
+    // Sending one's own email back, or a free one, is fine.
+    let mut rep = stored.clone();
+    rep["firstName"] = json!("Bob");
+    assert_eq!(admin.put(&bob, rep.clone()).await.status, 204);
+    rep["email"] = json!("robert@example.org");
+    assert_eq!(admin.put(&bob, rep).await.status, 204);
+    assert_eq!(admin.get(&bob).await.json()["email"], "robert@example.org");
+
+    // The freed email can be taken; the new one cannot, on create either.
+    let carol = admin
+        .create(
+            base,
+            json!({"username": "carol", "email": "bob@example.org"}),
+        )
+        .await;
+    let dup = admin
+        .post(
+            base,
+            json!({"username": "dave", "email": "robert@example.org"}),
+        )
+        .await;
+    assert_eq!(dup.status, 409);
+    assert_eq!(dup.json()["errorMessage"], "User exists with same email");
+    assert_eq!(admin.get(&carol).await.json()["email"], "bob@example.org");
+
+    // An unknown user is a 404 before any uniqueness check.
+    let ghost = admin
+        .put(
+            &format!("{base}/00000000-0000-4000-8000-000000000000"),
+            json!({"email": "alice@example.org"}),
+        )
+        .await;
+    assert_eq!(ghost.status, 404);
+    assert_eq!(ghost.json()["error"], "User not found");
+}
+
+#[tokio::test]
+async fn raw_paths_refuse_segments_beyond_what_they_serve() {
+    let admin = Admin::start().await;
+    let realm = "/admin/realms/master";
+    let client = admin
+        .create(&format!("{realm}/clients"), json!({"clientId": "billing"}))
+        .await;
+    let role = admin
+        .create(&format!("{client}/roles"), json!({"name": "reader"}))
+        .await;
+    let mapper = admin
+        .create(
+            &format!("{client}/protocol-mappers/models"),
+            json!({"name": "tenant", "protocol": "openid-connect"}),
+        )
+        .await;
+    let scope = admin
+        .create(&format!("{realm}/client-scopes"), json!({"name": "tenant"}))
+        .await;
+    let scope_id = scope.rsplit('/').next().unwrap().to_owned();
+    let scope_mapper = admin
+        .create(
+            &format!("{scope}/protocol-mappers/models"),
+            json!({"name": "claim"}),
+        )
+        .await;
+    let idp = admin
+        .create(
+            &format!("{realm}/identity-provider/instances"),
+            json!({"alias": "github", "providerId": "github"}),
+        )
+        .await;
+    let idp_mapper = admin
+        .create(&format!("{idp}/mappers"), json!({"name": "email"}))
+        .await;
+    let user = admin
+        .create(&format!("{realm}/users"), json!({"username": "alice"}))
+        .await;
+    let group = admin
+        .create(&format!("{realm}/groups"), json!({"name": "team"}))
+        .await;
+    let group_id = group.rsplit('/').next().unwrap().to_owned();
+
+    let members = [&role, &mapper, &scope_mapper, &idp, &idp_mapper];
+    for member in members {
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            for extra in ["/extra", "/extra/more"] {
+                let path = format!("{member}{extra}");
+                let body = (method == Method::PUT).then(|| json!({"name": "renamed"}));
+                let reply = admin.call(method.clone(), &path, body).await;
+                assert_eq!(reply.status, 404, "{method} {path}");
+                assert_eq!(reply.json()["error"], "HTTP 404 Not Found", "{path}");
+            }
+        }
+        // None of those reached the member: it is there, unchanged.
+        let kept = admin.get(member).await;
+        assert_eq!(kept.status, 200, "{member}");
+        assert_ne!(kept.json()["name"], "renamed", "{member}");
+    }
+    for (method, path) in [
+        (Method::PUT, format!("{user}/groups/{group_id}/extra")),
+        (
+            Method::PUT,
+            format!("{realm}/default-default-client-scopes/{scope_id}/extra"),
+        ),
+        (
+            Method::PUT,
+            format!("{client}/default-client-scopes/{scope_id}/extra"),
+        ),
+        (Method::GET, format!("{client}/client-secret/extra")),
+        (Method::PUT, format!("{user}/reset-password/extra")),
+        (Method::GET, format!("{group}/members/extra")),
+    ] {
+        let reply = admin.call(method.clone(), &path, Some(json!({}))).await;
+        assert_eq!(reply.status, 404, "{method} {path}");
+        assert_eq!(reply.json()["error"], "HTTP 404 Not Found", "{path}");
+    }
+    // No link was made by the refused PUTs.
+    assert_eq!(admin.get(&format!("{user}/groups")).await.json(), json!([]));
+    let defaults = admin
+        .get(&format!("{realm}/default-default-client-scopes"))
+        .await
+        .json();
+    assert_eq!(defaults, json!([]));
+
+    // A method a path does not take is a 405, not a 404.
+    for (method, path) in [
+        (Method::POST, role.clone()),
+        (Method::PUT, format!("{client}/client-secret")),
+        (Method::DELETE, format!("{group}/members")),
+    ] {
+        let reply = admin.call(method.clone(), &path, Some(json!({}))).await;
+        assert_eq!(reply.status, 405, "{method} {path}");
+        assert_eq!(reply.json()["error"], "HTTP 405 Method Not Allowed");
+    }
+}

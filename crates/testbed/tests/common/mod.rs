@@ -124,6 +124,19 @@ pub async fn admin_token(client: &HttpClient, tb: &Testbed) -> String {
     reply.json()["access_token"].as_str().unwrap().to_owned()
 }
 
+/// A call with a JSON body (`None`: empty) and one credential header.
+async fn json_call(
+    client: &HttpClient,
+    method: Method,
+    url: &str,
+    credential: (&str, &str),
+    body: Option<Value>,
+) -> Reply {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let headers = [credential, ("content-type", "application/json")];
+    send(client, request(method, url, &headers, body)).await
+}
+
 /// An admin API call with a Bearer token.
 pub async fn admin(
     client: &HttpClient,
@@ -135,20 +148,7 @@ pub async fn admin(
 ) -> Reply {
     let auth = format!("Bearer {token}");
     let url = format!("{}{path}", tb.keycloak_url());
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    send(
-        client,
-        request(
-            method,
-            &url,
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-            body,
-        ),
-    )
-    .await
+    json_call(client, method, &url, ("authorization", &auth), body).await
 }
 
 /// A GraphQL call authenticated with the API key, against `path` (`/graphql` or `/graphql/{branch}`).
@@ -159,22 +159,21 @@ pub async fn graphql_at(
     query: &str,
     variables: Value,
 ) -> Reply {
+    let body = serde_json::json!({"query": query, "variables": variables});
+    infrahub_api(client, tb, Method::POST, path, Some(body)).await
+}
+
+/// A call to the fake Infrahub (`/api/...`, `/graphql`) authenticated with the API key.
+pub async fn infrahub_api(
+    client: &HttpClient,
+    tb: &Testbed,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
     let key = tb.credentials().infrahub_api_key.clone();
     let url = format!("{}{path}", tb.infrahub_url());
-    let body = serde_json::json!({"query": query, "variables": variables}).to_string();
-    send(
-        client,
-        request(
-            Method::POST,
-            &url,
-            &[
-                ("x-infrahub-key", &key),
-                ("content-type", "application/json"),
-            ],
-            body,
-        ),
-    )
-    .await
+    json_call(client, method, &url, ("x-infrahub-key", &key), body).await
 }
 
 pub async fn graphql(client: &HttpClient, tb: &Testbed, query: &str) -> Value {
