@@ -34,7 +34,7 @@ use std::time::Duration;
 use http::Method;
 
 use crate::Namespace;
-use crate::rate_limit::Level;
+use crate::rate_limit::level::Level;
 
 /// Receives the events the layers report. Called inline on the request's task: keep it cheap
 /// and never block.

@@ -98,8 +98,9 @@ use tower_service::Service;
 
 use crate::Namespace;
 use crate::events::{Event, Observer};
+use crate::rate_limit::level::Level;
+use crate::rate_limit::limiter::RateLimiter;
 use crate::rate_limit::limiter::WeakRateLimiter;
-use crate::rate_limit::{Level, RateLimiter};
 
 /// The content type of the OpenMetrics text format.
 pub const OPENMETRICS_CONTENT_TYPE: &str =

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use super::Level;
+use super::level::Level;
 use super::quota::Gcra;
 use crate::Namespace;
 

@@ -88,7 +88,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, Script};
 use tokio::time::Instant;
 
-use super::limiter::Level;
+use super::level::Level;
 use super::quota::{Gcra, Quota};
 use super::store::{RateLimitStore, Refund, StoreDecision, StoreError, StoreFuture, StoreRequest};
 use crate::Namespace;

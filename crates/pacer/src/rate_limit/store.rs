@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::limiter::Level;
+use super::level::Level;
 use super::quota::Quota;
 use crate::{BoxError, Namespace};
 
