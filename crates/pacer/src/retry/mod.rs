@@ -126,7 +126,8 @@ use crate::body::ReplayBody;
 use crate::body::TryCloneBody;
 
 /// The error type of [`Retry`]: the inner service's error, boxed, or a [`RetryAfterExceeded`].
-pub type BoxError = Box<dyn StdError + Send + Sync>;
+/// The crate's one [`BoxError`](crate::BoxError), re-exported under its old path.
+pub use crate::BoxError;
 
 /// What to do when a server asks for a `Retry-After` longer than the cap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -142,7 +143,8 @@ pub enum RetryAfterMode {
 /// cap.
 ///
 /// ```
-/// # use pacer::retry::{BoxError, RetryAfterExceeded};
+/// # use pacer::BoxError;
+/// # use pacer::retry::RetryAfterExceeded;
 /// fn requested_delay(err: &BoxError) -> Option<std::time::Duration> {
 ///     err.downcast_ref::<RetryAfterExceeded>().map(|e| e.requested())
 /// }
