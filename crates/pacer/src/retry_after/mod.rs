@@ -64,8 +64,9 @@
 //! # }
 //! ```
 
+pub(crate) mod cap;
 mod gate;
-mod parse;
+pub(crate) mod parse;
 
 use std::fmt;
 use std::future::Future;
@@ -83,6 +84,7 @@ use tower_service::Service;
 
 use crate::events::Events;
 
+pub use cap::{RetryAfterExceeded, RetryAfterMode};
 pub use gate::{
     DEFAULT_MAX_UPSTREAMS, DEFAULT_RELEASE_WINDOW, PauseGate, PauseGateBuilder, PauseKey,
 };
