@@ -99,7 +99,7 @@ pub use tls::TlsError;
 
 use crate::BoxError;
 use crate::config::{Config, ConfigError};
-use crate::events::{Events, Observer};
+use crate::events::observer::{Events, Observer};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::retry::RetryPolicy;

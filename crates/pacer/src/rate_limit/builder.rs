@@ -14,7 +14,7 @@ use super::memory::MemoryState;
 use super::quota::{Gcra, Quota, QuotaError};
 use super::store::{RateLimitStore, StoreFailure};
 use crate::Namespace;
-use crate::events::Events;
+use crate::events::observer::Events;
 
 impl RateLimiter {
     /// A builder with the defaults: global 50 req/s burst 100, per namespace 5 req/s burst 10,

@@ -17,7 +17,8 @@ use super::memory::{Decision, MemoryState};
 use super::quota::Quota;
 use super::store::{RateLimitStore, Refund, StoreError, StoreFailure, StoreFuture};
 use crate::Namespace;
-use crate::events::{Event, Events};
+use crate::events::event::Event;
+use crate::events::observer::Events;
 
 /// The two-level limiter: one global bucket and one bucket per [`Namespace`].
 ///

@@ -19,7 +19,7 @@ use super::classify::{Decision, RetryReason};
 use super::info::{DeadlineExceeded, RetryInfo};
 use super::policy::RetryPolicy;
 use crate::body::TryCloneBody;
-use crate::events::{Event, RequestInfo, RetryReason as EventReason};
+use crate::events::event::{Event, RequestInfo, RetryReason as EventReason};
 use crate::retry_after::cap::{RetryAfterExceeded, RetryAfterMode};
 use crate::retry_after::parse::retry_after;
 use crate::{BoxError, Namespace};

@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use super::backoff::Backoff;
 use super::budget::RetryBudget;
 use super::classify::{Classify, DefaultClassifier};
-use crate::events::Events;
+use crate::events::observer::Events;
 use crate::retry_after::cap::RetryAfterMode;
 
 /// What to retry and how: caps, backoff, `Retry-After`, budget and classifier.

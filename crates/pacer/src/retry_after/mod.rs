@@ -82,7 +82,7 @@ use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::events::Events;
+use crate::events::observer::Events;
 
 pub use cap::{RetryAfterExceeded, RetryAfterMode};
 pub use gate::{
