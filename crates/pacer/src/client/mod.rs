@@ -71,7 +71,7 @@
 //! ```
 
 pub mod blocking;
-mod body;
+mod response;
 mod builder_ext;
 mod tls;
 
@@ -93,7 +93,7 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
-pub use body::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
+pub use response::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use builder_ext::{PacerStack, ServiceBuilderExt, sensitive_headers};
 pub use tls::TlsError;
 
