@@ -1,0 +1,50 @@
+//! [`Config`] from TOML and JSON documents and files.
+
+use std::path::Path;
+
+use super::error::ConfigError;
+use super::schema::Config;
+
+impl Config {
+    /// Parses a TOML document; missing settings keep their defaults, unknown ones are errors.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            source_name: "TOML".to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Parses a JSON document; missing settings keep their defaults, unknown ones are errors.
+    pub fn from_json_str(text: &str) -> Result<Self, ConfigError> {
+        serde_json::from_str(text).map_err(|e| ConfigError::Parse {
+            source_name: "JSON".to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a `.toml` or `.json` file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let parsed = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Self::from_toml_str(&text),
+            Some("json") => Self::from_json_str(&text),
+            _ => {
+                return Err(ConfigError::File {
+                    path: path.to_owned(),
+                    message: "unknown format: the file name must end in .toml or .json".to_owned(),
+                });
+            }
+        };
+        parsed.map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                source_name: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+}
