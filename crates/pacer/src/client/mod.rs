@@ -71,8 +71,8 @@
 //! ```
 
 pub mod blocking;
-mod response;
 mod builder_ext;
+mod response;
 mod tls;
 
 use std::fmt;
@@ -93,8 +93,8 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
-pub use response::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use builder_ext::{PacerStack, ServiceBuilderExt, sensitive_headers};
+pub use response::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use tls::TlsError;
 
 use crate::BoxError;
