@@ -1,6 +1,8 @@
 //! [`RateLimiterBuilder`]: the limiter's settings, validated once into a [`RateLimiter`].
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -138,81 +140,118 @@ impl RateLimiterBuilder {
         if !(0.0..=1.0).contains(&self.initial_fill) {
             return Err(BuildError::InitialFill(self.initial_fill));
         }
-        if self.max_namespaces == 0 {
-            return Err(BuildError::MaxNamespaces);
-        }
-        let max_wait = u64::try_from(self.max_wait.as_nanos()).unwrap_or(u64::MAX);
-        let fill = self.initial_fill;
-        let mut overrides = HashMap::with_hasher(RandomState::default());
+        let max_namespaces =
+            NonZeroUsize::new(self.max_namespaces).ok_or(BuildError::MaxNamespaces)?;
+        let mut overrides = Vec::with_capacity(self.overrides.len());
         for (name, quota) in self.overrides {
             let quota = quota.map_err(|e| BuildError::OverrideQuota(name.clone(), e))?;
-            overrides.insert(name, quota);
+            // A namespace overridden twice keeps its last quota.
+            match overrides.iter_mut().find(|(known, _)| *known == name) {
+                Some(known) => known.1 = quota,
+                None => overrides.push((name, quota)),
+            }
         }
-        let gcra_overrides = overrides
+        let limits = CheckedLimits {
+            global,
+            namespace,
+            overrides,
+            max_wait: self.max_wait,
+            max_namespaces,
+            initial_fill: self.initial_fill,
+        };
+        let Some(store) = self.store else {
+            return Ok(RateLimiter::from_checked(limits, self.events));
+        };
+        let fallback = match self.on_store_failure {
+            StoreFailure::FailClosed => None,
+            StoreFailure::Local { share } => Some(limits.memory_state(|quota| {
+                quota
+                    .scaled(share)
+                    .map_err(|_| BuildError::StoreFailureShare(share))
+            })?),
+        };
+        let backend = Backend::Shared(SharedBackend {
+            store,
+            policy: self.on_store_failure,
+            fallback,
+            fallbacks: AtomicU64::new(0),
+            down_until: AtomicU64::new(0),
+            retry_interval: u64::try_from(self.store_retry_interval.as_nanos()).unwrap_or(u64::MAX),
+        });
+        Ok(limits.into_limiter(backend, self.events))
+    }
+}
+
+/// Limits already checked (by [`RateLimiterBuilder::build`], or by the validated
+/// configuration): the in-memory limiter they describe is built without a chance of refusal.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedLimits {
+    pub(crate) global: Quota,
+    pub(crate) namespace: Quota,
+    /// At most one entry per namespace.
+    pub(crate) overrides: Vec<(Namespace, Quota)>,
+    pub(crate) max_wait: Duration,
+    pub(crate) max_namespaces: NonZeroUsize,
+    /// Within `0.0..=1.0` (the cells clamp it anyway).
+    pub(crate) initial_fill: f64,
+}
+
+impl CheckedLimits {
+    /// The in-memory buckets of these limits, every quota passed through `scale` first (the
+    /// local fallback of a shared store runs at a share of them).
+    fn memory_state<E>(&self, scale: impl Fn(Quota) -> Result<Quota, E>) -> Result<MemoryState, E> {
+        let fill = self.initial_fill;
+        let mut overrides = HashMap::with_hasher(RandomState::default());
+        for (name, quota) in &self.overrides {
+            overrides.insert(name.clone(), Gcra::new(scale(*quota)?, fill));
+        }
+        Ok(MemoryState::new(
+            Gcra::new(scale(self.global)?, fill),
+            Gcra::new(scale(self.namespace)?, fill),
+            overrides,
+            self.max_namespaces.get(),
+            self.sweep_period(),
+        ))
+    }
+
+    /// A full pass of incremental eviction per refill time of the slowest namespace bucket,
+    /// so an idle bucket is forgotten at most about two refill times after it filled up.
+    fn sweep_period(&self) -> u64 {
+        let period = self
+            .overrides
             .iter()
-            .map(|(name, quota)| (name.clone(), Gcra::new(*quota, fill)))
-            .collect();
-        // A full pass of incremental eviction per refill time of the slowest namespace bucket,
-        // so an idle bucket is forgotten at most about two refill times after it filled up.
-        let sweep_period = overrides
-            .values()
-            .chain([&namespace])
+            .map(|(_, quota)| quota)
+            .chain([&self.namespace])
             .map(|q| q.refill_time())
             .max()
             .unwrap_or_default()
             .clamp(Duration::from_millis(100), Duration::from_secs(600));
-        let sweep_period = u64::try_from(sweep_period.as_nanos()).unwrap_or(u64::MAX);
-        let backend = match self.store {
-            None => Backend::Memory(MemoryState::new(
-                Gcra::new(global, fill),
-                Gcra::new(namespace, fill),
-                gcra_overrides,
-                self.max_namespaces,
-                sweep_period,
-            )),
-            Some(store) => {
-                let fallback = match self.on_store_failure {
-                    StoreFailure::FailClosed => None,
-                    StoreFailure::Local { share } => {
-                        let scaled = |quota: Quota| {
-                            quota
-                                .scaled(share)
-                                .map(|q| Gcra::new(q, fill))
-                                .map_err(|_| BuildError::StoreFailureShare(share))
-                        };
-                        let mut local_overrides = HashMap::with_hasher(RandomState::default());
-                        for (name, quota) in &overrides {
-                            local_overrides.insert(name.clone(), scaled(*quota)?);
-                        }
-                        Some(MemoryState::new(
-                            scaled(global)?,
-                            scaled(namespace)?,
-                            local_overrides,
-                            self.max_namespaces,
-                            sweep_period,
-                        ))
-                    }
-                };
-                Backend::Shared(SharedBackend {
-                    store,
-                    policy: self.on_store_failure,
-                    fallback,
-                    fallbacks: AtomicU64::new(0),
-                    down_until: AtomicU64::new(0),
-                    retry_interval: u64::try_from(self.store_retry_interval.as_nanos())
-                        .unwrap_or(u64::MAX),
-                })
-            }
-        };
-        Ok(RateLimiter::from_shared(Shared {
+        u64::try_from(period.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn into_limiter(self, backend: Backend, events: Events) -> RateLimiter {
+        let mut overrides = HashMap::with_hasher(RandomState::default());
+        overrides.extend(self.overrides);
+        RateLimiter::from_shared(Shared {
             epoch: Instant::now(),
-            max_wait,
-            global,
-            namespace,
+            max_wait: u64::try_from(self.max_wait.as_nanos()).unwrap_or(u64::MAX),
+            global: self.global,
+            namespace: self.namespace,
             overrides,
-            max_namespaces: self.max_namespaces,
+            max_namespaces: self.max_namespaces.get(),
             backend,
-            events: self.events,
-        }))
+            events,
+        })
+    }
+}
+
+impl RateLimiter {
+    /// The in-memory limiter of `limits`, reporting to `events`; cannot fail.
+    pub(crate) fn from_checked(limits: CheckedLimits, events: Events) -> RateLimiter {
+        let state = match limits.memory_state(Ok::<Quota, Infallible>) {
+            Ok(state) => state,
+            Err(never) => match never {},
+        };
+        limits.into_limiter(Backend::Memory(state), events)
     }
 }

@@ -142,7 +142,7 @@
 //! names fall back to the default namespace.
 
 mod acquire;
-mod builder;
+pub(crate) mod builder;
 mod error;
 mod extract;
 mod layer;
