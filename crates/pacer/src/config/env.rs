@@ -1,10 +1,10 @@
 //! The environment overlay: `{PREFIX}_...` variables over a [`Config`].
 
 use super::error::ConfigError;
-use super::names::{jitter_names, mode_names};
 use super::parse::{
-    parse_burst, parse_count, parse_fraction, parse_optional_secs, parse_path, parse_positive,
-    parse_prefix, parse_rate, parse_ratio, parse_scope, parse_secs, parse_switch,
+    parse_burst, parse_count, parse_fraction, parse_jitter, parse_optional_secs, parse_path,
+    parse_positive, parse_prefix, parse_rate, parse_ratio, parse_retry_after_mode, parse_scope,
+    parse_secs, parse_switch,
 };
 use super::schema::Config;
 
@@ -61,7 +61,7 @@ impl Config {
                     self.retry.backoff_max_secs = parse_secs(&value).map_err(bad)?;
                 }
                 "RATE_LIMIT_BACKOFF_JITTER" => {
-                    self.retry.jitter = jitter_names::parse(&value).map_err(bad)?;
+                    self.retry.jitter = parse_jitter(&value).map_err(bad)?;
                 }
                 "RATE_LIMIT_RETRY_BUDGET" => {
                     self.retry.budget = parse_switch(&value).map_err(bad)?
@@ -76,7 +76,7 @@ impl Config {
                     self.retry_after.max_secs = parse_secs(&value).map_err(bad)?;
                 }
                 "RATE_LIMIT_RETRY_AFTER_MODE" => {
-                    self.retry_after.mode = mode_names::parse(&value).map_err(bad)?;
+                    self.retry_after.mode = parse_retry_after_mode(&value).map_err(bad)?;
                 }
                 "RATE_LIMIT_PAUSE_SCOPE" => {
                     self.retry_after.pause_scope = parse_scope(&value).map_err(bad)?;

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::rate_limit::BuildError;
-
 /// Why a configuration could not be loaded.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -41,8 +39,6 @@ pub enum ConfigError {
         /// Why.
         message: String,
     },
-    /// The rate limiter refused the settings.
-    RateLimiter(BuildError),
 }
 
 impl fmt::Display for ConfigError {
@@ -63,7 +59,6 @@ impl fmt::Display for ConfigError {
                 message,
             } => write!(f, "{source_name}: {message}"),
             Self::File { path, message } => write!(f, "{}: {message}", path.display()),
-            Self::RateLimiter(e) => write!(f, "rate limiter: {e}"),
         }
     }
 }

@@ -6,23 +6,29 @@ use super::error::ConfigError;
 use super::schema::Config;
 
 impl Config {
-    /// Parses a TOML document; missing settings keep their defaults, unknown ones are errors.
+    /// Parses and validates a TOML document; missing settings keep their defaults, unknown
+    /// ones are errors, and so is a value out of range (see [`validate`](Self::validate)).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             source_name: "TOML".to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        config.validate()?;
+        Ok(config)
     }
 
-    /// Parses a JSON document; missing settings keep their defaults, unknown ones are errors.
+    /// Parses and validates a JSON document, as [`from_toml_str`](Self::from_toml_str) does
+    /// a TOML one.
     pub fn from_json_str(text: &str) -> Result<Self, ConfigError> {
-        serde_json::from_str(text).map_err(|e| ConfigError::Parse {
+        let config: Self = serde_json::from_str(text).map_err(|e| ConfigError::Parse {
             source_name: "JSON".to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        config.validate()?;
+        Ok(config)
     }
 
-    /// Reads a `.toml` or `.json` file.
+    /// Reads and validates a `.toml` or `.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {

@@ -32,9 +32,15 @@
 //! Durations are seconds, fractions allowed (`0.5`). A value that does not parse or is out of
 //! range is an error naming the variable (or field) and the value — never a silent default.
 //!
-//! The pieces of the stack are built from a `Config` with [`Config::rate_limiter`],
-//! [`Config::retry_policy`], [`Config::retry_after_layer`] and [`Config::timeout`]; the
-//! `client` feature's `Client::from_config` assembles all of them.
+//! [`Config::validate`] checks every value once (see its table for what each may be) and
+//! answers a [`ValidConfig`] of typed values, whose factories ([`ValidConfig::rate_limiter`],
+//! [`ValidConfig::retry_policy`], [`ValidConfig::retry_after_layer`],
+//! [`ValidConfig::timeout`], ...) cannot fail; the `client` feature's `Client::from_config`
+//! validates once and assembles all of them. Every constructor validates too:
+//! [`Config::from_toml_str`], [`Config::from_json_str`], [`Config::from_file`] and
+//! [`Config::merge_env_vars`] refuse a negative, NaN, infinite or out-of-range value with a
+//! [`ConfigError`] naming the setting or variable. The text parsers the environment overlay
+//! uses are public in [`parse`], for clients with variables of their own.
 //!
 //! Two settings decide how server-given delays are honoured: `retry_after.max_secs` caps a
 //! `Retry-After` (both the shared pause and the retry's sleep); above it `mode = "clamp"`
@@ -75,7 +81,7 @@
 //!     ],
 //! )?;
 //! assert_eq!(config.retry.max_retries, 3);
-//! assert_eq!(config.backoff().max(), std::time::Duration::from_secs(10));
+//! assert_eq!(config.validate()?.backoff().max(), std::time::Duration::from_secs(10));
 //!
 //! // A bad value names the variable and the value:
 //! let error = Config::default()
@@ -90,8 +96,9 @@ mod error;
 mod factories;
 mod files;
 mod names;
-mod parse;
+pub mod parse;
 mod schema;
+mod valid;
 mod validate;
 
 pub use error::ConfigError;
@@ -99,6 +106,9 @@ pub use schema::{
     Config, MetricsConfig, PauseScope, QuotaConfig, RateLimitConfig, RetryAfterConfig, RetryConfig,
     TlsConfig,
 };
+pub use valid::ValidConfig;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validation_tests;

@@ -1,20 +1,12 @@
-//! Enumerated settings by name, in files (serde) and variables: the jitter and the
-//! `Retry-After` mode.
+//! The serde adapters of the enumerated settings that are not serde types themselves: the
+//! jitter and the `Retry-After` mode, by the names their parsers read.
 
 /// `Jitter` by its lower-case name in files and variables.
 pub(crate) mod jitter_names {
     use crate::retry::Jitter;
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
-    pub(crate) fn parse(value: &str) -> Result<Jitter, &'static str> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "full" => Ok(Jitter::Full),
-            "equal" => Ok(Jitter::Equal),
-            "decorrelated" => Ok(Jitter::Decorrelated),
-            "none" => Ok(Jitter::None),
-            _ => Err("must be full, equal, decorrelated or none"),
-        }
-    }
+    use crate::config::parse::parse_jitter as parse;
 
     pub(crate) fn name(jitter: Jitter) -> &'static str {
         match jitter {
@@ -40,13 +32,7 @@ pub(crate) mod mode_names {
     use crate::retry_after::RetryAfterMode;
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
-    pub(crate) fn parse(value: &str) -> Result<RetryAfterMode, &'static str> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "clamp" => Ok(RetryAfterMode::Clamp),
-            "fail" | "fail_fast" | "failfast" => Ok(RetryAfterMode::FailFast),
-            _ => Err("must be clamp or fail"),
-        }
-    }
+    use crate::config::parse::parse_retry_after_mode as parse;
 
     pub(crate) fn serialize<S: Serializer>(mode: &RetryAfterMode, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(match mode {

@@ -26,16 +26,22 @@ fn defaults_are_the_design_table() {
     assert_eq!(config.metrics.prefix, "pacer");
     assert_eq!(config.retry.max_retries, 5);
     assert_eq!(
-        config.backoff(),
+        config.validate().unwrap().backoff(),
         Backoff::new(Duration::from_millis(500), Duration::from_secs(60)).jitter(Jitter::Full)
     );
     assert_eq!(config.retry_after.max_secs, 60.0);
     assert_eq!(config.retry_after.mode, RetryAfterMode::Clamp);
     assert_eq!(config.retry_after.pause_scope, PauseScope::Upstream);
-    assert_eq!(config.timeout(), Some(Duration::from_secs(30)));
-    assert_eq!(config.deadline(), None);
-    assert_eq!(config.pool_idle_timeout(), Some(Duration::from_secs(90)));
-    assert!(config.retry_budget().is_some());
+    assert_eq!(
+        config.validate().unwrap().timeout(),
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(config.validate().unwrap().deadline(), None);
+    assert_eq!(
+        config.validate().unwrap().pool_idle_timeout(),
+        Some(Duration::from_secs(90))
+    );
+    assert!(config.validate().unwrap().retry_budget().is_some());
     config.validate().unwrap();
     // The policy built from the defaults is the retry module's own default policy.
     assert_eq!(
@@ -66,7 +72,7 @@ fn environment_overrides_with_a_prefix() {
     assert_eq!(config.rate_limit.global_burst, 40);
     assert_eq!(config.rate_limit.namespace_rate, 0.5);
     assert_eq!(config.rate_limit.max_wait_secs, 2.5);
-    assert_eq!(config.timeout(), None);
+    assert_eq!(config.validate().unwrap().timeout(), None);
 }
 
 #[test]
@@ -136,15 +142,21 @@ fn retry_settings_from_the_environment() {
         .unwrap();
     assert_eq!(config.retry.max_retries, 2);
     assert_eq!(
-        config.backoff(),
+        config.validate().unwrap().backoff(),
         Backoff::new(Duration::from_millis(100), Duration::from_secs(4))
             .jitter(Jitter::Decorrelated)
     );
-    assert!(config.retry_budget().is_none());
+    assert!(config.validate().unwrap().retry_budget().is_none());
     assert_eq!(config.retry_after.mode, RetryAfterMode::FailFast);
     assert_eq!(config.retry_after.pause_scope, PauseScope::Namespace);
-    assert_eq!(config.deadline(), Some(Duration::from_secs(90)));
-    assert_eq!(config.pool_idle_timeout(), Some(Duration::from_secs(4)));
+    assert_eq!(
+        config.validate().unwrap().deadline(),
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        config.validate().unwrap().pool_idle_timeout(),
+        Some(Duration::from_secs(4))
+    );
     assert_eq!(
         config.tls.extra_ca_file.as_deref(),
         Some(Path::new("/etc/ssl/private-ca.pem"))
@@ -164,7 +176,10 @@ fn retry_settings_from_the_environment() {
             ]),
         )
         .unwrap();
-    assert_eq!(config.backoff().base(), Duration::from_secs(80));
+    assert_eq!(
+        config.validate().unwrap().backoff().base(),
+        Duration::from_secs(80)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -234,9 +249,8 @@ fn every_section_round_trips_through_toml_and_json() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("wild"), "{error}");
+    // Parsing validates: a clash between two settings is refused there, naming both.
     let error = Config::from_toml_str("[retry]\nbackoff_base_secs = 9\nbackoff_max_secs = 3\n")
-        .unwrap()
-        .retry_policy()
         .unwrap_err()
         .to_string();
     assert!(
@@ -256,7 +270,10 @@ fn files_parse_and_unknown_settings_are_errors() {
     )
     .unwrap();
     let config = Config::from_file(&toml_path).unwrap();
-    assert_eq!(config.timeout(), Some(Duration::from_secs(5)));
+    assert_eq!(
+        config.validate().unwrap().timeout(),
+        Some(Duration::from_secs(5))
+    );
     let limiter = config.rate_limiter().unwrap();
     assert_eq!(
         limiter.namespace_quota(&Namespace::new("platform")).burst(),
@@ -272,8 +289,6 @@ fn files_parse_and_unknown_settings_are_errors() {
     );
 
     let error = Config::from_toml_str("[rate_limit]\nnamespace_rate = 0\n")
-        .unwrap()
-        .validate()
         .unwrap_err()
         .to_string();
     assert!(error.contains("namespace_rate"), "{error}");
