@@ -7,6 +7,7 @@ use http::Method;
 
 use crate::Namespace;
 use crate::rate_limit::level::Level;
+use crate::retry::reason::RetryReason;
 
 /// Something worth counting that a layer saw.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +45,8 @@ pub enum Event<'a> {
         request: RequestInfo<'a>,
         /// The attempt that failed, from 1.
         attempt: u32,
-        /// Why it is retried.
+        /// Why it is retried; with `from_server`, also the metric's label
+        /// ([`RetryReason::label`]).
         reason: RetryReason,
         /// How long it waits before the next attempt.
         delay: Duration,
@@ -112,37 +114,5 @@ pub struct RequestInfo<'a> {
 impl fmt::Debug for RequestInfo<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} ({})", self.method, self.path, self.namespace)
-    }
-}
-
-/// Why a request is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RetryReason {
-    /// The server refused it for load (429, or 503 with a delay).
-    Throttled,
-    /// A server error (408, 500, 502, 503, 504).
-    ServerError,
-    /// The attempt timed out.
-    Timeout,
-    /// The connection failed.
-    Transport,
-}
-
-impl RetryReason {
-    /// `throttled`, `server_error`, `timeout` or `transport`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Throttled => "throttled",
-            Self::ServerError => "server_error",
-            Self::Timeout => "timeout",
-            Self::Transport => "transport",
-        }
-    }
-}
-
-impl fmt::Display for RetryReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }

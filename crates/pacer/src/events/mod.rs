@@ -32,7 +32,9 @@ pub(crate) mod observer;
 #[cfg(feature = "tracing")]
 mod tracing_observer;
 
-pub use event::{Event, RequestInfo, RetryReason};
+/// The one retry reason, defined with the classifier; re-exported for the events that carry it.
+pub use crate::retry::RetryReason;
+pub use event::{Event, RequestInfo};
 pub use observer::{Events, Observer};
 #[cfg(feature = "tracing")]
 pub use tracing_observer::TracingObserver;

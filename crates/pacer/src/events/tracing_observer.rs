@@ -1,6 +1,6 @@
 //! [`TracingObserver`]: the events as `tracing` log lines (feature `tracing`).
 
-use super::event::{Event, RetryReason};
+use super::event::Event;
 use super::observer::Observer;
 
 /// Logs events with `tracing` (target `pacer::events`). Requests are named by method, URL path
@@ -8,7 +8,7 @@ use super::observer::Observer;
 ///
 /// | event | level |
 /// |---|---|
-/// | [`Event::Retry`] with [`RetryReason::Throttled`] | WARN, one line per retry: method, path, namespace, attempt, delay, `from_server` |
+/// | [`Event::Retry`] throttled by the server ([`RetryReason::is_throttled`](crate::retry::RetryReason::is_throttled)) | WARN, one line per retry: method, path, namespace, attempt, delay, `from_server` |
 /// | [`Event::RetriesExhausted`], [`Event::RetryBudgetExhausted`], [`Event::StoreFallback`] | WARN |
 /// | other [`Event::Retry`], [`Event::RateLimitRefused`], [`Event::Timeout`], [`Event::PauseStarted`] | INFO |
 /// | [`Event::RateLimitWait`], [`Event::PauseEnded`] | DEBUG |
@@ -34,10 +34,10 @@ impl Observer for TracingObserver {
             Event::Retry {
                 request,
                 attempt,
-                reason: RetryReason::Throttled,
+                reason,
                 delay,
                 from_server,
-            } => warn!(
+            } if reason.is_throttled(from_server) => warn!(
                 method = %request.method,
                 path = request.path,
                 namespace = %request.namespace,

@@ -38,7 +38,7 @@ impl Observer for Metrics {
                 inner
                     .retries
                     .get_or_create(&RetryLabels {
-                        reason: reason.as_str(),
+                        reason: reason.label(from_server),
                     })
                     .inc();
                 if from_server {

@@ -15,11 +15,12 @@ use rand::rngs::SmallRng;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::classify::{Decision, RetryReason};
+use super::classify::Decision;
 use super::info::{DeadlineExceeded, RetryInfo};
 use super::policy::RetryPolicy;
+use super::reason::RetryReason;
 use crate::body::TryCloneBody;
-use crate::events::event::{Event, RequestInfo, RetryReason as EventReason};
+use crate::events::event::{Event, RequestInfo};
 use crate::retry_after::cap::{RetryAfterExceeded, RetryAfterMode};
 use crate::retry_after::parse::retry_after;
 use crate::{BoxError, Namespace};
@@ -146,17 +147,6 @@ fn request_info(parts: &request::Parts) -> RequestInfo<'_> {
 fn default_namespace() -> &'static Namespace {
     static DEFAULT: std::sync::OnceLock<Namespace> = std::sync::OnceLock::new();
     DEFAULT.get_or_init(Namespace::default)
-}
-
-/// The events' coarser reason: a server asking for a delay is throttling whatever the status.
-fn event_reason(reason: RetryReason, server_delay: bool) -> EventReason {
-    match reason {
-        RetryReason::TooManyRequests => EventReason::Throttled,
-        RetryReason::Status(_) if server_delay => EventReason::Throttled,
-        RetryReason::Status(_) => EventReason::ServerError,
-        RetryReason::Timeout => EventReason::Timeout,
-        RetryReason::Connect | RetryReason::Transport => EventReason::Transport,
-    }
 }
 
 enum Next<ResBody> {
@@ -286,7 +276,7 @@ impl<ReqBody: TryCloneBody> Attempt<ReqBody> {
             policy.events.emit(|| Event::Retry {
                 request: request_info(&self.parts),
                 attempt,
-                reason: event_reason(reason, requested.is_some()),
+                reason,
                 delay,
                 from_server: requested.is_some(),
             });

@@ -98,17 +98,18 @@ mod future;
 mod info;
 mod layer;
 mod policy;
+pub(crate) mod reason;
 
 pub use backoff::{Backoff, Jitter};
 pub use budget::{RetryBudget, RetryBudgetBuilder};
 pub use classify::{
-    Classify, Decision, DefaultClassifier, Idempotent, RetryReason, is_connect_error,
-    is_idempotent, is_timeout,
+    Classify, Decision, DefaultClassifier, Idempotent, is_connect_error, is_idempotent, is_timeout,
 };
 pub use future::ResponseFuture;
 pub use info::{DeadlineExceeded, RetryInfo};
 pub use layer::{Retry, RetryLayer};
 pub use policy::RetryPolicy;
+pub use reason::RetryReason;
 
 /// The error type of [`Retry`]: the inner service's error, boxed, or a [`RetryAfterExceeded`].
 /// The crate's one [`BoxError`](crate::BoxError), re-exported under its old path.
