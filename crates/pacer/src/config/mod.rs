@@ -98,14 +98,15 @@ mod files;
 mod names;
 pub mod parse;
 mod schema;
+mod scope;
 mod valid;
 mod validate;
 
 pub use error::ConfigError;
 pub use schema::{
-    Config, MetricsConfig, PauseScope, QuotaConfig, RateLimitConfig, RetryAfterConfig, RetryConfig,
-    TlsConfig,
+    Config, MetricsConfig, QuotaConfig, RateLimitConfig, RetryAfterConfig, RetryConfig, TlsConfig,
 };
+pub use scope::PauseScope;
 pub use valid::ValidConfig;
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::schema::PauseScope;
+use super::scope::PauseScope;
 use crate::rate_limit::Quota;
 use crate::retry::Jitter;
 use crate::retry_after::RetryAfterMode;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::names::{jitter_names, mode_names};
+use super::scope::PauseScope;
 use crate::retry::Jitter;
 use crate::retry_after::RetryAfterMode;
 
@@ -84,17 +85,6 @@ impl Default for RetryConfig {
             budget_min_per_sec: 10,
         }
     }
-}
-
-/// How far a shared `Retry-After` pause reaches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PauseScope {
-    /// Every request to the same upstream (scheme-less authority) waits (the default).
-    #[default]
-    Upstream,
-    /// Only requests to the same upstream made for the same [`Namespace`] wait.
-    Namespace,
 }
 
 /// Settings of server-given delays.

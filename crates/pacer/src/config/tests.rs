@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::Namespace;
+use crate::namespace::Namespace;
 use crate::retry::{Backoff, Jitter, RetryPolicy};
 use crate::retry_after::{PauseKey, RetryAfterMode};
 

@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::schema::{Config, PauseScope};
-use crate::Namespace;
+use super::schema::Config;
+use super::scope::PauseScope;
 use crate::events::observer::Events;
+use crate::namespace::Namespace;
 use crate::rate_limit::builder::{CheckedLimits, RateLimiterBuilder};
 use crate::rate_limit::limiter::RateLimiter;
 use crate::retry::{Backoff, RetryBudget, RetryPolicy};

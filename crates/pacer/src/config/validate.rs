@@ -8,7 +8,7 @@ use super::error::ConfigError;
 use super::parse::{MAX_SECS, check_ratio};
 use super::schema::Config;
 use super::valid::{BudgetSettings, ValidConfig};
-use crate::Namespace;
+use crate::namespace::Namespace;
 use crate::rate_limit::Quota;
 use crate::rate_limit::builder::CheckedLimits;
 use crate::retry::Backoff;

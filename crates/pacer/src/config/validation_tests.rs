@@ -409,10 +409,12 @@ fn zero_counts_are_named_errors_where_zero_means_nothing() {
 
 #[test]
 fn the_validated_value_holds_what_the_settings_say() {
-    let mut config = Config::default();
-    config.timeout_secs = Some(2.5);
-    config.deadline_secs = Some(30.0);
-    config.pool_idle_timeout_secs = None;
+    let mut config = Config {
+        timeout_secs: Some(2.5),
+        deadline_secs: Some(30.0),
+        pool_idle_timeout_secs: None,
+        ..Config::default()
+    };
     config.retry_after.release_window_secs = 0.0;
     let valid = config.validate().unwrap();
     let secs = std::time::Duration::from_secs_f64;

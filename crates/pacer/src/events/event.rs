@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::Namespace;
+use crate::namespace::Namespace;
 use crate::rate_limit::level::Level;
 use crate::retry::reason::RetryReason;
 

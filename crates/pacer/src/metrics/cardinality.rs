@@ -9,7 +9,7 @@ use http::Request;
 use prometheus_client::metrics::counter::Counter;
 
 use super::labels::{METHODS, NamespaceLabel, STATUS_CLASSES};
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// The request counters of one `namespace` label value, one per method and status class,
 /// resolved from the family on first use so that a request never looks its labels up again.

@@ -15,7 +15,7 @@ use super::labels::{
     DurationLabels, LimitLabels, METHODS, NamespaceLabel, RequestLabels, RetryLabels,
     STATUS_CLASSES,
 };
-use crate::Namespace;
+use crate::namespace::Namespace;
 use crate::rate_limit::limiter::{RateLimiter, WeakRateLimiter};
 
 const DURATION_BUCKETS: [f64; 15] = [

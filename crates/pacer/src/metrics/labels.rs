@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 use http::Method;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// A namespace as a label value: its name, or `other` past the cap.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -2,9 +2,9 @@
 
 use super::families::Metrics;
 use super::labels::{LimitLabels, RetryLabels};
-use crate::Namespace;
 use crate::events::event::Event;
 use crate::events::observer::Observer;
+use crate::namespace::Namespace;
 use crate::rate_limit::level::Level;
 
 impl Observer for Metrics {

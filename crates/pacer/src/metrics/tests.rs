@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 use super::*;
-use crate::Namespace;
+use crate::namespace::Namespace;
 use crate::rate_limit::{Quota, RateLimitLayer, RateLimiter};
 
 fn encode(registry: &Registry) -> String {

@@ -14,7 +14,7 @@ use super::level::{Level, RateLimited};
 use super::limiter::{Backend, RateLimiter, spawn_detached};
 use super::memory::{Decision, Held, MemoryState};
 use super::store::{StoreDecision, StoreError, StoreFuture, StoreRequest};
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 impl RateLimiter {
     /// Waits (at most `max_wait`) until `namespace` may send one request, then takes its slot in

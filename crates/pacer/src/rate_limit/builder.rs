@@ -15,8 +15,8 @@ use super::limiter::{Backend, RateLimiter, Shared, SharedBackend};
 use super::memory::MemoryState;
 use super::quota::{Gcra, Quota, QuotaError};
 use super::store::{RateLimitStore, StoreFailure};
-use crate::Namespace;
 use crate::events::observer::Events;
+use crate::namespace::Namespace;
 
 impl RateLimiter {
     /// A builder with the defaults: global 50 req/s burst 100, per namespace 5 req/s burst 10,

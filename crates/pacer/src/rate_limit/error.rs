@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::quota::QuotaError;
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// Why [`RateLimiterBuilder::build`] refused the settings.
 #[derive(Debug, Clone, PartialEq)]

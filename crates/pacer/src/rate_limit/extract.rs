@@ -3,7 +3,7 @@
 use http::Request;
 use http::header::HeaderName;
 
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// Finds the namespace a request is made for.
 ///

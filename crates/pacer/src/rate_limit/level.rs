@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// Which bucket refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

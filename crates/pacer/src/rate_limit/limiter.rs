@@ -16,9 +16,9 @@ use super::level::{Level, RateLimited};
 use super::memory::{Decision, MemoryState};
 use super::quota::Quota;
 use super::store::{RateLimitStore, Refund, StoreError, StoreFailure, StoreFuture};
-use crate::Namespace;
 use crate::events::event::Event;
 use crate::events::observer::Events;
+use crate::namespace::Namespace;
 
 /// The two-level limiter: one global bucket and one bucket per [`Namespace`].
 ///

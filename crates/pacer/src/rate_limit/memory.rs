@@ -11,7 +11,7 @@ use hashbrown::HashTable;
 
 use super::level::Level;
 use super::quota::Gcra;
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// What one decision did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,11 +19,12 @@ use super::classify::Decision;
 use super::info::{DeadlineExceeded, RetryInfo};
 use super::policy::RetryPolicy;
 use super::reason::RetryReason;
+use crate::BoxError;
 use crate::body::TryCloneBody;
 use crate::events::event::{Event, RequestInfo};
+use crate::namespace::Namespace;
 use crate::retry_after::cap::{RetryAfterExceeded, RetryAfterMode};
 use crate::retry_after::parse::retry_after;
-use crate::{BoxError, Namespace};
 
 /// How long a drain of a failed response body may delay the next attempt past its backoff.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
