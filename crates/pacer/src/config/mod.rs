@@ -47,7 +47,7 @@
 //! waits the cap, `mode = "fail"` gives up at once with
 //! [`RetryAfterExceeded`](crate::retry::RetryAfterExceeded) (the shared pause is still clamped
 //! to the cap). `pause_scope = "namespace"` keeps one tenant's `429` from holding the others:
-//! pauses are keyed by upstream *and* [`Namespace`].
+//! pauses are keyed by upstream *and* [`Namespace`](crate::Namespace).
 //!
 //! ```
 //! use pacer::config::Config;

@@ -35,7 +35,7 @@ fn wait_histogram() -> Histogram {
     Histogram::new(WAIT_BUCKETS)
 }
 
-/// The registered metrics; cheap to clone (shared). Pass clones to [`MetricsLayer`] and, as the
+/// The registered metrics; cheap to clone (shared). Pass clones to [`MetricsLayer`](super::MetricsLayer) and, as the
 /// observer, to the other layers' builders.
 #[derive(Clone)]
 pub struct Metrics {

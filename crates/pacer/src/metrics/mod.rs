@@ -1,5 +1,5 @@
 //! Prometheus metrics with prometheus-client: [`Metrics`] registers them, [`MetricsLayer`]
-//! measures each logical request, and [`Metrics`] is also an [`Observer`] of the other layers'
+//! measures each logical request, and [`Metrics`] is also an [`Observer`](crate::events::Observer) of the other layers'
 //! events.
 //!
 //! ```
@@ -41,7 +41,7 @@
 //! | `pacer_in_flight_requests` | gauge | | logical requests whose response body has not ended |
 //! | `pacer_rate_limit_wait_seconds` | histogram | `namespace`, `level` | waits for a rate-limit slot, for requests that waited |
 //! | `pacer_rate_limit_refusals_total` | counter | `namespace`, `level` | requests refused by the rate limiter |
-//! | `pacer_retries_total` | counter | `reason` | retries: `throttled`, `server_error`, `timeout`, `transport` |
+//! | `pacer_retries_total` | counter | `reason` | retries: [`RetryReason::label`](crate::retry::RetryReason::label): `throttled` (a 429, or any status with a server-given delay), `server_error`, `timeout`, `transport` |
 //! | `pacer_retries_exhausted_total` | counter | | requests that failed with no retry left |
 //! | `pacer_retry_budget_exhausted_total` | counter | | retries skipped for an empty retry budget |
 //! | `pacer_retry_after_seconds` | histogram | | server-given delays honoured instead of the backoff |

@@ -6,7 +6,7 @@ use std::fmt;
 use super::quota::QuotaError;
 use crate::namespace::Namespace;
 
-/// Why [`RateLimiterBuilder::build`] refused the settings.
+/// Why [`RateLimiterBuilder::build`](super::RateLimiterBuilder::build) refused the settings.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum BuildError {

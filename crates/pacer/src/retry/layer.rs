@@ -40,7 +40,7 @@ impl<S: Clone> Layer<S> for RetryLayer {
     }
 }
 
-/// Retries failed requests according to a [`RetryPolicy`]; see the [module docs](self).
+/// Retries failed requests according to a [`RetryPolicy`]; see the [module docs](super).
 ///
 /// The first attempt calls the inner service that `poll_ready` made ready. Retries call a
 /// clone of the service as it was when the `Retry` was built (made ready in turn), so a

@@ -112,7 +112,7 @@ pub use policy::RetryPolicy;
 pub use reason::RetryReason;
 
 /// The error type of [`Retry`]: the inner service's error, boxed, or a [`RetryAfterExceeded`].
-/// The crate's one [`BoxError`](crate::BoxError), re-exported under its old path.
+/// The crate's one [`BoxError`], re-exported under its old path.
 pub use crate::BoxError;
 /// Defined with the `Retry-After` parsing they are about; re-exported here, where the retry
 /// policy uses them.

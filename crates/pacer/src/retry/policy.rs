@@ -90,7 +90,7 @@ impl RetryPolicy {
     ///
     /// No sleep is started unless it ends before the deadline; otherwise the last outcome is
     /// returned as is. If the deadline passes while an attempt is in flight (or waiting to be
-    /// sent), the attempt is cancelled and the error is a [`DeadlineExceeded`]. Needs a tokio
+    /// sent), the attempt is cancelled and the error is a [`DeadlineExceeded`](super::DeadlineExceeded). Needs a tokio
     /// runtime with the time driver (as any sleep does).
     #[must_use]
     pub fn deadline(mut self, deadline: Duration) -> Self {

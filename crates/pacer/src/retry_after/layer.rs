@@ -16,7 +16,7 @@ use super::parse::ResetHeader;
 use super::settings::Settings;
 use crate::events::observer::Events;
 
-/// Layer that pauses an upstream after it asks for a delay; see the [module docs](self).
+/// Layer that pauses an upstream after it asks for a delay; see the [module docs](super).
 ///
 /// Defaults: a fresh [`PauseGate`] (1024 upstreams, 1 s release window), delays capped at
 /// [`DEFAULT_MAX_DELAY`] (clamped), only `Retry-After` on 429/503 as a source, keyed by URI
@@ -89,7 +89,7 @@ impl RetryAfterLayer {
         self
     }
 
-    /// Also pauses on the IETF `RateLimit` field (see [`rate_limit_reset`]) of any response
+    /// Also pauses on the IETF `RateLimit` field (see [`rate_limit_reset`](super::rate_limit_reset)) of any response
     /// whose quota is exhausted (default off).
     pub fn rate_limit_header(mut self, enabled: bool) -> Self {
         self.settings.rate_limit_header = enabled;
