@@ -51,13 +51,14 @@ impl Observer for TracingObserver {
                 attempt,
                 reason,
                 delay,
-                ..
+                from_server,
             } => info!(
                 method = %request.method,
                 path = request.path,
                 namespace = %request.namespace,
                 attempt,
-                %reason,
+                // The metric's label: `server_error`, `timeout` or `transport`.
+                reason = reason.label(from_server),
                 ?delay,
                 "retrying"
             ),
