@@ -58,7 +58,7 @@ impl Observer for TracingObserver {
                 namespace = %request.namespace,
                 attempt,
                 // The metric's label: `server_error`, `timeout` or `transport`.
-                reason = reason.label(from_server),
+                reason = %reason.label(from_server),
                 ?delay,
                 "retrying"
             ),
