@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use pacer::Namespace;
 use pacer::events::Events;
 use pacer::metrics::{Metrics, MetricsLayer};
-use pacer::rate_limit::{Quota, RateLimitLayer, RateLimiter};
+use pacer::rate_limit::{RateLimitLayer, RateLimiter};
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
 use tower::layer::util::{Identity, Stack};
@@ -227,16 +227,7 @@ where
 
 /// A limiter that never makes anyone wait at benchmark rates.
 pub(crate) fn open_limiter(events: Events) -> RateLimiter {
-    let quota = Quota::per_second(1e9)
-        .unwrap()
-        .with_burst(1_000_000)
-        .unwrap();
-    RateLimiter::builder()
-        .global(quota)
-        .per_namespace(quota)
-        .observer(events)
-        .build()
-        .unwrap()
+    pacer_testbed::support::open_limiter(events).expect("an open quota is valid")
 }
 
 /// Benches one call of `svc` per iteration with a clone of the shared request.

@@ -24,9 +24,10 @@ use common::{bench, calls, ok, open_limiter, paired, request};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Method;
 use pacer::Namespace;
-use pacer::events::{Event, Events, RequestInfo, RetryReason, TracingObserver};
+use pacer::events::{Event, Events, RequestInfo, TracingObserver};
 use pacer::metrics::{Metrics, MetricsLayer};
 use pacer::rate_limit::{Level, RateLimitLayer};
+use pacer::retry::RetryReason;
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
 use prometheus_client::registry::Registry;
@@ -168,7 +169,7 @@ fn events(c: &mut Criterion) {
         events.emit(|| Event::Retry {
             request: info,
             attempt: 1,
-            reason: RetryReason::Throttled,
+            reason: RetryReason::TooManyRequests,
             delay: Duration::from_secs(2),
             from_server: true,
         })

@@ -28,7 +28,7 @@ use http_body_util::{BodyExt, Full};
 use pacer::Namespace;
 use pacer::client::Client;
 use pacer::config::Config;
-use pacer::events::{Event, Observer, RetryReason};
+use pacer::events::{Event, Observer};
 use pacer::rate_limit::{Quota, RateLimiter};
 use pacer::retry::Idempotent;
 use pacer_testbed::Testbed;
@@ -116,8 +116,12 @@ impl Observer for Collector {
                 let mut waits = self.0.waits.lock().unwrap_or_else(|p| p.into_inner());
                 *waits.entry(namespace.as_str().to_owned()).or_default() += *waited;
             }
-            Event::Retry { reason, .. } => {
-                let counter = if *reason == RetryReason::Throttled {
+            Event::Retry {
+                reason,
+                from_server,
+                ..
+            } => {
+                let counter = if reason.is_throttled(*from_server) {
                     &self.0.throttled_retries
                 } else {
                     &self.0.other_retries

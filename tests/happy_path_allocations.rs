@@ -17,9 +17,10 @@ use http_body_util::Full;
 use pacer::Namespace;
 use pacer::events::Events;
 use pacer::metrics::{Metrics, MetricsLayer};
-use pacer::rate_limit::{Quota, RateLimitLayer, RateLimiter};
+use pacer::rate_limit::RateLimitLayer;
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
+use pacer_testbed::support::open_limiter;
 use prometheus_client::registry::Registry;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
@@ -147,19 +148,6 @@ fn head_copy() -> u64 {
     spent
 }
 
-fn open_limiter(events: Events) -> RateLimiter {
-    let quota = Quota::per_second(1e9)
-        .unwrap()
-        .with_burst(1_000_000)
-        .unwrap();
-    RateLimiter::builder()
-        .global(quota)
-        .per_namespace(quota)
-        .observer(events)
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn only_the_retry_layer_allocates_and_only_its_copy_of_the_request_head() {
     let mut registry = Registry::default();
@@ -186,7 +174,7 @@ fn only_the_retry_layer_allocates_and_only_its_copy_of_the_request_head() {
         0,
         "RetryAfterLayer"
     );
-    let mut rate_limit = RateLimitLayer::new(open_limiter(events.clone())).layer(bare);
+    let mut rate_limit = RateLimitLayer::new(open_limiter(events.clone()).unwrap()).layer(bare);
     assert_eq!(
         allocations_per_request(&mut rate_limit),
         0,
@@ -199,7 +187,7 @@ fn only_the_retry_layer_allocates_and_only_its_copy_of_the_request_head() {
         .layer(MetricsLayer::new(metrics.clone()))
         .layer(RetryLayer::new(RetryPolicy::new().observer(events.clone())))
         .layer(RetryAfterLayer::new().observer(events.clone()))
-        .layer(RateLimitLayer::new(open_limiter(events)))
+        .layer(RateLimitLayer::new(open_limiter(events).unwrap()))
         .service(bare);
     assert_eq!(allocations_per_request(&mut stack), copy, "the four layers");
 }

@@ -341,7 +341,10 @@ impl Config {
                 "username and password must be given together",
             ));
         }
-        self.pacer_config().validate().map_err(ConfigError::Pacer)
+        self.pacer_config()
+            .validate()
+            .map(drop)
+            .map_err(ConfigError::Pacer)
     }
 }
 

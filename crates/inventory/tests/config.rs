@@ -47,7 +47,11 @@ fn defaults_are_the_sdks() {
     assert_eq!(config.max_concurrent_execution, 5);
     // Pooled connections are dropped before uvicorn's 5 s keep-alive closes them.
     assert_eq!(
-        config.pacer_config().pool_idle_timeout(),
+        config
+            .pacer_config()
+            .validate()
+            .unwrap()
+            .pool_idle_timeout(),
         Some(Duration::from_secs(4))
     );
     // Other prefixes are ignored.

@@ -3,12 +3,33 @@
 //! | module | holds |
 //! |---|---|
 //! | [`namespace`] | [`Namespace`], the request extension naming the tenant a request is made for |
+//! | [`body`] | the replayable request body retries copy |
 //! | [`rate_limit`] | the keyed two-level rate limiter and its tower layer (wait and reject modes) |
+//! | [`retry`] | `RetryLayer`, `RetryPolicy`, backoff, the retry budget, the classifier and `RetryReason` |
+//! | [`retry_after`] | `Retry-After`/`RateLimit` parsing, `RetryAfterLayer` and the shared pause gate |
 //! | [`events`] | the observer trait the layers report to; metrics and tracing subscribe to it |
 //! | `metrics` | feature `metrics`: prometheus-client metrics and `MetricsLayer` |
-//! | `config` | feature `config`: `Config` with the defaults, from files and environment variables |
+//! | `config` | feature `config`: `Config` with the defaults, from files and environment variables, validated once into `ValidConfig` |
 //! | `auth` | feature `auth`: `BearerAuthLayer`, one single-flight bearer-token cache over an API's `TokenSource`; the API-key header |
 //! | `client` | feature `client`: the ready stack over hyper-util's pooled client with rustls, from a `Config`; `ServiceBuilderExt`; a blocking facade |
+//!
+//! # Layering
+//!
+//! Each file imports only from files below it, and from the file that defines what it
+//! imports (never through a parent that imports it back), so no two files import each other,
+//! directly or round a circle. Bottom to top:
+//!
+//! 1. the vocabulary: `namespace`, the leaf files `rate_limit/level.rs` (`Level`,
+//!    `RateLimited`), `retry/reason.rs` (`RetryReason`), `retry_after/cap.rs`
+//!    (`RetryAfterMode`, `RetryAfterExceeded`), `rate_limit/quota.rs`, the header parsers
+//!    `retry_after/parse.rs`, and `body`;
+//! 2. `events` (which names that vocabulary);
+//! 3. the layers: `rate_limit`, `retry_after`, `retry` (which uses `retry_after`'s parser and
+//!    leaf, never the other way round);
+//! 4. `metrics` (an observer of every layer's events, and a layer itself);
+//! 5. `config` (the settings of every piece, and their factories);
+//! 6. `client` (the ready stack from a `Config`) and `auth` (the bearer-token layer over
+//!    any stack; it uses `body`, `namespace` and `retry`'s `Idempotent` marker).
 //!
 //! See the README for how the layers compose.
 #![deny(unsafe_code, missing_docs)]

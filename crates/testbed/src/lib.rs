@@ -163,6 +163,7 @@ mod infrahub;
 mod keycloak;
 mod server;
 mod stats;
+pub mod support;
 mod util;
 
 use std::fmt;

@@ -71,8 +71,8 @@
 //! ```
 
 pub mod blocking;
-mod body;
 mod builder_ext;
+mod response;
 pub mod runtime;
 mod tls;
 
@@ -94,13 +94,13 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
-pub use body::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use builder_ext::{PacerStack, ServiceBuilderExt, sensitive_headers};
+pub use response::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use tls::TlsError;
 
 use crate::BoxError;
-use crate::config::{Config, ConfigError};
-use crate::events::{Events, Observer};
+use crate::config::{Config, ConfigError, ValidConfig};
+use crate::events::observer::{Events, Observer};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::retry::RetryPolicy;
@@ -136,18 +136,24 @@ pub struct Layers {
 }
 
 impl Layers {
-    /// Every piece as `config` describes it, reporting to `metrics`.
+    /// Every piece as `config` describes it, reporting to `metrics`; the configuration is
+    /// validated once, first.
     pub fn from_config(config: &Config, metrics: Metrics) -> Result<Self, ConfigError> {
+        Ok(Self::from_valid(&config.validate()?, metrics))
+    }
+
+    /// Every piece as the validated `config` describes it, reporting to `metrics`.
+    pub fn from_valid(config: &ValidConfig, metrics: Metrics) -> Self {
         Self::build(config, metrics, None, Overrides::default())
     }
 
     /// The pieces `overrides` does not give, built from `config`.
     fn build(
-        config: &Config,
+        config: &ValidConfig,
         metrics: Metrics,
         observer: Option<Arc<dyn Observer>>,
         overrides: Overrides,
-    ) -> Result<Self, ConfigError> {
+    ) -> Self {
         // Every layer reports to the metrics, and to the caller's observer when there is one.
         let events: Events = match observer {
             Some(extra) => (metrics.clone(), extra).into(),
@@ -155,28 +161,24 @@ impl Layers {
         };
         let rate_limiter = match overrides.rate_limiter {
             Some(limiter) => limiter,
-            None => config
-                .rate_limiter_builder()?
-                .observer(events.clone())
-                .build()
-                .map_err(ConfigError::RateLimiter)?,
+            None => config.rate_limiter(events.clone()),
         };
         let retry = match overrides.retry_policy {
             Some(policy) => policy,
-            None => config.retry_policy()?.observer(events.clone()),
+            None => config.retry_policy().observer(events.clone()),
         };
         let retry_after = match overrides.retry_after {
             Some(layer) => layer,
-            None => config.retry_after_layer()?.observer(events),
+            None => config.retry_after_layer().observer(events),
         };
         metrics.observe_limiter(&rate_limiter);
-        Ok(Self {
+        Self {
             metrics,
             retry,
             retry_after,
             rate_limiter,
             timeout: config.timeout(),
-        })
+        }
     }
 }
 
@@ -386,21 +388,21 @@ impl ClientBuilder {
     /// Builds the connector and the stack. Needs no runtime; requests must then be sent from
     /// within a tokio runtime with the time driver (or through [`blocking::Client`]).
     pub fn build(self) -> Result<Client, ClientError> {
-        self.config.validate()?;
+        let config = self.config.validate()?;
         let metrics = match self.metrics {
             Some(metrics) => metrics,
             None => {
                 // A registry nobody scrapes: the layer still needs somewhere to record.
                 let mut registry = Registry::default();
-                self.config.metrics_builder().register(&mut registry)
+                config.metrics_builder().register(&mut registry)
             }
         };
-        let layers = Layers::build(&self.config, metrics, self.observer, self.overrides)?;
-        let connector = tls::connector(&self.config)?;
+        let layers = Layers::build(&config, metrics, self.observer, self.overrides);
+        let connector = tls::connector(config.extra_ca_file())?;
         let pooled = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .pool_idle_timeout(self.config.pool_idle_timeout())
+            .pool_idle_timeout(config.pool_idle_timeout())
             .build(connector);
         Ok(Client::from_layers(layers, pooled))
     }

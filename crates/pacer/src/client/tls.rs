@@ -11,7 +11,6 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::Connector;
-use crate::config::Config;
 
 /// Why the TLS setup failed.
 #[derive(Debug)]
@@ -65,10 +64,10 @@ pub(super) fn root_store(extra_ca: Option<&Path>) -> Result<RootCertStore, TlsEr
     Ok(roots)
 }
 
-/// The rustls client configuration of `config`: ring, safe default protocol versions, the
-/// roots of [`root_store`], no client certificate.
-pub(super) fn client_config(config: &Config) -> Result<rustls::ClientConfig, TlsError> {
-    let roots = root_store(config.tls.extra_ca_file.as_deref())?;
+/// The rustls client configuration: ring, safe default protocol versions, the roots of
+/// [`root_store`] with `extra_ca`, no client certificate.
+pub(super) fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+    let roots = root_store(extra_ca)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -78,12 +77,12 @@ pub(super) fn client_config(config: &Config) -> Result<rustls::ClientConfig, Tls
 }
 
 /// HTTPS (HTTP/1.1 and HTTP/2 by ALPN) or plain HTTP, by the URI's scheme.
-pub(super) fn connector(config: &Config) -> Result<Connector, TlsError> {
+pub(super) fn connector(extra_ca: Option<&Path>) -> Result<Connector, TlsError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(client_config(config)?)
+        .with_tls_config(client_config(extra_ca)?)
         .https_or_http()
         .enable_http1()
         .enable_http2()

@@ -9,9 +9,9 @@ use std::sync::{Mutex, MutexGuard};
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-use super::Level;
+use super::level::Level;
 use super::quota::Gcra;
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// What one decision did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -141,20 +141,29 @@
 //! Use [`FromHeader`] (or a closure) to key on what the client sends; malformed or oversized
 //! names fall back to the default namespace.
 
+mod acquire;
+pub(crate) mod builder;
+mod error;
+mod extract;
 mod layer;
+pub(crate) mod level;
 pub(crate) mod limiter;
 mod memory;
 mod quota;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod reject;
 mod store;
 
-pub use layer::{
-    ExtractNamespace, FromExtension, FromHeader, RATELIMIT, RATELIMIT_POLICY, RateLimit,
-    RateLimitLayer, Reject, RejectFuture, ResponseFuture, Wait,
-};
-pub use limiter::{Acquire, BuildError, Level, RateLimited, RateLimiter, RateLimiterBuilder};
+pub use acquire::Acquire;
+pub use builder::RateLimiterBuilder;
+pub use error::BuildError;
+pub use extract::{ExtractNamespace, FromExtension, FromHeader};
+pub use layer::{RateLimit, RateLimitLayer, Reject, ResponseFuture, Wait};
+pub use level::{Level, RateLimited};
+pub use limiter::RateLimiter;
 pub use quota::{Quota, QuotaError};
+pub use reject::{RATELIMIT, RATELIMIT_POLICY, RejectFuture};
 pub use store::{
     RateLimitStore, Refund, StoreDecision, StoreError, StoreFailure, StoreFuture, StoreRequest,
 };

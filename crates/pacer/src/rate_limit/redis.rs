@@ -88,10 +88,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, Script};
 use tokio::time::Instant;
 
-use super::limiter::Level;
+use super::level::Level;
 use super::quota::{Gcra, Quota};
 use super::store::{RateLimitStore, Refund, StoreDecision, StoreError, StoreFuture, StoreRequest};
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 /// The first step, atomically: namespace slot first, global only when the namespace slot is
 /// free now; both or neither. Times in microseconds of Redis time (fractions allowed).

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::limiter::Level;
+use super::level::Level;
 use super::quota::Quota;
-use crate::{BoxError, Namespace};
+use crate::BoxError;
+use crate::namespace::Namespace;
 
 /// The boxed future a [`RateLimitStore`] returns: `Send + 'static`, so that the limiter can keep
 /// it in its own futures and, when a waiter is dropped mid-call, finish it on a spawned task to

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::advance;
 
 use super::*;
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 #[derive(Debug, Default)]
 struct FailingStore {

@@ -6,7 +6,7 @@ use tokio::time::{Instant, advance};
 use tokio_test::{assert_pending, assert_ready, task};
 
 use super::*;
-use crate::Namespace;
+use crate::namespace::Namespace;
 
 fn quota(rate: f64, burst: u32) -> Quota {
     Quota::per_second(rate).unwrap().with_burst(burst).unwrap()

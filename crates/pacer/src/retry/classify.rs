@@ -6,21 +6,8 @@ use std::io;
 
 use http::{HeaderMap, Method, StatusCode, request};
 
-/// Why an outcome is worth retrying.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RetryReason {
-    /// `429 Too Many Requests`: the server refused the request without processing it.
-    TooManyRequests,
-    /// Another retryable status (by default 408, 500, 502, 503 or 504).
-    Status(StatusCode),
-    /// The attempt timed out.
-    Timeout,
-    /// The connection was never established, so the request never left the client.
-    Connect,
-    /// Another transport error (the request may or may not have reached the server).
-    Transport,
-}
+use super::reason::RetryReason;
+use crate::rate_limit::level::RateLimited;
 
 /// What to do with one attempt's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,7 +78,7 @@ impl Classify for DefaultClassifier {
     }
 
     fn classify_error(&self, req: &request::Parts, error: &(dyn Error + 'static)) -> Decision {
-        if chain(error).any(|e| e.is::<crate::rate_limit::RateLimited>()) {
+        if chain(error).any(|e| e.is::<RateLimited>()) {
             // Our own limiter refused after waiting up to its `max_wait`; nothing was sent, and
             // retrying would only queue the request again behind the same limit.
             Decision::Failure(RetryReason::TooManyRequests)

@@ -9,7 +9,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use crate::events::{Event, Events};
+use crate::events::event::Event;
+use crate::events::observer::Events;
 
 /// Default number of upstreams a [`PauseGate`] tracks at once.
 pub const DEFAULT_MAX_UPSTREAMS: usize = 1024;

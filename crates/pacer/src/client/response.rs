@@ -1,4 +1,5 @@
-//! The response body of the ready stack.
+//! The response side of the ready stack: [`ResponseBody`], and [`read_to_end`] and
+//! [`collect_responses`], which read responses whole within a bound.
 
 use std::fmt;
 use std::future::Future;
