@@ -18,10 +18,10 @@ use tower_service::Service;
 
 use super::cache::{FlightStart, Fresh, RefreshUpdate};
 use super::error::{AuthError, InvalidAnswer};
-use super::layer::Shared;
+use super::shared::Shared;
 use super::source::{Grant, TokenResponse};
 use crate::BoxError;
-use crate::retry::Idempotent;
+use crate::retry::classify::Idempotent;
 
 /// Starts the token request `start` allows on the current tokio runtime, with `service`.
 /// Without a runtime the flight is dropped at once, and its waiters get

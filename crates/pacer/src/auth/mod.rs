@@ -159,6 +159,7 @@ mod cache;
 mod error;
 mod flight;
 mod layer;
+mod shared;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -166,12 +167,12 @@ mod tests;
 pub use api_key::{ApiKeyLayer, api_key_layer};
 pub use cache::MAX_TOKEN_LIFETIME;
 pub use error::{AuthError, InvalidAnswer, MAX_REFUSAL_TEXT, Refusal};
-pub use layer::{
-    BearerAuth, BearerAuthBuilder, BearerAuthLayer, DEFAULT_MAX_TOKEN_RESPONSE_BYTES,
-    DEFAULT_RENEW_MARGIN, DEFAULT_RENEW_RETRY_INTERVAL, DEFAULT_TOKEN_NAMESPACE,
-    DEFAULT_TOKEN_TIMEOUT, ResponseFuture,
-};
+pub use layer::{BearerAuth, BearerAuthBuilder, BearerAuthLayer, ResponseFuture};
 /// The `secrecy` crate, for its other types (`SecretBox`, `ExposeSecretMut`).
 pub use secrecy;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use shared::{
+    DEFAULT_MAX_TOKEN_RESPONSE_BYTES, DEFAULT_RENEW_MARGIN, DEFAULT_RENEW_RETRY_INTERVAL,
+    DEFAULT_TOKEN_NAMESPACE, DEFAULT_TOKEN_TIMEOUT,
+};
 pub use source::{Grant, TokenResponse, TokenSource};

@@ -93,7 +93,7 @@
 
 mod backoff;
 mod budget;
-mod classify;
+pub(crate) mod classify;
 mod future;
 mod info;
 mod layer;
