@@ -6,6 +6,7 @@
 //! what the generator produces, or when a generated file is missing or stale.
 
 mod codegen;
+mod imports;
 mod infrahub;
 mod keycloak;
 
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask codegen [--check] [--specs DIR] [--infrahub-sdl FILE]";
+const USAGE: &str = "usage: cargo xtask codegen [--check] [--specs DIR] [--infrahub-sdl FILE] | cargo xtask imports";
 
 fn main() -> ExitCode {
     match run() {
@@ -30,6 +31,13 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("codegen") => {}
+        Some("imports") => {
+            return Ok(if imports::check(&workspace_root())? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return Ok(ExitCode::SUCCESS);
