@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p examples --example reconcile_storm
 //! cargo run --release -p examples --example reconcile_storm -- --help
+//! cargo run --release -p examples --example reconcile_storm -- --plot docs/reconcile_storm.svg
 //! ```
 //!
 //! No setup: the testbed (pacer-testbed) starts in-process on a free port with a server-side
@@ -14,10 +15,13 @@
 //! 5 req/s, burst 10: the defaults). A 429 storm with `Retry-After` and a few connection
 //! resets are injected mid-run. The report shows per-namespace throughput and waits, requests
 //! sent against requests needed, the 429s met and retried, the failures (zero expected) and
-//! the Prometheus text of the run.
+//! the Prometheus text of the run. With `--plot FILE.svg` it also draws, second by second, the
+//! requests sent and the requests the server admitted against the server's limit, with the
+//! 429s and the retries marked.
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,6 +98,122 @@ struct Args {
     /// Leave out the Prometheus text.
     #[arg(long)]
     no_metrics_text: bool,
+    /// Draw the run, second by second, into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+/// Cumulative counts at one instant of the run.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    at: f64,
+    sent: u64,
+    too_many: u64,
+    retries: u64,
+}
+
+/// Per-second rates between consecutive samples: (second, sent, admitted, 429s, retries).
+fn per_second(samples: &[Sample]) -> Vec<(f64, f64, f64, f64, f64)> {
+    samples
+        .windows(2)
+        .filter_map(|w| {
+            let dt = w[1].at - w[0].at;
+            (dt > 0.0).then(|| {
+                let sent = w[1].sent.saturating_sub(w[0].sent) as f64 / dt;
+                let too_many = w[1].too_many.saturating_sub(w[0].too_many) as f64 / dt;
+                let retries = w[1].retries.saturating_sub(w[0].retries) as f64 / dt;
+                (w[1].at, sent, (sent - too_many).max(0.0), too_many, retries)
+            })
+        })
+        .collect()
+}
+
+/// The chart of `--plot`: requests sent and admitted per second against the server's limit,
+/// with 429s and retries marked.
+fn plot(path: &Path, samples: &[Sample], args: &Args) -> Result<(), BoxError> {
+    use plotters::prelude::*;
+
+    let rates = per_second(samples);
+    let end = rates.last().map_or(1.0, |r| r.0).max(1.0);
+    let top = rates
+        .iter()
+        .map(|r| r.1.max(r.4))
+        .fold(args.server_rate, f64::max)
+        * 1.15;
+    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "reconcile storm: {} namespaces, client {}/s, server limit {}/s",
+                args.namespaces, args.client_rate, args.server_rate
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..end, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the restart")
+        .y_desc("requests per second")
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+
+    let limit = RGBColor(120, 120, 120);
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, args.server_rate), (end, args.server_rate)],
+            limit.stroke_width(2),
+        ))?
+        .label(format!("server limit ({}/s)", args.server_rate))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], limit.stroke_width(2)));
+    let sent = RGBColor(31, 119, 180);
+    chart
+        .draw_series(LineSeries::new(
+            rates.iter().map(|r| (r.0, r.1)),
+            sent.stroke_width(2),
+        ))?
+        .label("sent")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], sent.stroke_width(2)));
+    let admitted = RGBColor(44, 160, 44);
+    chart
+        .draw_series(LineSeries::new(
+            rates.iter().map(|r| (r.0, r.2)),
+            admitted.stroke_width(2),
+        ))?
+        .label("admitted (not 429)")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], admitted.stroke_width(2)));
+    // Retries first, so the 429 crosses (most retries follow a 429) stay visible on top.
+    let retried = RGBColor(255, 127, 14);
+    chart
+        .draw_series(
+            rates
+                .iter()
+                .filter(|r| r.4 > 0.0)
+                .map(|r| Circle::new((r.0, r.4), 5, retried.filled())),
+        )?
+        .label("retries per second")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 5, retried.filled()));
+    let throttled = RGBColor(214, 39, 40);
+    chart
+        .draw_series(
+            rates
+                .iter()
+                .filter(|r| r.3 > 0.0)
+                .map(|r| Cross::new((r.0, r.3), 6, throttled.stroke_width(2))),
+        )?
+        .label("429s per second")
+        .legend(move |(x, y)| Cross::new((x + 10, y), 6, throttled.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 /// Per-namespace facts from the layers' events.
@@ -346,6 +466,36 @@ async fn main() -> Result<(), BoxError> {
             faults.reset_connections(resets);
         })
     };
+    // One sample a second (and one at the end) for --plot.
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sample_now = {
+        let stats = testbed.stats().clone();
+        let collector = collector.clone();
+        let samples = Arc::clone(&samples);
+        move || {
+            let retries = collector.0.throttled_retries.load(Ordering::Relaxed)
+                + collector.0.other_retries.load(Ordering::Relaxed);
+            samples
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Sample {
+                    at: started.elapsed().as_secs_f64(),
+                    sent: stats.requests(),
+                    too_many: stats.too_many_requests(),
+                    retries,
+                });
+        }
+    };
+    let sampler = {
+        let sample_now = sample_now.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                sample_now();
+            }
+        })
+    };
     let progress = {
         let done = Arc::clone(&done);
         let stats = testbed.stats().clone();
@@ -374,6 +524,8 @@ async fn main() -> Result<(), BoxError> {
         outcomes.push(joined?);
     }
     let wall = started.elapsed();
+    sampler.abort();
+    sample_now();
     progress.await?;
     storm.abort();
 
@@ -465,6 +617,12 @@ async fn main() -> Result<(), BoxError> {
     println!("failures                   {}", failures.len());
     for o in failures.iter().take(10) {
         println!("  {}: {}", o.namespace, o.failure.as_deref().unwrap_or(""));
+    }
+
+    if let Some(path) = &args.plot {
+        let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        plot(path, &samples, &args)?;
+        println!("\nchart of the run written to {}", path.display());
     }
 
     if !args.no_metrics_text {

@@ -35,7 +35,7 @@
 //! Path parameters are percent-encoded as single segments: an id holding `/` or `?` cannot
 //! reach another endpoint.
 #![deny(unsafe_code, missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 pub mod blocking;

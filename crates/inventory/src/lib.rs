@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(unsafe_code, missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod blocking;
 mod branch;

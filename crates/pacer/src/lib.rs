@@ -33,7 +33,7 @@
 //!
 //! See the README for how the layers compose.
 #![deny(unsafe_code, missing_docs)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "auth")]
 pub mod auth;

@@ -9,7 +9,8 @@ use super::cache::{Cache, Timing};
 use super::source::TokenSource;
 use crate::namespace::Namespace;
 
-/// The namespace token requests are made for unless [`BearerAuthBuilder::namespace`] says
+/// The namespace token requests are made for unless
+/// [`BearerAuthBuilder::namespace`](super::BearerAuthBuilder::namespace) says
 /// otherwise.
 pub const DEFAULT_TOKEN_NAMESPACE: &str = "auth";
 /// How long before expiry a token is renewed by default: 30 s (at most half its lifetime).
