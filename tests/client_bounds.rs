@@ -68,8 +68,10 @@ fn a_bad_read_timeout_is_a_config_error_naming_it() {
         names(&error, "read_timeout_secs");
     }
     for bad in [-1.0, 0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let mut config = Config::default();
-        config.read_timeout_secs = Some(bad);
+        let config = Config {
+            read_timeout_secs: Some(bad),
+            ..Config::default()
+        };
         names(&config.validate().unwrap_err(), "read_timeout_secs");
         match Client::from_config(&config).unwrap_err() {
             pacer::client::ClientError::Config(error) => names(&error, "read_timeout_secs"),
@@ -87,11 +89,12 @@ fn the_default_total_deadline_is_300_s() {
 }
 
 fn streaming_config() -> Config {
-    let mut config = Config::default();
-    config.timeout_secs = Some(1.0);
-    config.deadline_secs = Some(3.0);
-    config.read_timeout_secs = Some(1.0);
-    config
+    Config {
+        timeout_secs: Some(1.0),
+        deadline_secs: Some(3.0),
+        read_timeout_secs: Some(1.0),
+        ..Config::default()
+    }
 }
 
 async fn stream_from(behaviour: Behaviour) -> (Result<Bytes, pacer::BoxError>, Duration) {

@@ -28,14 +28,16 @@ const CAP: usize = 1024 * 1024;
 const PATH: &str = "/api/items";
 
 fn config() -> Config {
-    let mut config = Config::default();
-    config.timeout_secs = Some(1.0);
-    config.deadline_secs = Some(DEADLINE.as_secs_f64());
-    config.read_timeout_secs = Some(1.0);
+    let mut config = Config {
+        timeout_secs: Some(1.0),
+        deadline_secs: Some(DEADLINE.as_secs_f64()),
+        read_timeout_secs: Some(1.0),
+        pool_idle_timeout_secs: Some(0.0),
+        ..Config::default()
+    };
     config.retry.backoff_base_secs = 0.05;
     config.retry.backoff_max_secs = 0.2;
     config.retry_after.max_secs = 10.0;
-    config.pool_idle_timeout_secs = Some(0.0);
     config
 }
 
