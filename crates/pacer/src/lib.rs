@@ -31,6 +31,16 @@
 //! 6. `client` (the ready stack from a `Config`) and `auth` (the bearer-token layer over
 //!    any stack; it uses `body`, `namespace` and `retry`'s `Idempotent` marker).
 //!
+//! # Failure modes
+//!
+//! The ready client (feature `client`) ends every call within a stated bound, whatever the
+//! server does: each attempt within `timeout_secs` (head and, for buffering clients, body),
+//! the whole call within `deadline_secs` (300 s by default), a streaming body's silences
+//! within `read_timeout_secs` (30 s by default), with typed errors (`Elapsed`,
+//! `DeadlineExceeded`, `ReadTimeout`, hyper's errors, `LengthLimitError`). The README's
+//! *Failure modes* table lists each hostile behaviour, what the caller gets and within what
+//! time; the `config` module docs give the bound as the sum of its parts.
+//!
 //! See the README for how the layers compose.
 #![deny(unsafe_code, missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

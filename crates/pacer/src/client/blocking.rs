@@ -86,7 +86,9 @@ impl Client {
 
     /// Sends `request` through the stack and reads the whole response body (at most
     /// [`DEFAULT_MAX_RESPONSE_BYTES`](super::DEFAULT_MAX_RESPONSE_BYTES); a longer one is an
-    /// error).
+    /// error). The body is read inside each attempt (the request carries
+    /// [`BufferBody`](super::BufferBody)), so `timeout_secs` bounds each attempt, head and body,
+    /// and `deadline_secs` the whole call.
     ///
     /// Errors are those of the async client, or [`InRuntime`](super::runtime::InRuntime) when the call was made from
     /// inside an async runtime (use [`super::Client`] there).
@@ -94,7 +96,11 @@ impl Client {
         &self,
         request: Request<impl Into<RequestBody>>,
     ) -> Result<Response<Bytes>, BoxError> {
-        let request = request.map(Into::into);
+        let mut request = request.map(Into::into);
+        // Read inside the attempt: the per-attempt timeout and the deadline cover the body.
+        request
+            .extensions_mut()
+            .insert(super::BufferBody::new(super::DEFAULT_MAX_RESPONSE_BYTES));
         self.runtime.block_on(async {
             let response = self.inner.send(request).await?;
             super::read_to_end(response, super::DEFAULT_MAX_RESPONSE_BYTES).await

@@ -6,6 +6,7 @@
 //! ```text
 //! SetSensitiveRequestHeaders (Authorization, Proxy-Authorization, Cookie, X-INFRAHUB-KEY)
 //!   -> Metrics -> Retry -> RetryAfter -> RateLimit -> per-attempt Timeout
+//!   -> body bounds (idle-read timeout; bodies read whole when asked, see below)
 //!   -> hyper-util legacy Client (pooled; HTTP/1.1 + HTTP/2 by ALPN; rustls with ring,
 //!      webpki roots plus an optional extra CA file)
 //! ```
@@ -16,6 +17,16 @@
 //!   starts when the request is actually handed to the connection pool.
 //! - **The total deadline** (`deadline_secs`) covers everything: attempts, token waits, shared
 //!   pauses and backoff sleeps.
+//! - **Response bodies are bounded in time.** Every body has an idle-read timeout
+//!   (`read_timeout_secs`, 30 s by default): a body silent for longer between two frames
+//!   fails with [`ReadTimeout`]. A request carrying the [`BufferBody`] extension (what
+//!   [`collect_responses`] and [`blocking::Client`] send, so pacer-admin and pacer-inventory
+//!   too) has its body read whole *inside* the attempt: the per-attempt timeout and the
+//!   deadline cover the body as well as the head, and a truncated, reset or slow body is a
+//!   failed attempt the retry policy may retry (idempotent requests), ending in the attempt's
+//!   error (`tower::timeout::error::Elapsed`, [`ReadTimeout`], hyper's body error) or
+//!   [`DeadlineExceeded`](crate::retry::DeadlineExceeded). With the default settings no
+//!   call takes longer than the 300 s deadline (see the `config` module docs for the sum).
 //! - **Credential headers are marked sensitive** before anything else sees the request, so
 //!   hyper never indexes them in HTTP/2 header compression and `tower-http`'s tracing layers do
 //!   not print them.
@@ -71,6 +82,7 @@
 //! ```
 
 pub mod blocking;
+mod bounds;
 mod builder_ext;
 mod response;
 pub mod runtime;
@@ -94,6 +106,7 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
+pub use bounds::{BufferBody, ReadTimeout};
 pub use builder_ext::{PacerStack, ServiceBuilderExt, sensitive_headers};
 pub use response::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use tls::TlsError;
@@ -133,6 +146,9 @@ pub struct Layers {
     pub rate_limiter: RateLimiter,
     /// The per-attempt timeout.
     pub timeout: Option<Duration>,
+    /// The idle-read timeout of response bodies ([`Client::from_layers`] applies it; the
+    /// [`ServiceBuilderExt::pacer`] stack over a service of your own does not).
+    pub read_timeout: Option<Duration>,
 }
 
 impl Layers {
@@ -178,6 +194,7 @@ impl Layers {
             retry_after,
             rate_limiter,
             timeout: config.timeout(),
+            read_timeout: config.read_timeout(),
         }
     }
 }
@@ -411,6 +428,8 @@ impl ClientBuilder {
 impl Client {
     /// The stack of `layers` over `service`: what [`ClientBuilder::build`] does over its pooled
     /// client, for any hyper-style service (a client with another connector, a test double).
+    /// Inside the per-attempt timeout, right over `service`, the body bounds apply (the
+    /// idle-read timeout, and [`BufferBody`] requests read whole within the attempt).
     pub fn from_layers<S, B>(layers: Layers, service: S) -> Client
     where
         S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + Sync + 'static,
@@ -422,7 +441,7 @@ impl Client {
         let stack = ServiceBuilder::new()
             .map_response(|response: Response<_>| response.map(ResponseBody::new))
             .pacer(&layers)
-            .service(service);
+            .service(bounds::BodyBounds::new(service, layers.read_timeout));
         Client {
             stack: BoxCloneSyncService::new(stack),
             layers,

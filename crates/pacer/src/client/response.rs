@@ -38,6 +38,12 @@ where
 
 /// `service` with every response body read to the end by [`read_to_end`], for clients that
 /// decode whole bodies (JSON, GraphQL) and so deal in `Response<Bytes>`.
+///
+/// Each request carries the [`BufferBody`](super::BufferBody) extension: when `service` is a
+/// [`Client`](super::Client), the body is read inside the attempt, so the per-attempt timeout,
+/// the retries and the total deadline cover it (a stalled or dripping body ends with a
+/// timeout error, a truncated one may be retried). Over a service of your own, bound the body
+/// read yourself (the extension is ignored and the body is read here, without a time bound).
 pub fn collect_responses<S, B>(
     service: S,
     max_bytes: usize,
@@ -58,6 +64,12 @@ where
     B::Error: Into<BoxError>,
 {
     service
+        .map_request(move |mut request: Request<Full<Bytes>>| {
+            request
+                .extensions_mut()
+                .insert(super::BufferBody::new(max_bytes));
+            request
+        })
         .map_err(Into::into)
         .and_then(move |response: Response<B>| read_to_end(response, max_bytes))
 }

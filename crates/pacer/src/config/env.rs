@@ -89,6 +89,10 @@ impl Config {
                 "POOL_IDLE_TIMEOUT" => {
                     self.pool_idle_timeout_secs = parse_optional_secs(&value).map_err(bad)?;
                 }
+                // -- read timeout --
+                "READ_TIMEOUT_SECS" => {
+                    self.read_timeout_secs = parse_optional_secs(&value).map_err(bad)?;
+                }
                 "TLS_EXTRA_CA_FILE" => {
                     self.tls.extra_ca_file = parse_path(&value).map_err(bad)?;
                 }

@@ -23,7 +23,8 @@
 //! | `retry_after.pause_scope` | `upstream` (`upstream`, `namespace`) | `RATE_LIMIT_PAUSE_SCOPE` |
 //! | `retry_after.release_window_secs` | 1 | `RATE_LIMIT_PAUSE_RELEASE_WINDOW` |
 //! | `timeout_secs` (per attempt) | 30 | `TIMEOUT` (`off` for none) |
-//! | `deadline_secs` (whole request, retries included) | none | `DEADLINE` (`off` for none) |
+//! | `deadline_secs` (whole request, retries and buffered bodies included) | 300 | `DEADLINE` (`off` for none) |
+//! | `read_timeout_secs` (silence between two frames of a streaming body) | 30 | `READ_TIMEOUT_SECS` (`off` for none) |
 //! | `pool_idle_timeout_secs` (idle pooled connections) | 90 | `POOL_IDLE_TIMEOUT` (`off` to keep them) |
 //! | `tls.extra_ca_file` | none | `TLS_EXTRA_CA_FILE` (a PEM file) |
 //! | `metrics.prefix` | `pacer` | `METRICS_PREFIX` |
@@ -41,6 +42,20 @@
 //! [`Config::merge_env_vars`] refuse a negative, NaN, infinite or out-of-range value with a
 //! [`ConfigError`] naming the setting or variable. The text parsers the environment overlay
 //! uses are public in [`parse`], for clients with variables of their own.
+//!
+//! # How long a call can take
+//!
+//! With the default settings no call of the `client` feature's stack (or of a buffering
+//! client over it: `collect_responses`, the blocking client, pacer-admin, pacer-inventory)
+//! takes longer than `deadline_secs`, 300 s: the deadline covers every attempt (each bounded
+//! by `timeout_secs`, 30 s, head and buffered body included), every wait for a rate-limit
+//! slot (each at most `rate_limit.max_wait_secs`, 30 s), every shared `Retry-After` pause and
+//! retry sleep (each at most `retry_after.max_secs`, 60 s, or `retry.backoff_max_secs`, 60 s),
+//! and ends the call with `DeadlineExceeded` when it passes. A streaming body read by the
+//! caller after the head arrived is bounded between frames by `read_timeout_secs` (30 s,
+//! `ReadTimeout`). With `deadline_secs` off, the bound is the sum of the parts:
+//! `(max_retries + 1) × (max_wait + timeout) + max_retries × max(retry_after.max_secs,
+//! backoff_max_secs)`, 6 × 60 s + 5 × 60 s = 660 s with the other defaults.
 //!
 //! Two settings decide how server-given delays are honoured: `retry_after.max_secs` caps a
 //! `Retry-After` (both the shared pause and the retry's sleep); above it `mode = "clamp"`

@@ -23,8 +23,10 @@ pub struct Config {
     /// The per-attempt timeout in seconds (time waiting for a rate-limit slot excluded);
     /// `None` for no timeout.
     pub timeout_secs: Option<f64>,
-    /// The total deadline of a logical request in seconds, covering every attempt, rate-limit
-    /// wait and backoff sleep; `None` (the default) for none.
+    /// The total deadline of a logical request in seconds, covering every attempt (a buffered
+    /// body included), rate-limit wait, shared pause and backoff sleep; `None` for none. The
+    /// default, 300 s (the Infrahub SDK's `max_retry_duration`), is the longest any call of the
+    /// ready client can take with default settings.
     pub deadline_secs: Option<f64>,
     /// How long the `client` feature's pool keeps an idle connection, in seconds; `None` keeps
     /// it until the server closes it. Set it below the server's keep-alive timeout (uvicorn,
@@ -33,6 +35,13 @@ pub struct Config {
     pub pool_idle_timeout_secs: Option<f64>,
     /// TLS settings of the `client` feature's HTTPS connector.
     pub tls: TlsConfig,
+    // -- read timeout (the `client` feature's streaming bodies) --
+    /// The longest the `client` feature's response body may stay silent between two frames,
+    /// in seconds (an idle-read timeout: a body that keeps sending is not cut by it); `None`
+    /// for no bound. A body that stays silent longer ends with a
+    /// `pacer::client::ReadTimeout` error. Default 30 s; validated like the other durations
+    /// (above 0, at most 86400 s, or none).
+    pub read_timeout_secs: Option<f64>,
     /// Metrics naming and cardinality.
     pub metrics: MetricsConfig,
 }
@@ -44,13 +53,20 @@ impl Default for Config {
             retry: RetryConfig::default(),
             retry_after: RetryAfterConfig::default(),
             timeout_secs: Some(30.0),
-            deadline_secs: None,
+            deadline_secs: Some(DEFAULT_DEADLINE_SECS),
             pool_idle_timeout_secs: Some(90.0),
             tls: TlsConfig::default(),
+            read_timeout_secs: Some(DEFAULT_READ_TIMEOUT_SECS),
             metrics: MetricsConfig::default(),
         }
     }
 }
+
+/// The default of [`Config::deadline_secs`]: 300 s.
+const DEFAULT_DEADLINE_SECS: f64 = 300.0;
+
+/// The default of [`Config::read_timeout_secs`]: 30 s.
+const DEFAULT_READ_TIMEOUT_SECS: f64 = 30.0;
 
 /// Settings of the retry layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -36,17 +36,28 @@ fn defaults_are_the_design_table() {
         config.validate().unwrap().timeout(),
         Some(Duration::from_secs(30))
     );
-    assert_eq!(config.validate().unwrap().deadline(), None);
+    assert_eq!(
+        config.validate().unwrap().deadline(),
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(
+        config.validate().unwrap().read_timeout(),
+        Some(Duration::from_secs(30))
+    );
     assert_eq!(
         config.validate().unwrap().pool_idle_timeout(),
         Some(Duration::from_secs(90))
     );
     assert!(config.validate().unwrap().retry_budget().is_some());
     config.validate().unwrap();
-    // The policy built from the defaults is the retry module's own default policy.
+    // The policy built from the defaults is the retry module's own default policy, with the
+    // default total deadline of 300 s.
     assert_eq!(
         format!("{:?}", config.retry_policy().unwrap()),
-        format!("{:?}", RetryPolicy::new())
+        format!(
+            "{:?}",
+            RetryPolicy::new().deadline(Duration::from_secs(300))
+        )
     );
     // An empty document is the defaults.
     assert_eq!(Config::from_toml_str("").unwrap(), config);

@@ -48,6 +48,7 @@ pub struct ValidConfig {
     pub(super) timeout: Option<Duration>,
     pub(super) deadline: Option<Duration>,
     pub(super) pool_idle_timeout: Option<Duration>,
+    pub(super) read_timeout: Option<Duration>,
 }
 
 /// The retry budget's checked settings.
@@ -77,6 +78,12 @@ impl ValidConfig {
     /// it).
     pub fn pool_idle_timeout(&self) -> Option<Duration> {
         self.pool_idle_timeout
+    }
+
+    /// The idle-read timeout of streaming response bodies: the longest a body may stay
+    /// silent between two frames (`None`: no bound).
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
     }
 
     /// The longest a request waits for a rate-limit slot.

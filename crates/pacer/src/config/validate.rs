@@ -27,7 +27,7 @@ impl Config {
     /// | `rate_limit.max_wait_secs` | 0 to 86400 s | 0: never wait, refuse at once |
     /// | `rate_limit.max_namespaces`, `metrics.max_namespace_labels` | at least 1 | |
     /// | `rate_limit.initial_fill` | 0 to 1 | 0: buckets start empty |
-    /// | `timeout_secs`, `deadline_secs` | above 0, at most 86400 s, or none | a zero timeout or deadline fails every request: say none instead |
+    /// | `timeout_secs`, `deadline_secs`, `read_timeout_secs` | above 0, at most 86400 s, or none | a zero timeout or deadline fails every request: say none instead |
     /// | `pool_idle_timeout_secs` | 0 to 86400 s, or none | 0: no idle connection is kept |
     /// | `retry.backoff_base_secs` <= `backoff_max_secs` | 0 to 86400 s | 0: retry at once |
     /// | `retry.budget_ratio` | 0 to 1000 | 0: only the per-second floor pays for retries |
@@ -78,6 +78,9 @@ impl Config {
             self.pool_idle_timeout_secs,
             Zero::Allowed,
         )?;
+        // -- read timeout --
+        let read_timeout =
+            optional_secs("read_timeout_secs", self.read_timeout_secs, Zero::Refused)?;
         let retry = &self.retry;
         let base = secs(
             "retry.backoff_base_secs",
@@ -149,6 +152,7 @@ impl Config {
             timeout,
             deadline,
             pool_idle_timeout,
+            read_timeout,
         })
     }
 }

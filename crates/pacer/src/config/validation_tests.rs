@@ -108,6 +108,15 @@ const FIELDS: &[Field] = &[
         set: |c, v| c.timeout_secs = Some(v),
         zero_ok: false,
     },
+    // -- read timeout --
+    Field {
+        name: "read_timeout_secs",
+        variable: "READ_TIMEOUT_SECS",
+        table: "",
+        key: "read_timeout_secs",
+        set: |c, v| c.read_timeout_secs = Some(v),
+        zero_ok: false,
+    },
     Field {
         name: "deadline_secs",
         variable: "DEADLINE",
@@ -255,6 +264,7 @@ fn use_everything(config: &Config, field: &str, good: bool, context: &str) {
     if let Ok(valid) = config.validate() {
         // Every getter and factory of the validated value, which cannot fail.
         let _ = (valid.timeout(), valid.deadline(), valid.pool_idle_timeout());
+        let _ = valid.read_timeout();
         let _ = (valid.max_wait(), valid.backoff(), valid.retry_budget());
         let _ = (
             valid.retry_policy(),

@@ -95,7 +95,7 @@ where
         f.debug_struct("ResponseFuture")
             .field("attempts", &self.attempt.attempts)
             .field("method", &self.attempt.parts.method)
-            .field("uri", &self.attempt.parts.uri)
+            .field("path", &self.attempt.parts.uri.path())
             .finish_non_exhaustive()
     }
 }
