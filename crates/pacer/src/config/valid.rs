@@ -48,6 +48,7 @@ pub struct ValidConfig {
     pub(super) timeout: Option<Duration>,
     pub(super) deadline: Option<Duration>,
     pub(super) pool_idle_timeout: Option<Duration>,
+    pub(super) connect_timeout: Duration,
 }
 
 /// The retry budget's checked settings.
@@ -77,6 +78,17 @@ impl ValidConfig {
     /// it).
     pub fn pool_idle_timeout(&self) -> Option<Duration> {
         self.pool_idle_timeout
+    }
+
+    /// How long the connector may take to establish a connection (TCP connect, proxy
+    /// tunnel, TLS handshake).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Whether server certificates go unverified (`tls.insecure`: dangerous).
+    pub fn tls_insecure(&self) -> bool {
+        self.config.tls.insecure
     }
 
     /// The longest a request waits for a rate-limit slot.
