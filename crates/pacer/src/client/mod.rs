@@ -84,6 +84,7 @@
 pub mod blocking;
 mod bounds;
 mod builder_ext;
+pub mod connector;
 mod response;
 pub mod runtime;
 mod tls;
@@ -99,7 +100,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use prometheus_client::registry::Registry;
 use tower::ServiceBuilder;
@@ -108,6 +108,7 @@ use tower_service::Service;
 
 pub use bounds::{BufferBody, ReadTimeout};
 pub use builder_ext::{PacerStack, ServiceBuilderExt, sensitive_headers};
+pub use connector::{ConnectError, Connector, ProxyFailure};
 pub use response::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use tls::TlsError;
 
@@ -121,9 +122,6 @@ use crate::retry_after::RetryAfterLayer;
 
 /// Request body every stack accepts: replayable for retries.
 pub type RequestBody = Full<Bytes>;
-
-/// The HTTPS-or-HTTP connector the [`Client`] uses.
-pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// hyper-util's pooled client over the [`Connector`]: the innermost service of the stack.
 pub type PooledClient = HyperClient<Connector, RequestBody>;
@@ -415,13 +413,15 @@ impl ClientBuilder {
             }
         };
         let layers = Layers::build(&config, metrics, self.observer, self.overrides);
-        let connector = tls::connector(config.extra_ca_file())?;
-        let pooled = HyperClient::builder(TokioExecutor::new())
+        // The connector (connect timeout, proxies from the settings or the environment, TLS).
+        let matcher = connector::proxy_matcher(&config, std::env::vars());
+        let connector = Connector::new(&config, matcher)?;
+        let pooled: PooledClient = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout())
-            .build(connector);
-        Ok(Client::from_layers(layers, pooled))
+            .build(connector.clone());
+        Ok(Client::from_layers(layers, connector.proxy_auth(pooled)))
     }
 }
 

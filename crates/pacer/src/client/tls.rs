@@ -1,16 +1,15 @@
-//! The HTTPS connector: rustls with the ring provider, the webpki roots and an optional extra
-//! CA file.
+//! The TLS settings of the connector: rustls with the ring provider, the webpki roots and an
+//! optional extra CA file, or (`tls.insecure`, dangerous) no certificate verification at all.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use rustls::RootCertStore;
-use rustls_pki_types::CertificateDer;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-
-use super::Connector;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// Why the TLS setup failed.
 #[derive(Debug)]
@@ -65,26 +64,76 @@ pub(super) fn root_store(extra_ca: Option<&Path>) -> Result<RootCertStore, TlsEr
 }
 
 /// The rustls client configuration: ring, safe default protocol versions, the roots of
-/// [`root_store`] with `extra_ca`, no client certificate.
-pub(super) fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
-    let roots = root_store(extra_ca)?;
+/// [`root_store`] with `extra_ca` (or, when `insecure`, no certificate verification), no
+/// client certificate, no ALPN (the connector sets it).
+pub(super) fn client_config(
+    extra_ca: Option<&Path>,
+    insecure: bool,
+) -> Result<rustls::ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(TlsError::Rustls)?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .map_err(TlsError::Rustls)?;
+    let config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate::new(&provider)))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(root_store(extra_ca)?)
+            .with_no_client_auth()
+    };
+    Ok(config)
 }
 
-/// HTTPS (HTTP/1.1 and HTTP/2 by ALPN) or plain HTTP, by the URI's scheme.
-pub(super) fn connector(extra_ca: Option<&Path>) -> Result<Connector, TlsError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(client_config(extra_ca)?)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http))
+/// `tls.insecure`: a verifier that accepts any certificate chain for any name, but still
+/// checks the handshake's signatures with the provider's algorithms (so the peer must hold
+/// the key of the certificate it shows).
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl AcceptAnyCertificate {
+    fn new(provider: &CryptoProvider) -> Self {
+        Self {
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }

@@ -6,6 +6,7 @@ use super::parse::{
     parse_positive, parse_prefix, parse_rate, parse_ratio, parse_retry_after_mode, parse_scope,
     parse_secs, parse_switch,
 };
+use super::proxy::{ProxyUrl, redact_userinfo};
 use super::schema::Config;
 
 impl Config {
@@ -29,9 +30,15 @@ impl Config {
             let Some(key) = name.strip_prefix(&prefix) else {
                 continue;
             };
+            // A proxy URL may hold a password: errors show it redacted.
+            let shown = if key == "PROXY" {
+                redact_userinfo(&value)
+            } else {
+                value.clone()
+            };
             let bad = |reason: &str| ConfigError::Env {
                 variable: name.clone(),
-                value: value.clone(),
+                value: shown.clone(),
                 reason: reason.to_owned(),
             };
             let rl = &mut self.rate_limit;
@@ -96,6 +103,19 @@ impl Config {
                 "TLS_EXTRA_CA_FILE" => {
                     self.tls.extra_ca_file = parse_path(&value).map_err(bad)?;
                 }
+                // --- the connector: connect timeout and outbound proxies ---
+                "CONNECT_TIMEOUT_SECS" => {
+                    self.connect_timeout_secs = parse_secs(&value).map_err(bad)?;
+                }
+                "PROXY" => {
+                    self.proxy = match value.trim() {
+                        "" | "none" | "off" => None,
+                        url => Some(ProxyUrl::parse(url).map_err(bad)?),
+                    };
+                }
+                "NO_PROXY" => self.no_proxy = Some(value.trim().to_owned()),
+                "PROXY_FROM_ENV" => self.proxy_from_env = parse_switch(&value).map_err(bad)?,
+                "TLS_INSECURE" => self.tls.insecure = parse_switch(&value).map_err(bad)?,
                 "METRICS_PREFIX" => self.metrics.prefix = parse_prefix(&value).map_err(bad)?,
                 "METRICS_MAX_NAMESPACE_LABELS" => {
                     self.metrics.max_namespace_labels = parse_positive(&value).map_err(bad)?;
@@ -106,7 +126,7 @@ impl Config {
             // max); name the variable that made it so.
             self.validate().map_err(|e| ConfigError::Env {
                 variable: name.clone(),
-                value: value.clone(),
+                value: shown.clone(),
                 reason: e.to_string(),
             })?;
         }

@@ -3,15 +3,17 @@
 use std::path::Path;
 
 use super::error::ConfigError;
+use super::proxy::redact_urls_in;
 use super::schema::Config;
 
 impl Config {
     /// Parses and validates a TOML document; missing settings keep their defaults, unknown
     /// ones are errors, and so is a value out of range (see [`validate`](Self::validate)).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        // toml's message quotes the offending line: a proxy URL's password must not show.
         let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             source_name: "TOML".to_owned(),
-            message: e.to_string(),
+            message: redact_urls_in(&e.to_string()),
         })?;
         config.validate()?;
         Ok(config)

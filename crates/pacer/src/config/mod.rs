@@ -27,6 +27,11 @@
 //! | `read_timeout_secs` (silence between two frames of a streaming body) | 30 | `READ_TIMEOUT_SECS` (`off` for none) |
 //! | `pool_idle_timeout_secs` (idle pooled connections) | 90 | `POOL_IDLE_TIMEOUT` (`off` to keep them) |
 //! | `tls.extra_ca_file` | none | `TLS_EXTRA_CA_FILE` (a PEM file) |
+//! | `tls.insecure` (**dangerous**: no certificate verification) | false | `TLS_INSECURE` |
+//! | `connect_timeout_secs` (TCP connect, proxy tunnel, TLS handshake) | 10 | `CONNECT_TIMEOUT_SECS` |
+//! | `proxy` (`http://user:pass@proxy:3128`; credentials never shown) | none | `PROXY` (`off` for none) |
+//! | `no_proxy` (hosts reached directly, as curl's `NO_PROXY`) | none | `NO_PROXY` |
+//! | `proxy_from_env` (honour `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) | true | `PROXY_FROM_ENV` |
 //! | `metrics.prefix` | `pacer` | `METRICS_PREFIX` |
 //! | `metrics.max_namespace_labels` | 100 | `METRICS_MAX_NAMESPACE_LABELS` |
 //!
@@ -112,12 +117,14 @@ mod factories;
 mod files;
 mod names;
 pub mod parse;
+mod proxy;
 mod schema;
 mod scope;
 mod valid;
 mod validate;
 
 pub use error::ConfigError;
+pub use proxy::ProxyUrl;
 pub use schema::{
     Config, MetricsConfig, QuotaConfig, RateLimitConfig, RetryAfterConfig, RetryConfig, TlsConfig,
 };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::names::{jitter_names, mode_names};
+use super::proxy::ProxyUrl;
 use super::scope::PauseScope;
 use crate::retry::Jitter;
 use crate::retry_after::RetryAfterMode;
@@ -44,6 +45,23 @@ pub struct Config {
     pub read_timeout_secs: Option<f64>,
     /// Metrics naming and cardinality.
     pub metrics: MetricsConfig,
+    // --- the connector: connect timeout and outbound proxies ---
+    /// How long the `client` feature's connector may take to establish a connection (TCP
+    /// connect, the proxy's `CONNECT` tunnel and the TLS handshake), in seconds; above 0.
+    pub connect_timeout_secs: f64,
+    /// The proxy every request goes through (`http://user:pass@proxy:3128`), except to the
+    /// hosts of [`no_proxy`](Self::no_proxy). When set, the proxy variables of the
+    /// environment (`HTTPS_PROXY`, `NO_PROXY`, ...) are ignored.
+    pub proxy: Option<ProxyUrl>,
+    /// Hosts reached without a proxy, as curl's `NO_PROXY` reads them: comma-separated
+    /// domains (each matching itself and its subdomains; a leading `.` is optional), IP
+    /// addresses, CIDR networks (`10.0.0.0/8`), or `*` for all. Applies to the `proxy`
+    /// setting, and is added to the environment's `NO_PROXY` otherwise.
+    pub no_proxy: Option<String>,
+    /// Whether, without a `proxy` setting, the environment's `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY` and `NO_PROXY` (or their lower-case forms) are honoured, as curl and
+    /// reqwest do (default true; false connects directly).
+    pub proxy_from_env: bool,
 }
 
 impl Default for Config {
@@ -58,6 +76,10 @@ impl Default for Config {
             tls: TlsConfig::default(),
             read_timeout_secs: Some(DEFAULT_READ_TIMEOUT_SECS),
             metrics: MetricsConfig::default(),
+            connect_timeout_secs: 10.0,
+            proxy: None,
+            no_proxy: None,
+            proxy_from_env: true,
         }
     }
 }
@@ -136,6 +158,11 @@ pub struct TlsConfig {
     /// A PEM file of CA certificates trusted in addition to the built-in web roots (for a
     /// private CA in front of the API).
     pub extra_ca_file: Option<PathBuf>,
+    /// **Dangerous**: accept any server certificate (expired, self-signed, for another name),
+    /// as `curl --insecure` does. Handshake signatures are still checked, but anyone on the
+    /// path can impersonate the server and read the credentials sent to it. For a test
+    /// server only; prefer [`extra_ca_file`](Self::extra_ca_file). Default false.
+    pub insecure: bool,
 }
 
 /// Settings of the rate limiter.

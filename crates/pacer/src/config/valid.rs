@@ -49,6 +49,7 @@ pub struct ValidConfig {
     pub(super) deadline: Option<Duration>,
     pub(super) pool_idle_timeout: Option<Duration>,
     pub(super) read_timeout: Option<Duration>,
+    pub(super) connect_timeout: Duration,
 }
 
 /// The retry budget's checked settings.
@@ -84,6 +85,17 @@ impl ValidConfig {
     /// silent between two frames (`None`: no bound).
     pub fn read_timeout(&self) -> Option<Duration> {
         self.read_timeout
+    }
+
+    /// How long the connector may take to establish a connection (TCP connect, proxy
+    /// tunnel, TLS handshake).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Whether server certificates go unverified (`tls.insecure`: dangerous).
+    pub fn tls_insecure(&self) -> bool {
+        self.config.tls.insecure
     }
 
     /// The longest a request waits for a rate-limit slot.

@@ -29,6 +29,7 @@ impl Config {
     /// | `rate_limit.initial_fill` | 0 to 1 | 0: buckets start empty |
     /// | `timeout_secs`, `deadline_secs`, `read_timeout_secs` | above 0, at most 86400 s, or none | a zero timeout or deadline fails every request: say none instead |
     /// | `pool_idle_timeout_secs` | 0 to 86400 s, or none | 0: no idle connection is kept |
+    /// | `connect_timeout_secs` | above 0, at most 86400 s | a zero connect timeout connects nowhere |
     /// | `retry.backoff_base_secs` <= `backoff_max_secs` | 0 to 86400 s | 0: retry at once |
     /// | `retry.budget_ratio` | 0 to 1000 | 0: only the per-second floor pays for retries |
     /// | `retry_after.max_secs` | 0 to 86400 s | 0: no server-given delay is waited (clamp), or any fails (fail) |
@@ -122,6 +123,12 @@ impl Config {
                 ));
             }
         }
+        // --- the connector ---
+        let connect_timeout = secs(
+            "connect_timeout_secs",
+            self.connect_timeout_secs,
+            Zero::Refused,
+        )?;
         if self.metrics.max_namespace_labels == 0 {
             return Err(invalid(
                 "metrics.max_namespace_labels",
@@ -153,6 +160,7 @@ impl Config {
             deadline,
             pool_idle_timeout,
             read_timeout,
+            connect_timeout,
         })
     }
 }
