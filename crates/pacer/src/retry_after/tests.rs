@@ -367,7 +367,7 @@ fn layer() -> RetryAfterLayer {
 
 async fn send<S>(svc: &S, uri: &str) -> StatusCode
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
+    S: Service<Request<()>, Response = Response<()>, Error = crate::BoxError> + Clone,
 {
     svc.clone().oneshot(get(uri)).await.unwrap().status()
 }
@@ -810,7 +810,7 @@ fn slow_throttler() -> impl Service<
 /// Calls `svc` for each URI before polling any, so all are in flight at once.
 async fn all_at_once<S>(svc: &S, uris: &[&str]) -> Vec<StatusCode>
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
+    S: Service<Request<()>, Response = Response<()>, Error = crate::BoxError> + Clone,
 {
     let mut futures = Vec::new();
     for uri in uris {
