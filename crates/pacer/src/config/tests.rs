@@ -43,10 +43,18 @@ fn defaults_are_the_design_table() {
     );
     assert!(config.validate().unwrap().retry_budget().is_some());
     config.validate().unwrap();
-    // The policy built from the defaults is the retry module's own default policy.
+    // The policy built from the defaults is the retry module's own default policy, except
+    // the budget's floor, which follows the global rate (50 retries per second).
     assert_eq!(
         format!("{:?}", config.retry_policy().unwrap()),
-        format!("{:?}", RetryPolicy::new())
+        format!(
+            "{:?}",
+            RetryPolicy::new().budget(
+                crate::retry::RetryBudget::builder()
+                    .min_retries_per_sec(50)
+                    .build()
+            )
+        )
     );
     // An empty document is the defaults.
     assert_eq!(Config::from_toml_str("").unwrap(), config);
