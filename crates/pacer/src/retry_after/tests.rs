@@ -93,8 +93,9 @@ const TABLE: &[(&[&[u8]], Option<u64>)] = &[
     (&[b"Tue, 14 Nov 2023 22:13:50 +0000"], None),
     (&[b"14 Nov 2023 22:13:50 GMT"], None),
     (&[b"Tue, 14 Nov 2023 22:13:50 GMT x"], None),
-    (&[b"Wed, 31 Dec 1969 23:59:59 GMT"], None), // before 1970: rejected by httpdate
-    (&[b"2023-11-14T22:13:50Z"], None),          // RFC 3339 is not an HTTP-date
+    (&[b"Wed, 31 Dec 1969 23:59:59 GMT"], Some(0)), // before 1970: valid, in the past
+    (&[b"Tue, 14 Nov 2023 22:13:60 GMT"], None),    // :60 only at 23:59
+    (&[b"2023-11-14T22:13:50Z"], None),             // RFC 3339 is not an HTTP-date
 ];
 
 #[test]
