@@ -28,7 +28,7 @@ fn request() -> Request<()> {
 /// this measures the middleware itself, without a runtime.
 fn call_now<S>(svc: &mut S, req: Request<()>) -> Response<()>
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Response = Response<()>>,
 {
     let mut cx = Context::from_waker(Waker::noop());
     match svc.poll_ready(&mut cx) {
@@ -46,7 +46,7 @@ where
 /// so the figure is the middleware plus the upstream, not request construction.
 fn timed_calls<S>(svc: &mut S, iters: u64) -> Duration
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+    S: Service<Request<()>, Response = Response<()>>,
 {
     let mut total = Duration::ZERO;
     let mut left = iters;

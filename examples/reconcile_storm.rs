@@ -89,7 +89,8 @@ struct Args {
     #[arg(long, default_value_t = 0.2)]
     initial_fill: f64,
     /// Retries per second the retry budget allows even when it is empty (default: the client
-    /// rate, since every retry pays a rate-limit token anyway; pacer's default is 10).
+    /// rate, pacer's own default for a stack built from a configuration, since every retry
+    /// pays a rate-limit token anyway).
     #[arg(long)]
     retry_budget_floor: Option<u32>,
     /// Namespaces reported under their own name in the metrics (the rest as `other`).
@@ -397,13 +398,9 @@ async fn main() -> Result<(), BoxError> {
     config.rate_limit.namespace_burst = args.namespace_burst;
     config.rate_limit.initial_fill = args.initial_fill;
     config.metrics.max_namespace_labels = args.metrics_namespaces;
-    // The budget's floor (10 retries/s by default) guards against multiplying load during an
-    // outage. After a restart the first burst meets the server's limit before any success
-    // has paid into the budget; since every retry waits for a rate-limit token too, letting
-    // the floor match the client's rate cannot push the client past its own limit.
-    config.retry.budget_min_per_sec = args
-        .retry_budget_floor
-        .unwrap_or(args.client_rate.ceil().clamp(1.0, f64::from(u32::MAX)) as u32);
+    // The budget's floor follows the client's rate by default in a configured stack: every
+    // retry waits for a rate-limit token too, so it cannot push the client past its limit.
+    config.retry.budget_min_per_sec = args.retry_budget_floor;
     config.validate()?;
     let mut registry = Registry::default();
     let metrics = config.metrics_builder().register(&mut registry);

@@ -2,9 +2,9 @@
 
 use super::error::ConfigError;
 use super::parse::{
-    parse_burst, parse_count, parse_fraction, parse_jitter, parse_optional_secs, parse_path,
-    parse_positive, parse_prefix, parse_rate, parse_ratio, parse_retry_after_mode, parse_scope,
-    parse_secs, parse_switch,
+    parse_budget_floor, parse_burst, parse_count, parse_fraction, parse_jitter,
+    parse_optional_secs, parse_path, parse_positive, parse_prefix, parse_proactive, parse_rate,
+    parse_ratio, parse_retry_after_mode, parse_scope, parse_secs, parse_switch,
 };
 use super::proxy::{ProxyUrl, redact_userinfo};
 use super::schema::Config;
@@ -77,7 +77,7 @@ impl Config {
                     self.retry.budget_ratio = parse_ratio(&value).map_err(bad)?;
                 }
                 "RATE_LIMIT_RETRY_BUDGET_MIN_PER_SEC" => {
-                    self.retry.budget_min_per_sec = parse_count(&value).map_err(bad)?;
+                    self.retry.budget_min_per_sec = parse_budget_floor(&value).map_err(bad)?;
                 }
                 "RATE_LIMIT_RETRY_AFTER_MAX" => {
                     self.retry_after.max_secs = parse_secs(&value).map_err(bad)?;
@@ -90,6 +90,9 @@ impl Config {
                 }
                 "RATE_LIMIT_PAUSE_RELEASE_WINDOW" => {
                     self.retry_after.release_window_secs = parse_secs(&value).map_err(bad)?;
+                }
+                "RETRY_AFTER_PROACTIVE" => {
+                    self.retry_after.proactive = parse_proactive(&value).map_err(bad)?;
                 }
                 "TIMEOUT" => self.timeout_secs = parse_optional_secs(&value).map_err(bad)?,
                 "DEADLINE" => self.deadline_secs = parse_optional_secs(&value).map_err(bad)?,

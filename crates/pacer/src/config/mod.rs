@@ -17,11 +17,12 @@
 //! | `retry.jitter` | `full` (`full`, `equal`, `decorrelated`, `none`) | `RATE_LIMIT_BACKOFF_JITTER` |
 //! | `retry.budget` | on | `RATE_LIMIT_RETRY_BUDGET` (`on`/`off`, `true`/`false`, `1`/`0`) |
 //! | `retry.budget_ratio` | 0.2 retries per success | `RATE_LIMIT_RETRY_BUDGET_RATIO` |
-//! | `retry.budget_min_per_sec` | 10 | `RATE_LIMIT_RETRY_BUDGET_MIN_PER_SEC` |
+//! | `retry.budget_min_per_sec` | the global rate, rounded up (see below) | `RATE_LIMIT_RETRY_BUDGET_MIN_PER_SEC` (`auto` for the default) |
 //! | `retry_after.max_secs` | 60 | `RATE_LIMIT_RETRY_AFTER_MAX` |
 //! | `retry_after.mode` | `clamp` (`clamp`, `fail`) | `RATE_LIMIT_RETRY_AFTER_MODE` |
 //! | `retry_after.pause_scope` | `upstream` (`upstream`, `namespace`) | `RATE_LIMIT_PAUSE_SCOPE` |
 //! | `retry_after.release_window_secs` | 1 | `RATE_LIMIT_PAUSE_RELEASE_WINDOW` |
+//! | `retry_after.proactive` | `off` (`off`, `ratelimit`, `x-ratelimit-reset-delta`, `x-ratelimit-reset-epoch`) | `RETRY_AFTER_PROACTIVE` |
 //! | `timeout_secs` (per attempt) | 30 | `TIMEOUT` (`off` for none) |
 //! | `deadline_secs` (whole request, retries and buffered bodies included) | 300 | `DEADLINE` (`off` for none) |
 //! | `read_timeout_secs` (silence between two frames of a streaming body) | 30 | `READ_TIMEOUT_SECS` (`off` for none) |
@@ -68,6 +69,23 @@
 //! [`RetryAfterExceeded`](crate::retry::RetryAfterExceeded) (the shared pause is still clamped
 //! to the cap). `pause_scope = "namespace"` keeps one tenant's `429` from holding the others:
 //! pauses are keyed by upstream *and* [`Namespace`](crate::Namespace).
+//!
+//! `retry_after.proactive` ([`Proactive`]) turns on proactive pacing in the layers built from
+//! the configuration (the `client` feature's `Layers` and `Client`, and the API clients on
+//! them): an ordinary response saying the quota is used up (`RateLimit: "default";r=0;t=30`,
+//! or `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset`, read as delta or epoch seconds as
+//! configured) pauses the upstream before a `429` happens.
+//!
+//! # The retry budget's floor
+//!
+//! `retry.budget_min_per_sec` unset (the default) makes the floor of a budget built from the
+//! configuration follow `rate_limit.global_rate` (rounded up): in the stack built from it every
+//! retry waits for a rate-limit token, so retries within the budget's floor cannot push the
+//! client past its own rate, and after a restart the 429s of the first burst are retried
+//! instead of handed back to the callers. A standalone
+//! [`RetryBudget`](crate::retry::RetryBudget) keeps its fixed default of 10 retries per
+//! second: in front of a service without pacer's limiter, nothing else bounds what retries
+//! add, so the floor must stay small.
 //!
 //! ```
 //! use pacer::config::Config;
@@ -117,6 +135,7 @@ mod factories;
 mod files;
 mod names;
 pub mod parse;
+mod proactive;
 mod proxy;
 mod schema;
 mod scope;
@@ -124,6 +143,7 @@ mod valid;
 mod validate;
 
 pub use error::ConfigError;
+pub use proactive::Proactive;
 pub use proxy::ProxyUrl;
 pub use schema::{
     Config, MetricsConfig, QuotaConfig, RateLimitConfig, RetryAfterConfig, RetryConfig, TlsConfig,

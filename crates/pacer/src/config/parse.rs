@@ -159,6 +159,28 @@ pub fn parse_scope(value: &str) -> Result<PauseScope, Reason> {
     }
 }
 
+/// A [`Proactive`](super::Proactive) pacing: `off`, `ratelimit`, `x-ratelimit-reset-delta`
+/// or `x-ratelimit-reset-epoch`.
+pub fn parse_proactive(value: &str) -> Result<super::Proactive, Reason> {
+    use super::Proactive;
+    match value.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(Proactive::Off),
+        "ratelimit" => Ok(Proactive::RateLimit),
+        "x-ratelimit-reset-delta" => Ok(Proactive::XRateLimitResetDelta),
+        "x-ratelimit-reset-epoch" => Ok(Proactive::XRateLimitResetEpoch),
+        _ => Err("must be off, ratelimit, x-ratelimit-reset-delta or x-ratelimit-reset-epoch"),
+    }
+}
+
+/// A retry budget floor: a count of retries per second, or `auto` (`None`: follow the global
+/// rate).
+pub fn parse_budget_floor(value: &str) -> Result<Option<u32>, Reason> {
+    if value.trim().eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    parse_count(value).map(Some)
+}
+
 /// A [`Jitter`]: `full`, `equal`, `decorrelated` or `none`.
 pub fn parse_jitter(value: &str) -> Result<Jitter, Reason> {
     match value.trim().to_ascii_lowercase().as_str() {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::names::{jitter_names, mode_names};
+use super::proactive::Proactive;
 use super::proxy::ProxyUrl;
 use super::scope::PauseScope;
 use crate::retry::Jitter;
@@ -107,8 +108,10 @@ pub struct RetryConfig {
     pub budget: bool,
     /// Retries earned per successful request.
     pub budget_ratio: f64,
-    /// Retries per second allowed even with an empty budget.
-    pub budget_min_per_sec: u32,
+    /// Retries per second allowed even with an empty budget; `None` (the default): the global
+    /// rate, rounded up, since every retry of the stack built from a configuration pays a
+    /// rate-limit token (see [the module docs](super#the-retry-budgets-floor)).
+    pub budget_min_per_sec: Option<u32>,
 }
 
 impl Default for RetryConfig {
@@ -120,7 +123,7 @@ impl Default for RetryConfig {
             jitter: Jitter::Full,
             budget: true,
             budget_ratio: 0.2,
-            budget_min_per_sec: 10,
+            budget_min_per_sec: None,
         }
     }
 }
@@ -138,6 +141,8 @@ pub struct RetryAfterConfig {
     pub pause_scope: PauseScope,
     /// Held requests are released spread over this many seconds when a pause ends.
     pub release_window_secs: f64,
+    /// Proactive pacing: pause before a `429` when a response says the quota is used up.
+    pub proactive: Proactive,
 }
 
 impl Default for RetryAfterConfig {
@@ -147,6 +152,7 @@ impl Default for RetryAfterConfig {
             mode: RetryAfterMode::Clamp,
             pause_scope: PauseScope::Upstream,
             release_window_secs: 1.0,
+            proactive: Proactive::Off,
         }
     }
 }

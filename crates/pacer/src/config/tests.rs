@@ -51,12 +51,19 @@ fn defaults_are_the_design_table() {
     assert!(config.validate().unwrap().retry_budget().is_some());
     config.validate().unwrap();
     // The policy built from the defaults is the retry module's own default policy, with the
-    // default total deadline of 300 s.
+    // default total deadline of 300 s, except the budget's floor, which follows the global
+    // rate (50 retries per second).
     assert_eq!(
         format!("{:?}", config.retry_policy().unwrap()),
         format!(
             "{:?}",
-            RetryPolicy::new().deadline(Duration::from_secs(300))
+            RetryPolicy::new()
+                .deadline(Duration::from_secs(300))
+                .budget(
+                    crate::retry::RetryBudget::builder()
+                        .min_retries_per_sec(50)
+                        .build()
+                )
         )
     );
     // An empty document is the defaults.

@@ -135,7 +135,8 @@ impl ValidConfig {
         self.backoff
     }
 
-    /// The retry budget these settings describe, `None` when it is off. Each call builds a
+    /// The retry budget these settings describe, `None` when it is off; its floor is
+    /// `retry.budget_min_per_sec`, or the global rate (rounded up) when that is unset. Each call builds a
     /// new budget: share one by cloning the policy that holds it.
     pub fn retry_budget(&self) -> Option<RetryBudget> {
         self.budget.map(|budget| {
@@ -172,12 +173,14 @@ impl ValidConfig {
     }
 
     /// The `Retry-After` layer these settings describe, with a new
-    /// [`pause_gate`](Self::pause_gate): the cap, and pauses keyed by upstream or by upstream
-    /// and [`Namespace`].
+    /// [`pause_gate`](Self::pause_gate): the cap, proactive pacing as
+    /// `retry_after.proactive` says, and pauses keyed by upstream or by upstream and
+    /// [`Namespace`].
     pub fn retry_after_layer(&self) -> RetryAfterLayer {
         let layer = RetryAfterLayer::new()
             .with_gate(self.pause_gate())
             .max_delay(self.retry_after_cap);
+        let layer = self.config.retry_after.proactive.apply(layer);
         match self.pause_scope {
             PauseScope::Upstream => layer,
             PauseScope::Namespace => layer.key_fn(|uri, extensions| {

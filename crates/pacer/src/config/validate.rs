@@ -150,7 +150,11 @@ impl Config {
             backoff: Backoff::new(base, max).jitter(retry.jitter),
             budget: retry.budget.then_some(BudgetSettings {
                 ratio: retry.budget_ratio,
-                min_per_sec: retry.budget_min_per_sec,
+                min_per_sec: retry.budget_min_per_sec.unwrap_or_else(|| {
+                    // Validated above: finite, above 0, at most 1e9.
+                    let rate = rl.global_rate.ceil().clamp(1.0, f64::from(u32::MAX));
+                    rate as u32
+                }),
             }),
             retry_after_cap,
             retry_after_mode: ra.mode,

@@ -411,7 +411,7 @@ fn zero_counts_are_named_errors_where_zero_means_nothing() {
     // Zero retries, a zero budget floor and a zero wait are meaningful.
     let mut config = Config::default();
     config.retry.max_retries = 0;
-    config.retry.budget_min_per_sec = 0;
+    config.retry.budget_min_per_sec = Some(0);
     config.rate_limit.max_wait_secs = 0.0;
     let valid = config.validate().unwrap();
     assert_eq!(valid.max_wait(), std::time::Duration::ZERO);

@@ -127,6 +127,11 @@ impl RetryBudget {
             .is_ok()
     }
 
+    /// The floor: retries per second allowed even with an empty balance.
+    pub fn min_retries_per_sec(&self) -> u32 {
+        self.inner.min_per_sec
+    }
+
     /// The banked balance in tokens (the floor is not included).
     pub fn balance(&self) -> f64 {
         self.inner.balance.load(Ordering::Acquire) as f64 / TOKEN as f64

@@ -8,6 +8,7 @@ use http::{HeaderMap, Method, StatusCode, request};
 
 use super::reason::RetryReason;
 use crate::rate_limit::level::RateLimited;
+use crate::retry_after::cap::RetryAfterExceeded;
 
 /// What to do with one attempt's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +82,10 @@ impl Classify for DefaultClassifier {
         if chain(error).any(|e| e.is::<RateLimited>()) {
             // Our own limiter refused after waiting up to its `max_wait`; nothing was sent, and
             // retrying would only queue the request again behind the same limit.
+            Decision::Failure(RetryReason::TooManyRequests)
+        } else if chain(error).any(|e| e.is::<RetryAfterExceeded>()) {
+            // The pause gate refused to hold the request any longer: nothing was sent, and a
+            // retry would meet the same pause.
             Decision::Failure(RetryReason::TooManyRequests)
         } else if is_connect_error(error) {
             Decision::Retry(RetryReason::Connect)

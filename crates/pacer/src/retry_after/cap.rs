@@ -16,7 +16,10 @@ pub enum RetryAfterMode {
 }
 
 /// The error returned in [`RetryAfterMode::FailFast`] when the server asks for a delay above the
-/// cap (by [`RetryLayer`](crate::retry::RetryLayer)).
+/// cap (by [`RetryLayer`](crate::retry::RetryLayer)), and by
+/// [`RetryAfterLayer`](crate::retry_after::RetryAfterLayer) (whatever the mode) when a shared
+/// pause would hold a request longer than the cap in total: a pause extended again and again
+/// while the request waits, or one set on a shared gate for longer than this layer's cap.
 ///
 /// ```
 /// # use pacer::retry::{BoxError, RetryAfterExceeded};
@@ -51,7 +54,8 @@ impl RetryAfterExceeded {
         self.cap
     }
 
-    /// Attempts made, including the one that got this answer.
+    /// Attempts made, including the one that got this answer; 0 when the pause gate refused the
+    /// request before it was sent.
     pub fn attempts(&self) -> u32 {
         self.attempts
     }

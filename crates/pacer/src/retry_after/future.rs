@@ -5,15 +5,18 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use super::cap::RetryAfterExceeded;
 use super::gate::{PauseGate, PauseKey};
 use super::key::Upstream;
 use super::settings::Settings;
+use crate::BoxError;
 use crate::events::observer::Events;
 
 pin_project! {
@@ -47,6 +50,10 @@ pin_project! {
             #[pin]
             future: S::Future,
         },
+        // Refused at the gate: the pause ends later than the hold bound allows.
+        Refused {
+            error: Option<RetryAfterExceeded>,
+        },
     }
 }
 
@@ -58,6 +65,8 @@ pin_project! {
         #[pin]
         pub(super) sleep: Sleep,
         pub(super) end: Instant,
+        // When the request started waiting: the total hold is bounded from here.
+        pub(super) held_since: Instant,
         pub(super) service: Option<S>,
         pub(super) request: Option<Request<ReqBody>>,
     }
@@ -94,6 +103,7 @@ where
         let state = match &self.state {
             State::Waiting { waiting } => format!("Waiting {{ end: {:?} }}", waiting.end),
             State::Calling { .. } => "Calling".to_owned(),
+            State::Refused { .. } => "Refused".to_owned(),
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -105,8 +115,9 @@ where
 impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
 {
-    type Output = Result<Response<ResBody>, S::Error>;
+    type Output = Result<Response<ResBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -116,6 +127,7 @@ where
                     let WaitingProj {
                         mut sleep,
                         end,
+                        held_since,
                         service,
                         request,
                     } = waiting.as_mut().project();
@@ -123,6 +135,16 @@ where
                     // The pause may have been extended while we slept.
                     if let Some((new_end, release)) = this.gate.release_at(*this.key) {
                         if new_end > *end {
+                            // Extended again and again, a pause must not hold a request past
+                            // the cap in total: refuse it as a too-long `Retry-After`.
+                            let max_delay = this.settings.max_delay;
+                            if exceeds_hold(*held_since, new_end, max_delay) {
+                                return Poll::Ready(Err(Box::new(RetryAfterExceeded::new(
+                                    new_end.saturating_duration_since(*held_since),
+                                    max_delay,
+                                    0,
+                                ))));
+                            }
                             *end = new_end;
                             sleep.reset(release);
                             continue;
@@ -134,7 +156,7 @@ where
                         return Poll::Pending;
                     };
                     if let Err(e) = ready!(svc.poll_ready(cx)) {
-                        return Poll::Ready(Err(e));
+                        return Poll::Ready(Err(e.into()));
                     }
                     let (Some(mut svc), Some(req)) = (service.take(), request.take()) else {
                         return Poll::Pending;
@@ -143,7 +165,7 @@ where
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => {
-                    let res = ready!(future.poll(cx))?;
+                    let res = ready!(future.poll(cx)).map_err(Into::into)?;
                     if let Some(delay) = this.settings.delay_for(res.status(), res.headers()) {
                         match this.observer {
                             Some((events, upstream)) => this.gate.pause_observed(
@@ -157,7 +179,23 @@ where
                     }
                     return Poll::Ready(Ok(res));
                 }
+                StateProj::Refused { error } => {
+                    return match error.take() {
+                        Some(error) => Poll::Ready(Err(Box::new(error))),
+                        // Polled again after it answered.
+                        None => Poll::Pending,
+                    };
+                }
             }
         }
     }
+}
+
+/// Whether a pause ending at `end` would hold a request waiting since `held_since` longer than
+/// `max_delay` in total (the release window's jitter comes on top). An instant past the
+/// clock's range counts as too long.
+pub(super) fn exceeds_hold(held_since: Instant, end: Instant, max_delay: Duration) -> bool {
+    held_since
+        .checked_add(max_delay)
+        .is_none_or(|bound| end > bound)
 }

@@ -4,16 +4,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 use http::{Extensions, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::DEFAULT_MAX_DELAY;
-use super::future::{ResponseFuture, State, Waiting};
+use super::cap::RetryAfterExceeded;
+use super::future::{ResponseFuture, State, Waiting, exceeds_hold};
 use super::gate::{PauseGate, PauseKey};
 use super::key::{KeyFn, Upstream};
 use super::parse::ResetHeader;
 use super::settings::Settings;
+use crate::BoxError;
 use crate::events::observer::Events;
 
 /// Layer that pauses an upstream after it asks for a delay; see the [module docs](super).
@@ -185,13 +189,14 @@ impl<S> RetryAfter<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RetryAfter<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
 {
     type Response = Response<ResBody>;
-    type Error = S::Error;
+    type Error = BoxError;
     type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
@@ -204,14 +209,30 @@ where
             },
             // Paused: wait with a clone of the service (which must be made ready itself
             // after the wait); `self.inner` keeps its readiness for the next call.
-            Some((end, release)) => State::Waiting {
-                waiting: Box::pin(Waiting {
-                    sleep: tokio::time::sleep_until(release),
-                    end,
-                    service: Some(self.inner.clone()),
-                    request: Some(req),
-                }),
-            },
+            Some((end, release)) => {
+                let now = Instant::now();
+                if exceeds_hold(now, end, self.settings.max_delay) {
+                    // Paused for longer than this layer ever waits (a pause set on a shared
+                    // gate by someone else): refused as a too-long `Retry-After`.
+                    State::Refused {
+                        error: Some(RetryAfterExceeded::new(
+                            end.saturating_duration_since(now),
+                            self.settings.max_delay,
+                            0,
+                        )),
+                    }
+                } else {
+                    State::Waiting {
+                        waiting: Box::pin(Waiting {
+                            sleep: tokio::time::sleep_until(release),
+                            end,
+                            held_since: now,
+                            service: Some(self.inner.clone()),
+                            request: Some(req),
+                        }),
+                    }
+                }
+            }
         };
         ResponseFuture::new(
             state,

@@ -14,6 +14,19 @@
 //!   delay is capped (default 60 s, [`DEFAULT_MAX_DELAY`]); a longer server delay is clamped
 //!   (failing fast on long delays is the retry policy's business, not this layer's).
 //!
+//! # The total hold is bounded
+//!
+//! A request is never held longer than the cap in total, however often the pause is pushed
+//! back while it waits (a server answering every probe with a fresh `Retry-After`, or another
+//! layer sharing the gate): when the pause's end moves past `held since + max_delay`, the
+//! request fails with [`RetryAfterExceeded`], the error a retry layer in
+//! [`RetryAfterMode::FailFast`] gives for a too-long `Retry-After`, and pacer's default retry
+//! classifier does not retry it. A request arriving while a pause runs longer than the cap
+//! (one set on a shared gate by someone else) fails the same way at once. So a request spends
+//! at most `max_delay` plus the release window at the gate. The retry layer's total deadline
+//! covers the wait as well (it ends it with its own `DeadlineExceeded`). The service's error
+//! is the inner error boxed ([`BoxError`](crate::BoxError)), as the other layers' are.
+//!
 //! The upstream is the request URI's authority (case-insensitive); requests with a relative
 //! URI share one key. [`RetryAfterLayer::key_fn`] replaces the key, e.g. to add the tenant's
 //! namespace from a request extension so that one tenant's 429 does not hold the others.
@@ -38,7 +51,7 @@
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! # async fn main() -> Result<(), std::convert::Infallible> {
+//! # async fn main() -> Result<(), pacer::BoxError> {
 //! // An upstream that is busy on `/busy` and asks for 5 seconds of quiet.
 //! let upstream = service_fn(|req: Request<()>| async move {
 //!     let res = if req.uri().path() == "/busy" {

@@ -75,13 +75,14 @@ fn parse_digits_saturating(s: &[u8]) -> Option<u64> {
 ///   and asctime (`Sun Nov  6 08:49:37 1994`). The delay is the date minus `now`; a date at or
 ///   before `now` gives [`Duration::ZERO`].
 ///
-/// RFC 850's two-digit year follows RFC 9110 section 5.6.7: a year that would be more than
-/// 50 years after `now`'s year is taken to be in the previous century (the `httpdate` crate
-/// uses a fixed 1970 pivot instead, so pacer resolves the year itself). The comparison is done
-/// on calendar years.
+/// RFC 850's two-digit year follows RFC 9110 section 5.6.7: a date that would be more than
+/// 50 years in the future (later than the same instant 50 calendar years after `now`) is
+/// taken to be in the previous century (the `httpdate` crate uses a fixed 1970 pivot
+/// instead, so pacer resolves the year itself). A valid date before 1970 is in the past
+/// (delay 0), and `23:59:60` (a leap second) is a valid time of day.
 ///
 /// Dates must be real: a wrong weekday (`Mon, 06 Nov 1994 ...`, which was a Sunday), day 30 of
-/// February, hour 24 or a year before 1970 are rejected, as `httpdate` rejects them.
+/// February, hour 24, minute 60 or a second 60 other than at `23:59` are rejected.
 ///
 /// Everything else is `None`, so the caller falls back to its own backoff: `-1`, `+5`, `1.5`,
 /// `0x10`, non-ASCII digits such as `５`, empty or whitespace-only values, lists (`5, 10`),
@@ -92,6 +93,11 @@ pub fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duratio
         return Some(Duration::from_secs(secs));
     }
     let date = parse_http_date(s, now)?;
+    // A date at or before `now` (before 1970 included) is simply in the past.
+    let Ok(after_epoch) = u64::try_from(date) else {
+        return Some(Duration::ZERO);
+    };
+    let date = UNIX_EPOCH.checked_add(Duration::from_secs(after_epoch))?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
@@ -316,20 +322,36 @@ fn lowercase_known_key(key: &[u8]) -> &'static [u8] {
 }
 
 /// Parses an HTTP-date (any of the three forms) without allocating.
-fn parse_http_date(s: &[u8], now: SystemTime) -> Option<SystemTime> {
+///
+/// `httpdate` is exact for IMF-fixdate and asctime from 1970 on with seconds below 60, and is
+/// used for those. What it gets wrong by RFC 9110 is parsed here: RFC 850 (its two-digit
+/// years use a fixed pivot instead of the 50-year rule), dates before 1970 (valid dates,
+/// simply in the past) and the leap second `23:59:60`.
+/// Answers the date in seconds since 1970 (negative before).
+fn parse_http_date(s: &[u8], now: SystemTime) -> Option<i64> {
     if s.len() > MAX_DATE_LEN || !s.is_ascii() {
         return None;
     }
-    if WEEKDAYS.iter().any(|(long, _)| s.starts_with(long)) {
-        // RFC 850: resolved here, never by `httpdate`'s fixed-pivot parser.
-        let fixdate = rfc850_to_imf_fixdate(s, now)?;
-        let text = std::str::from_utf8(&fixdate).ok()?;
-        return httpdate::parse_http_date(text).ok();
+    let is_rfc850 = WEEKDAYS.iter().any(|(long, _)| s.starts_with(long));
+    if !is_rfc850 {
+        if let Ok(date) = httpdate::parse_http_date(std::str::from_utf8(s).ok()?) {
+            return Some(unix_seconds_of(date));
+        }
     }
-    // IMF-fixdate and asctime are fixed-length and exact in `httpdate`; its RFC 850 parser
-    // only accepts input starting with a long weekday name, which was handled above.
-    let text = std::str::from_utf8(s).ok()?;
-    httpdate::parse_http_date(text).ok()
+    let fields = if is_rfc850 {
+        rfc850_fields(s, now)?
+    } else {
+        imf_fixdate_fields(s).or_else(|| asctime_fields(s))?
+    };
+    fields.unix_seconds()
+}
+
+/// `t` in whole seconds since 1970 (negative before), saturating.
+fn unix_seconds_of(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
 }
 
 const WEEKDAYS: [(&[u8], &[u8]); 7] = [
@@ -342,69 +364,205 @@ const WEEKDAYS: [(&[u8], &[u8]); 7] = [
     (b"Sunday", b"Sun"),
 ];
 
-/// Rewrites `Sunday, 06-Nov-94 08:49:37 GMT` as the IMF-fixdate
-/// `Sun, 06 Nov 1994 08:49:37 GMT`, resolving the two-digit year with RFC 9110's 50-year
-/// rule relative to `now`. Returns `None` when `s` is not shaped like an RFC 850 date; the
-/// rewritten date is validated (weekday, day of month) by `httpdate` afterwards.
-fn rfc850_to_imf_fixdate(s: &[u8], now: SystemTime) -> Option<[u8; 29]> {
-    let (abbrev, rest) = WEEKDAYS.iter().find_map(|(long, short)| {
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// The fields of an HTTP-date, not yet checked.
+#[derive(Debug, Clone, Copy)]
+struct DateFields {
+    /// 0 = Monday.
+    weekday: usize,
+    year: i64,
+    /// 1..=12.
+    month: i64,
+    day: i64,
+    hour: i64,
+    min: i64,
+    sec: i64,
+}
+
+impl DateFields {
+    /// Seconds since 1970 (negative before) if the date is real: the day exists in its month,
+    /// the time of day is at most `23:59:60` (`:60` only as a leap second at the end of a
+    /// day), and the weekday is the date's.
+    fn unix_seconds(&self) -> Option<i64> {
+        let leap_second = self.sec == 60 && self.hour == 23 && self.min == 59;
+        let time_ok = self.hour < 24 && self.min < 60 && (self.sec < 60 || leap_second);
+        if !time_ok || !(1..=12).contains(&self.month) || self.day < 1 {
+            return None;
+        }
+        if self.day > days_in_month(self.year, self.month) {
+            return None;
+        }
+        let days = days_from_civil(self.year, self.month, self.day);
+        // 1970-01-01 was a Thursday (3 with Monday as 0).
+        if usize::try_from((days + 3).rem_euclid(7)).ok()? != self.weekday {
+            return None;
+        }
+        Some(days * 86_400 + self.hour * 3_600 + self.min * 60 + self.sec)
+    }
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+}
+
+fn month_of(s: &[u8]) -> Option<i64> {
+    let index = MONTHS.iter().position(|m| *m == s)?;
+    i64::try_from(index).ok().map(|i| i + 1)
+}
+
+/// `08:49:37`
+fn time_of_day(s: &[u8]) -> Option<(i64, i64, i64)> {
+    match s {
+        [h1, h2, b':', m1, m2, b':', s1, s2] => Some((
+            digits(&[*h1, *h2])?,
+            digits(&[*m1, *m2])?,
+            digits(&[*s1, *s2])?,
+        )),
+        _ => None,
+    }
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT`
+fn imf_fixdate_fields(s: &[u8]) -> Option<DateFields> {
+    if s.len() != 29 || &s[3..5] != b", " || s[7] != b' ' || s[11] != b' ' || s[16] != b' ' {
+        return None;
+    }
+    if &s[25..] != b" GMT" {
+        return None;
+    }
+    let weekday = WEEKDAYS.iter().position(|(_, short)| *short == &s[..3])?;
+    let (hour, min, sec) = time_of_day(&s[17..25])?;
+    Some(DateFields {
+        weekday,
+        year: digits(&s[12..16])?,
+        month: month_of(&s[8..11])?,
+        day: digits(&s[5..7])?,
+        hour,
+        min,
+        sec,
+    })
+}
+
+/// `Sun Nov  6 08:49:37 1994`
+fn asctime_fields(s: &[u8]) -> Option<DateFields> {
+    if s.len() != 24 || s[3] != b' ' || s[7] != b' ' || s[10] != b' ' || s[19] != b' ' {
+        return None;
+    }
+    let weekday = WEEKDAYS.iter().position(|(_, short)| *short == &s[..3])?;
+    let day = match &s[8..10] {
+        [b' ', d] => digits(&[*d])?,
+        both => digits(both)?,
+    };
+    let (hour, min, sec) = time_of_day(&s[11..19])?;
+    Some(DateFields {
+        weekday,
+        year: digits(&s[20..24])?,
+        month: month_of(&s[4..7])?,
+        day,
+        hour,
+        min,
+        sec,
+    })
+}
+
+/// `Sunday, 06-Nov-94 08:49:37 GMT`, its two-digit year resolved by RFC 9110 section 5.6.7
+/// relative to the instant `now`: a date that appears to be more than 50 years in the future
+/// is in the most recent past year with the same last two digits.
+fn rfc850_fields(s: &[u8], now: SystemTime) -> Option<DateFields> {
+    let (weekday, rest) = WEEKDAYS.iter().enumerate().find_map(|(i, (long, _))| {
         let rest = s.strip_prefix(*long)?.strip_prefix(b", ")?;
-        Some((*short, rest))
+        Some((i, rest))
     })?;
     // `06-Nov-94 08:49:37 GMT`
     if rest.len() != 22 || rest[2] != b'-' || rest[6] != b'-' || rest[9] != b' ' {
         return None;
     }
-    if rest[12] != b':' || rest[15] != b':' || &rest[18..] != b" GMT" {
+    if &rest[18..] != b" GMT" {
         return None;
     }
-    let yy = two_digits(&rest[7..9])?;
-    let year = resolve_two_digit_year(yy, civil_year(now));
-    if !(1000..=9999).contains(&year) {
-        return None;
-    }
-    let mut out = [0u8; 29];
-    out[..3].copy_from_slice(abbrev);
-    out[3..5].copy_from_slice(b", ");
-    out[5..7].copy_from_slice(&rest[0..2]); // day
-    out[7] = b' ';
-    out[8..11].copy_from_slice(&rest[3..6]); // month
-    out[11] = b' ';
-    let year = year as u16; // in 1000..=9999, checked above
-    out[12] = b'0' + (year / 1000) as u8;
-    out[13] = b'0' + (year / 100 % 10) as u8;
-    out[14] = b'0' + (year / 10 % 10) as u8;
-    out[15] = b'0' + (year % 10) as u8;
-    out[16..29].copy_from_slice(&rest[9..22]); // ` 08:49:37 GMT`
-    Some(out)
-}
-
-fn two_digits(s: &[u8]) -> Option<i64> {
-    match s {
-        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
-            Some(i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+    let yy = digits(&rest[7..9])?;
+    let (hour, min, sec) = time_of_day(&rest[10..18])?;
+    let mut fields = DateFields {
+        weekday,
+        year: 0,
+        month: month_of(&rest[3..6])?,
+        day: digits(&rest[0..2])?,
+        hour,
+        min,
+        sec,
+    };
+    let now_secs = unix_seconds_of(now);
+    let now_year = civil_year(now);
+    // "More than 50 years in the future": later than the same instant 50 calendar years on
+    // (a 29 February is taken as the 28th of a common year).
+    let limit = fifty_years_after(now_secs, now_year)?;
+    // The latest candidate is a century after `now`'s; step back until it is not too far
+    // ahead. The date is checked (weekday, day) afterwards, in its resolved year.
+    let mut year = now_year - now_year.rem_euclid(100) + yy + 100;
+    for _ in 0..3 {
+        let days = days_from_civil(year, fields.month, fields.day);
+        if days * 86_400 + hour * 3_600 + min * 60 + sec <= limit {
+            break;
         }
-        _ => None,
-    }
-}
-
-/// RFC 9110 section 5.6.7: a two-digit year that appears to be more than 50 years in the
-/// future is the most recent past year with the same last two digits.
-fn resolve_two_digit_year(yy: i64, now_year: i64) -> i64 {
-    let mut year = now_year - now_year.rem_euclid(100) + yy;
-    if year > now_year + 50 {
         year -= 100;
-    } else if year + 100 <= now_year + 50 {
-        year += 100;
     }
-    year
+    fields.year = year;
+    Some(fields)
 }
 
-/// The proleptic Gregorian year of `t` (UTC); times before 1970 count as 1970.
+/// The instant 50 calendar years after `now_secs` (in year `now_year`), in seconds since 1970.
+fn fifty_years_after(now_secs: i64, now_year: i64) -> Option<i64> {
+    let days = now_secs.div_euclid(86_400);
+    let time = now_secs.rem_euclid(86_400);
+    let year_start = days_from_civil(now_year, 1, 1);
+    // Month and day of `now`.
+    let mut month = 1;
+    let mut day_of_year = days - year_start;
+    while month < 12 && day_of_year >= days_in_month(now_year, month) {
+        day_of_year -= days_in_month(now_year, month);
+        month += 1;
+    }
+    let day = (day_of_year + 1).min(days_in_month(now_year + 50, month));
+    days_from_civil(now_year + 50, month, day)
+        .checked_mul(86_400)?
+        .checked_add(time)
+}
+
+/// The proleptic Gregorian year of `t` (UTC), before 1970 too.
 fn civil_year(t: SystemTime) -> i64 {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = unix_seconds_of(t);
     // Days since 1970-01-01, then Howard Hinnant's `civil_from_days`.
-    let z = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2) + 719_468;
+    let z = secs.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -423,6 +581,10 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
+    fn date(text: &str, now: SystemTime) -> Option<i64> {
+        parse_http_date(text.as_bytes(), now)
+    }
+
     #[test]
     fn civil_year_matches_known_dates() {
         assert_eq!(civil_year(at(0)), 1970);
@@ -430,21 +592,77 @@ mod tests {
         assert_eq!(civil_year(at(951_782_400)), 2000); // 2000-02-29
         assert_eq!(civil_year(at(1_704_067_199)), 2023); // 2023-12-31T23:59:59
         assert_eq!(civil_year(at(1_704_067_200)), 2024); // 2024-01-01
-        assert_eq!(civil_year(UNIX_EPOCH - Duration::from_secs(10)), 1970);
+        assert_eq!(civil_year(UNIX_EPOCH - Duration::from_secs(10)), 1969);
     }
 
     #[test]
-    fn fifty_year_rule() {
-        assert_eq!(resolve_two_digit_year(94, 2026), 1994);
-        assert_eq!(resolve_two_digit_year(76, 2026), 2076); // exactly 50 years ahead: kept
-        assert_eq!(resolve_two_digit_year(77, 2026), 1977); // 51 years ahead: previous century
-        assert_eq!(resolve_two_digit_year(26, 2026), 2026);
-        assert_eq!(resolve_two_digit_year(10, 2090), 2110);
-        assert_eq!(resolve_two_digit_year(40, 2090), 2140);
-        assert_eq!(resolve_two_digit_year(41, 2090), 2041);
-        assert_eq!(resolve_two_digit_year(69, 1999), 1969); // 2069 is 70 years ahead
-        assert_eq!(resolve_two_digit_year(49, 1999), 2049);
-        assert_eq!(resolve_two_digit_year(50, 1999), 1950);
+    fn days_from_civil_matches_known_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(1994, 11, 6), 784_111_777 / 86_400);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        assert_eq!(days_from_civil(2000, 3, 1), 951_782_400 / 86_400 + 1);
+    }
+
+    #[test]
+    fn fifty_year_rule_is_about_the_instant() {
+        // now: 2026-06-15T12:00:00Z.
+        let now = at(1_781_524_800);
+        assert_eq!(civil_year(now), 2026);
+        // 2076-06-15T12:00:00 is exactly 50 years ahead: kept in 2076.
+        assert_eq!(
+            date("Monday, 15-Jun-76 12:00:00 GMT", now),
+            Some(days_from_civil(2076, 6, 15) * 86_400 + 43_200)
+        );
+        // One second later is more than 50 years ahead: 1976 (a Tuesday), in the past.
+        assert_eq!(date("Monday, 15-Jun-76 12:00:01 GMT", now), None); // wrong weekday for 1976
+        assert_eq!(
+            date("Tuesday, 15-Jun-76 12:00:01 GMT", now),
+            Some(days_from_civil(1976, 6, 15) * 86_400 + 43_201)
+        );
+        // Later in 2076 (same calendar year as the limit) is also the previous century: a
+        // calendar-year comparison would wrongly keep 2076 (where 7 Dec is a Monday).
+        assert_eq!(date("Monday, 07-Dec-76 00:00:00 GMT", now), None);
+        assert_eq!(
+            date("Tuesday, 07-Dec-76 00:00:00 GMT", now),
+            Some(days_from_civil(1976, 12, 7) * 86_400)
+        );
+        // Earlier in 2076 stays in 2076.
+        assert_eq!(
+            date("Wednesday, 01-Jan-76 00:00:00 GMT", now),
+            Some(days_from_civil(2076, 1, 1) * 86_400)
+        );
+    }
+
+    #[test]
+    fn dates_before_1970_and_leap_seconds_are_valid() {
+        let now = at(1_700_000_000);
+        assert_eq!(date("Wed, 31 Dec 1969 23:59:59 GMT", now), Some(-1));
+        assert_eq!(date("Thu, 01 Jan 1970 00:00:00 GMT", now), Some(0));
+        let value = HeaderValue::from_static("Mon, 01 Jan 1900 00:00:00 GMT");
+        assert_eq!(parse_retry_after(&value, now), Some(Duration::ZERO));
+        let value = HeaderValue::from_static("Sat, 31 Dec 2016 23:59:60 GMT");
+        let ten_before = UNIX_EPOCH + Duration::from_secs(1_483_228_790);
+        assert_eq!(
+            parse_retry_after(&value, ten_before),
+            Some(Duration::from_secs(10))
+        );
+        // 2016-12-31 had a leap second.
+        let before = UNIX_EPOCH + Duration::from_secs(1_483_228_700);
+        assert_eq!(
+            date("Sat, 31 Dec 2016 23:59:60 GMT", before),
+            Some(1_483_228_800)
+        );
+        assert_eq!(
+            date("Sat Dec 31 23:59:60 2016", before),
+            Some(1_483_228_800)
+        );
+        assert_eq!(
+            date("Saturday, 31-Dec-16 23:59:60 GMT", before),
+            Some(1_483_228_800)
+        );
+        // `:60` is only a leap second at the end of a day; `:61` never.
+        assert_eq!(date("Sat, 31 Dec 2016 12:00:60 GMT", before), None);
+        assert_eq!(date("Sat, 31 Dec 2016 23:59:61 GMT", before), None);
     }
 
     #[test]

@@ -93,8 +93,9 @@ const TABLE: &[(&[&[u8]], Option<u64>)] = &[
     (&[b"Tue, 14 Nov 2023 22:13:50 +0000"], None),
     (&[b"14 Nov 2023 22:13:50 GMT"], None),
     (&[b"Tue, 14 Nov 2023 22:13:50 GMT x"], None),
-    (&[b"Wed, 31 Dec 1969 23:59:59 GMT"], None), // before 1970: rejected by httpdate
-    (&[b"2023-11-14T22:13:50Z"], None),          // RFC 3339 is not an HTTP-date
+    (&[b"Wed, 31 Dec 1969 23:59:59 GMT"], Some(0)), // before 1970: valid, in the past
+    (&[b"Tue, 14 Nov 2023 22:13:60 GMT"], None),    // :60 only at 23:59
+    (&[b"2023-11-14T22:13:50Z"], None),             // RFC 3339 is not an HTTP-date
 ];
 
 #[test]
@@ -367,7 +368,7 @@ fn layer() -> RetryAfterLayer {
 
 async fn send<S>(svc: &S, uri: &str) -> StatusCode
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
+    S: Service<Request<()>, Response = Response<()>, Error = crate::BoxError> + Clone,
 {
     svc.clone().oneshot(get(uri)).await.unwrap().status()
 }
@@ -810,7 +811,7 @@ fn slow_throttler() -> impl Service<
 /// Calls `svc` for each URI before polling any, so all are in flight at once.
 async fn all_at_once<S>(svc: &S, uris: &[&str]) -> Vec<StatusCode>
 where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone,
+    S: Service<Request<()>, Response = Response<()>, Error = crate::BoxError> + Clone,
 {
     let mut futures = Vec::new();
     for uri in uris {
