@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use pacer_inventory::{BuiltinTagFilter, Config, Error, InventoryClient, Secret};
+use pacer_inventory::{BuiltinTagFilter, Config, Error, InventoryClient, SecretString};
 
 fn sequence(testbed: &pacer_testbed::Testbed) -> Vec<(String, &'static str)> {
     testbed
@@ -89,7 +89,7 @@ async fn api_key_is_sent_and_a_wrong_one_is_unauthorized() {
     assert_eq!(sequence(&testbed), owned(&[("/graphql/main", "api-key")]));
 
     let mut config = support::config(&testbed);
-    config.api_token = Some(Secret::new("wrong-key-s3cr3t"));
+    config.api_token = Some(SecretString::from("wrong-key-s3cr3t"));
     let client = InventoryClient::new(config).unwrap();
     let error = client
         .tag_count(&BuiltinTagFilter::default())
@@ -112,7 +112,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
 
     // A wrong password: the login is refused, and nothing shows the password.
     let mut config = support::login_config(&testbed);
-    config.password = Some(Secret::new(password));
+    config.password = Some(SecretString::from(password));
     let client = InventoryClient::new(config.clone()).unwrap();
     let error = client
         .tag_count(&BuiltinTagFilter::default())
@@ -120,7 +120,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
         .unwrap_err();
     assert!(matches!(&error, Error::Unauthorized { .. }), "{error:?}");
     let mut config_with_token = config.clone();
-    config_with_token.api_token = Some(Secret::new(token));
+    config_with_token.api_token = Some(SecretString::from(token));
     let texts = [
         format!("{error}"),
         format!("{error:?}"),
@@ -131,7 +131,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
             "{:?}",
             InventoryClient::new(config_with_token.clone()).unwrap()
         ),
-        format!("{}", Secret::new(password)),
+        format!("{:?}", SecretString::from(password)),
     ];
     for text in &texts {
         assert!(!text.contains(password) && !text.contains(token), "{text}");

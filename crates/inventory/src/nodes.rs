@@ -140,32 +140,45 @@ pub struct DynamicNode {
 }
 
 impl DynamicNode {
-    fn from_json(mut value: Value, selection: &Selection) -> Result<Self, Error> {
-        let id = value
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Decode("a node without id".into()))?
-            .to_owned();
-        let hfid = serde_json::from_value(value["hfid"].take()).unwrap_or(None);
-        let display_label = value["display_label"].as_str().map(str::to_owned);
+    /// Reads one node of a dynamic answer. The node must be an object with a string `id`;
+    /// the rest is read as far as it has the expected shape (an attribute that is not
+    /// `{value: ...}` reads as `null`, a relationship that is not a peer as none), so JSON of
+    /// any shape is a value or a decode error, never a panic.
+    pub fn from_json(value: Value, selection: &Selection) -> Result<Self, Error> {
+        let Value::Object(mut node) = value else {
+            return Err(Error::Decode("a node that is not an object".into()));
+        };
+        let id = match node.remove("id") {
+            Some(Value::String(id)) => id,
+            _ => return Err(Error::Decode("a node without a string id".into())),
+        };
+        let hfid = node
+            .remove("hfid")
+            .and_then(|hfid| serde_json::from_value(hfid).ok());
+        let display_label = match node.remove("display_label") {
+            Some(Value::String(label)) => Some(label),
+            _ => None,
+        };
         let mut attributes = BTreeMap::new();
         for name in &selection.attributes {
-            attributes.insert(name.clone(), value[name.as_str()]["value"].take());
+            let value = member(node.get_mut(name.as_str()), "value");
+            attributes.insert(name.clone(), value);
         }
         let mut relationships = BTreeMap::new();
         for name in &selection.one {
-            let peers = match serde_json::from_value::<Peer>(value[name.as_str()]["node"].take()) {
-                Ok(peer) => vec![peer],
-                Err(_) => Vec::new(),
-            };
+            let peer = member(node.get_mut(name.as_str()), "node");
+            let peers =
+                serde_json::from_value::<Peer>(peer).map_or_else(|_| Vec::new(), |p| vec![p]);
             relationships.insert(name.clone(), peers);
         }
         for name in &selection.many {
-            let edges = value[name.as_str()]["edges"].take();
-            let peers = match edges {
+            let peers = match member(node.get_mut(name.as_str()), "edges") {
                 Value::Array(edges) => edges
                     .into_iter()
-                    .filter_map(|mut e| serde_json::from_value(e["node"].take()).ok())
+                    .filter_map(|mut edge| {
+                        let peer = member(Some(&mut edge), "node");
+                        serde_json::from_value(peer).ok()
+                    })
                     .collect(),
                 _ => Vec::new(),
             };
@@ -178,6 +191,53 @@ impl DynamicNode {
             attributes,
             relationships,
         })
+    }
+}
+
+/// `value[key]` taken out when `value` is an object holding it, else `null` (never the
+/// panic of `IndexMut` on a string or a number).
+fn member(value: Option<&mut Value>, key: &str) -> Value {
+    value
+        .and_then(Value::as_object_mut)
+        .and_then(|object| object.remove(key))
+        .unwrap_or(Value::Null)
+}
+
+/// The most pages [`InventoryClient::stream`] and [`InventoryClient::node_all`] fetch for one
+/// call (10 000: half a million nodes at the default page size), so a server whose `count`
+/// never ends cannot keep a call paging forever.
+pub const MAX_PAGES: u64 = 10_000;
+
+/// Where paging stands: the next offset, the pages fetched, the ids of the last page.
+#[derive(Default)]
+struct Paging {
+    offset: u64,
+    pages: u64,
+    last_ids: Vec<String>,
+}
+
+/// What one page says of the next.
+struct NextPage {
+    /// Fetch another page.
+    more: bool,
+    /// This page repeats the previous one (its items are not new).
+    repeated: bool,
+}
+
+impl Paging {
+    /// Records a page of `ids` (asked for `size` items, the server claiming `count` in all).
+    fn next(&mut self, ids: Vec<String>, count: u64, size: u64) -> NextPage {
+        self.pages = self.pages.saturating_add(1);
+        let fetched = ids.len() as u64;
+        let repeated = fetched > 0 && ids == self.last_ids;
+        self.offset = self.offset.saturating_add(fetched);
+        let more = !repeated
+            && fetched > 0
+            && fetched >= size
+            && self.offset < count
+            && self.pages < MAX_PAGES;
+        self.last_ids = ids;
+        NextPage { more, repeated }
     }
 }
 
@@ -253,27 +313,33 @@ impl InventoryClient {
     }
 
     /// Every `K` node matching `filter`, as a stream that fetches page after page
-    /// (`pagination_size` nodes each) as it is consumed.
+    /// (`pagination_size` nodes each) as it is consumed. It ends after the last page
+    /// (fetched up to `count`), and also on a short page, an empty page, a page that repeats
+    /// the previous one, or after [`MAX_PAGES`] pages, whatever `count` the server claims.
     pub fn stream<K: Kind>(
         &self,
         filter: K::Filter,
     ) -> impl Stream<Item = Result<K, Error>> + Send + 'static {
         let client = self.clone();
         let size = self.pagination_size();
-        stream::try_unfold(Some(0u64), move |offset| {
+        stream::try_unfold(Some(Paging::default()), move |paging| {
             let client = client.clone();
             let filter = filter.clone();
             async move {
-                let Some(offset) = offset else {
+                let Some(mut paging) = paging else {
                     return Ok::<_, Error>(None);
                 };
-                let page = client.list::<K>(&filter, offset, size).await?;
-                let fetched = page.items.len() as u64;
-                let next = offset + fetched;
-                let more = fetched > 0 && next < page.count;
+                let page = client.list::<K>(&filter, paging.offset, size).await?;
+                let ids = page.items.iter().map(|item| item.id().to_owned()).collect();
+                let next = paging.next(ids, page.count, size);
+                let items = if next.repeated {
+                    Vec::new()
+                } else {
+                    page.items
+                };
                 Ok(Some((
-                    stream::iter(page.items.into_iter().map(Ok::<K, Error>)),
-                    more.then_some(next),
+                    stream::iter(items.into_iter().map(Ok::<K, Error>)),
+                    next.more.then_some(paging),
                 )))
             }
         })
@@ -392,27 +458,28 @@ impl InventoryClient {
         })
     }
 
-    /// Dynamic API: every node of `kind` matching `filters`, page after page.
+    /// Dynamic API: every node of `kind` matching `filters`, page after page. Ends as
+    /// [`stream`](Self::stream) does: after `count` nodes, on a short, empty or repeated
+    /// page, or after [`MAX_PAGES`] pages.
     pub async fn node_all(
         &self,
         kind: &str,
         selection: &Selection,
         filters: &Map<String, Value>,
     ) -> Result<Vec<DynamicNode>, Error> {
+        let size = self.pagination_size();
+        let mut paging = Paging::default();
         let mut out = Vec::new();
         loop {
             let page = self
-                .node_list(
-                    kind,
-                    selection,
-                    filters,
-                    out.len() as u64,
-                    self.pagination_size(),
-                )
+                .node_list(kind, selection, filters, paging.offset, size)
                 .await?;
-            let fetched = page.items.len();
-            out.extend(page.items);
-            if fetched == 0 || out.len() as u64 >= page.count {
+            let ids = page.items.iter().map(|node| node.id.clone()).collect();
+            let next = paging.next(ids, page.count, size);
+            if !next.repeated {
+                out.extend(page.items);
+            }
+            if !next.more {
                 return Ok(out);
             }
         }
