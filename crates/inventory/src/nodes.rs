@@ -205,10 +205,11 @@ fn member(value: Option<&mut Value>, key: &str) -> Value {
 
 /// The most pages [`InventoryClient::stream`] and [`InventoryClient::node_all`] fetch for one
 /// call (10 000: half a million nodes at the default page size), so a server whose `count`
-/// never ends cannot keep a call paging forever.
+/// never ends cannot keep a call paging forever: needing more is an [`Error::Decode`].
 pub const MAX_PAGES: u64 = 10_000;
 
 /// Where paging stands: the next offset, the pages fetched, the ids of the last page.
+
 #[derive(Default)]
 struct Paging {
     offset: u64,
@@ -216,28 +217,29 @@ struct Paging {
     last_ids: Vec<String>,
 }
 
-/// What one page says of the next.
-struct NextPage {
-    /// Fetch another page.
-    more: bool,
-    /// This page repeats the previous one (its items are not new).
-    repeated: bool,
-}
-
 impl Paging {
-    /// Records a page of `ids` (asked for `size` items, the server claiming `count` in all).
-    fn next(&mut self, ids: Vec<String>, count: u64, size: u64) -> NextPage {
+    /// Records a page of `ids` (asked for `size` items, the server claiming `count` in all):
+    /// whether to fetch another. A page that repeats the previous one, and paging past
+    /// [`MAX_PAGES`], are [`Error::Decode`]s (the server is not paging); a short or empty page
+    /// ends paging (nodes deleted meanwhile make `count` stale).
+    fn next(&mut self, ids: Vec<String>, count: u64, size: u64) -> Result<bool, Error> {
         self.pages = self.pages.saturating_add(1);
         let fetched = ids.len() as u64;
-        let repeated = fetched > 0 && ids == self.last_ids;
+        if fetched > 0 && ids == self.last_ids {
+            return Err(Error::Decode(format!(
+                "the page at offset {} repeats the previous page",
+                self.offset
+            )));
+        }
         self.offset = self.offset.saturating_add(fetched);
-        let more = !repeated
-            && fetched > 0
-            && fetched >= size
-            && self.offset < count
-            && self.pages < MAX_PAGES;
         self.last_ids = ids;
-        NextPage { more, repeated }
+        let more = fetched > 0 && fetched >= size && self.offset < count;
+        if more && self.pages >= MAX_PAGES {
+            return Err(Error::Decode(format!(
+                "more than {MAX_PAGES} pages (the server claims {count} nodes)"
+            )));
+        }
+        Ok(more)
     }
 }
 
@@ -314,8 +316,9 @@ impl InventoryClient {
 
     /// Every `K` node matching `filter`, as a stream that fetches page after page
     /// (`pagination_size` nodes each) as it is consumed. It ends after the last page
-    /// (fetched up to `count`), and also on a short page, an empty page, a page that repeats
-    /// the previous one, or after [`MAX_PAGES`] pages, whatever `count` the server claims.
+    /// (fetched up to `count`), and also on a short or an empty page, whatever `count` the
+    /// server claims; a page that repeats the previous one, or a page past [`MAX_PAGES`],
+    /// ends it with an [`Error::Decode`].
     pub fn stream<K: Kind>(
         &self,
         filter: K::Filter,
@@ -331,15 +334,10 @@ impl InventoryClient {
                 };
                 let page = client.list::<K>(&filter, paging.offset, size).await?;
                 let ids = page.items.iter().map(|item| item.id().to_owned()).collect();
-                let next = paging.next(ids, page.count, size);
-                let items = if next.repeated {
-                    Vec::new()
-                } else {
-                    page.items
-                };
+                let more = paging.next(ids, page.count, size)?;
                 Ok(Some((
-                    stream::iter(items.into_iter().map(Ok::<K, Error>)),
-                    next.more.then_some(paging),
+                    stream::iter(page.items.into_iter().map(Ok::<K, Error>)),
+                    more.then_some(paging),
                 )))
             }
         })
@@ -459,8 +457,8 @@ impl InventoryClient {
     }
 
     /// Dynamic API: every node of `kind` matching `filters`, page after page. Ends as
-    /// [`stream`](Self::stream) does: after `count` nodes, on a short, empty or repeated
-    /// page, or after [`MAX_PAGES`] pages.
+    /// [`stream`](Self::stream) does: after `count` nodes or on a short or empty page; a
+    /// repeated page or paging past [`MAX_PAGES`] pages is an [`Error::Decode`].
     pub async fn node_all(
         &self,
         kind: &str,
@@ -475,11 +473,9 @@ impl InventoryClient {
                 .node_list(kind, selection, filters, paging.offset, size)
                 .await?;
             let ids = page.items.iter().map(|node| node.id.clone()).collect();
-            let next = paging.next(ids, page.count, size);
-            if !next.repeated {
-                out.extend(page.items);
-            }
-            if !next.more {
+            let more = paging.next(ids, page.count, size)?;
+            out.extend(page.items);
+            if !more {
                 return Ok(out);
             }
         }
@@ -580,6 +576,95 @@ fn node_data(node: &NodeRef) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids(range: std::ops::Range<u32>) -> Vec<String> {
+        range.map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn paging_stops_whatever_count_claims() {
+        // Full pages continue up to `count`.
+        let mut paging = Paging::default();
+        assert!(paging.next(ids(0..2), 5, 2).unwrap());
+        assert!(paging.next(ids(2..4), 5, 2).unwrap());
+        assert!(!paging.next(ids(4..5), 5, 2).unwrap());
+        // A short page ends, whatever the count.
+        let mut paging = Paging::default();
+        assert!(!paging.next(ids(0..1), u64::MAX, 2).unwrap());
+        // So does an empty one.
+        let mut paging = Paging::default();
+        assert!(!paging.next(Vec::new(), u64::MAX, 2).unwrap());
+        // A repeated page is an error.
+        let mut paging = Paging::default();
+        assert!(paging.next(ids(0..2), u64::MAX, 2).unwrap());
+        assert!(matches!(
+            paging.next(ids(0..2), u64::MAX, 2),
+            Err(Error::Decode(_))
+        ));
+        // The page cap is an error too.
+        let mut paging = Paging::default();
+        for page in 0..MAX_PAGES as u32 - 1 {
+            assert!(
+                paging
+                    .next(ids(page * 2..page * 2 + 2), u64::MAX, 2)
+                    .unwrap()
+            );
+        }
+        let last = MAX_PAGES as u32 - 1;
+        assert!(matches!(
+            paging.next(ids(last * 2..last * 2 + 2), u64::MAX, 2),
+            Err(Error::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn dynamic_nodes_of_any_shape_never_panic() {
+        let selection = Selection {
+            attributes: vec!["name".into(), "description".into()],
+            one: vec!["parent".into()],
+            many: vec!["tags".into()],
+        };
+        for value in [
+            json!("a string"),
+            json!(12),
+            json!([1, 2]),
+            json!(null),
+            json!({}),
+            json!({"id": 5}),
+            json!({"id": ["x"]}),
+        ] {
+            assert!(
+                DynamicNode::from_json(value.clone(), &selection).is_err(),
+                "{value}"
+            );
+        }
+        let node = DynamicNode::from_json(
+            json!({
+                "id": "n1",
+                "hfid": "not a list",
+                "display_label": 7,
+                "name": "a string where an object is",
+                "description": {"value": "kept"},
+                "parent": 12,
+                "tags": {"edges": "not an array"},
+            }),
+            &selection,
+        )
+        .unwrap();
+        assert_eq!(node.id, "n1");
+        assert_eq!(node.hfid, None);
+        assert_eq!(node.display_label, None);
+        assert_eq!(node.attributes["name"], Value::Null);
+        assert_eq!(node.attributes["description"], json!("kept"));
+        assert!(node.relationships["parent"].is_empty());
+        assert!(node.relationships["tags"].is_empty());
+        let node = DynamicNode::from_json(
+            json!({"id": "n2", "tags": {"edges": [1, "x", {"node": 3}, {"node": {"id": "p"}}]}}),
+            &selection,
+        )
+        .unwrap();
+        assert_eq!(node.relationships["tags"].len(), 1);
+    }
 
     #[test]
     fn literals_escape_strings_and_refuse_bad_names() {
