@@ -159,3 +159,49 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
     );
     assert!(!text.contains(password) && !text.contains(token), "{text}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_exhausted_tenant_does_not_delay_another_tenants_first_call() {
+    let testbed = support::start().await;
+    let mut config = support::login_config(&testbed);
+    config.pacer.rate_limit.max_wait_secs = 3_600.0;
+    config.pacer.rate_limit.overrides.insert(
+        "tenant-a".into(),
+        pacer::config::QuotaConfig {
+            rate: 0.01,
+            burst: 1,
+        },
+    );
+    // The stack, with its limiter at hand: tenant A's bucket is emptied before any login.
+    let stack = pacer::client::Client::from_config(&config.pacer_config()).unwrap();
+    let tenant_a = pacer::Namespace::new("tenant-a");
+    while stack.rate_limiter().try_acquire(&tenant_a).is_ok() {}
+    let client = InventoryClient::with_service(config, stack).unwrap();
+    let filter = BuiltinTagFilter::default();
+
+    // Tenant A's first call needs a login, then waits ~100 s for its own bucket.
+    let started = tokio::time::Instant::now();
+    let a = tokio::spawn({
+        let client = client.namespace("tenant-a");
+        let filter = filter.clone();
+        async move { client.tag_count(&filter).await }
+    });
+    tokio::task::yield_now().await;
+
+    // Tenant B's first call is not held behind A's bucket: the login goes out under the
+    // token namespace, and B's own request under B's.
+    client.namespace("tenant-b").tag_count(&filter).await.unwrap();
+    let b_took = started.elapsed();
+    assert!(b_took < Duration::from_secs(5), "{b_took:?}");
+    assert!(!a.is_finished());
+    // One login served both tenants.
+    assert_eq!(testbed.stats().count("/api/auth/login", 200), 1);
+
+    // A finishes once its bucket refills.
+    a.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+}
