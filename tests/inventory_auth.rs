@@ -190,7 +190,11 @@ async fn an_exhausted_tenant_does_not_delay_another_tenants_first_call() {
 
     // Tenant B's first call is not held behind A's bucket: the login goes out under the
     // token namespace, and B's own request under B's.
-    client.namespace("tenant-b").tag_count(&filter).await.unwrap();
+    client
+        .namespace("tenant-b")
+        .tag_count(&filter)
+        .await
+        .unwrap();
     let b_took = started.elapsed();
     assert!(b_took < Duration::from_secs(5), "{b_took:?}");
     assert!(!a.is_finished());

@@ -64,6 +64,25 @@ impl fmt::Debug for InventoryClient {
     }
 }
 
+/// A call (its body read included) outlasted `max_retry_duration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineElapsed {
+    /// The bound that ran out.
+    pub deadline: std::time::Duration,
+}
+
+impl fmt::Display for DeadlineElapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the call did not finish within max_retry_duration ({:?})",
+            self.deadline
+        )
+    }
+}
+
+impl std::error::Error for DeadlineElapsed {}
+
 /// One HTTP call, replayable (after a token refresh).
 pub(crate) struct Call {
     pub(crate) method: Method,
@@ -212,12 +231,11 @@ impl InventoryClient {
         if call.idempotent {
             request.extensions_mut().insert(Idempotent);
         }
-        let response = self
-            .shared
-            .service
-            .clone()
-            .oneshot(request)
+        // The total deadline covers the whole exchange, the body read included.
+        let deadline = self.shared.config.max_retry_duration;
+        let response = tokio::time::timeout(deadline, self.shared.service.clone().oneshot(request))
             .await
+            .map_err(|_| Error::Transport(Box::new(DeadlineElapsed { deadline })))?
             .map_err(service_error)?;
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             let info = response.extensions().get::<RetryInfo>().copied();

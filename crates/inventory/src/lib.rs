@@ -66,7 +66,7 @@ pub use branch::{
     BRANCH_CREATE_MUTATION, BRANCH_DELETE_MUTATION, BRANCH_MERGE_MUTATION, BRANCH_QUERY,
     BRANCH_REBASE_MUTATION, Branch,
 };
-pub use client::{INFO_QUERY, InventoryClient, PRIORITY_HEADER};
+pub use client::{DeadlineElapsed, INFO_QUERY, InventoryClient, PRIORITY_HEADER};
 pub use config::{Config, ConfigError, Priority};
 pub use error::{Error, GraphQLError, GraphQLErrorItem, RateLimitError};
 pub use generated::*;

@@ -575,6 +575,8 @@ fn node_data(node: &NodeRef) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn ids(range: std::ops::Range<u32>) -> Vec<String> {
