@@ -66,7 +66,9 @@ impl Priority {
 /// from 0 to a day). A bad value is a [`ConfigError::Env`] naming the variable (a secret's
 /// value is never quoted). The client-side rate limits come from `pacer`'s own `INFRAHUB_...`
 /// names (see `pacer::config`), e.g. `INFRAHUB_GLOBAL_RATE_LIMIT_TPS`.
-#[derive(Clone, Debug)]
+///
+/// `Debug` redacts the secrets and any user-info in `address`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// The Infrahub base URL (`http://host:8000`).
@@ -116,6 +118,35 @@ pub struct Config {
     pub namespace: Option<String>,
     /// The client-side rate limiter and metrics settings.
     pub pacer: pacer::config::Config,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("address", &redact_userinfo(&self.address))
+            .field("api_token", &self.api_token)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("default_branch", &self.default_branch)
+            .field("timeout", &self.timeout)
+            .field("rate_limit_retry_enabled", &self.rate_limit_retry_enabled)
+            .field("rate_limit_max_retries", &self.rate_limit_max_retries)
+            .field("rate_limit_backoff_base", &self.rate_limit_backoff_base)
+            .field("rate_limit_backoff_max", &self.rate_limit_backoff_max)
+            .field("retry_on_failure", &self.retry_on_failure)
+            .field("retry_delay", &self.retry_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
+            .field("max_retry_duration", &self.max_retry_duration)
+            .field("pagination_size", &self.pagination_size)
+            .field("max_concurrent_execution", &self.max_concurrent_execution)
+            .field("proxy", &self.proxy)
+            .field("tls_insecure", &self.tls_insecure)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("priority", &self.priority)
+            .field("namespace", &self.namespace)
+            .field("pacer", &self.pacer)
+            .finish()
+    }
 }
 
 impl Default for Config {
