@@ -71,7 +71,9 @@ pub use config::{Config, ConfigError, Priority};
 pub use error::{Error, GraphQLError, GraphQLErrorItem, RateLimitError};
 pub use generated::*;
 pub use node::{Cardinality, Kind, KindInfo, NodeRef, Page, Peer, RelatedNode, RelationshipInfo};
-pub use nodes::{AllocatedNode, DynamicNode, IP_ADDRESS_ALLOCATION_MUTATION, MAX_PAGES, Selection};
+pub use nodes::{
+    AllocatedNode, DynamicNode, IP_ADDRESS_ALLOCATION_MUTATION, MAX_PAGES, Selection, decode_page,
+};
 pub use pacer::auth::SecretString;
 pub use response::decode_envelope;
 pub use schema::SchemaLoad;

@@ -33,6 +33,16 @@ fn field<T: DeserializeOwned>(data: Value, name: &str) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| Error::Decode(format!("{name}: {e}")))
 }
 
+/// One page of `K` nodes from the `data` of a list query (`{Kind: {count, edges: [{node}]}}`).
+/// JSON of any other shape is an [`Error::Decode`], never a panic.
+pub fn decode_page<K: Kind>(data: Value) -> Result<Page<K>, Error> {
+    let page: Paginated<K> = field(data, K::INFO.kind)?;
+    Ok(Page {
+        count: page.count,
+        items: page.edges.into_iter().map(|e| e.node).collect(),
+    })
+}
+
 fn variables(filter: &impl Serialize) -> Result<Map<String, Value>, Error> {
     match serde_json::to_value(filter) {
         Ok(Value::Object(map)) => Ok(map),
@@ -307,11 +317,7 @@ impl InventoryClient {
         let data = self
             .execute_graphql(K::LIST_QUERY, Some(Value::Object(vars)), None)
             .await?;
-        let page: Paginated<K> = field(data, K::INFO.kind)?;
-        Ok(Page {
-            count: page.count,
-            items: page.edges.into_iter().map(|e| e.node).collect(),
-        })
+        decode_page::<K>(data)
     }
 
     /// Every `K` node matching `filter`, as a stream that fetches page after page
