@@ -5,6 +5,9 @@
 //! configured bound (per-attempt timeout 1 s, total deadline 5 s), and nothing panics.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/inventory.rs"]
+mod support;
+
 use std::time::Duration;
 
 use pacer::auth::{AuthError, SecretString};
@@ -33,11 +36,7 @@ fn config(server: &HostileServer, login: bool) -> Config {
     config.rate_limit_backoff_base = Duration::from_millis(10);
     config.rate_limit_backoff_max = Duration::from_millis(500);
     config.pagination_size = 5;
-    let limits = &mut config.pacer.rate_limit;
-    limits.global_rate = 10_000.0;
-    limits.global_burst = 10_000;
-    limits.namespace_rate = 10_000.0;
-    limits.namespace_burst = 10_000;
+    support::unthrottled(&mut config);
     config
 }
 

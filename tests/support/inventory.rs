@@ -24,12 +24,17 @@ pub fn config(testbed: &Testbed) -> Config {
         testbed.credentials().infrahub_api_key.clone(),
     ));
     config.rate_limit_backoff_base = Duration::from_millis(10);
+    unthrottled(&mut config);
+    config
+}
+
+/// Client-side limits high enough not to slow a test down.
+pub fn unthrottled(config: &mut Config) {
     let limits = &mut config.pacer.rate_limit;
     limits.global_rate = 10_000.0;
     limits.global_burst = 10_000;
     limits.namespace_rate = 10_000.0;
     limits.namespace_burst = 10_000;
-    config
 }
 
 /// As [`config`], logging in with the testbed's user instead of the API key.

@@ -22,7 +22,7 @@ use crate::error::Error;
 /// Not for use from inside an async runtime: there every call is [`Error::Blocking`].
 #[derive(Clone)]
 pub struct InventoryClient {
-    inner: crate::InventoryClient,
+    inner: crate::client::InventoryClient,
     runtime: BlockingRuntime,
 }
 
@@ -40,15 +40,17 @@ const THREAD_NAME: &str = "pacer-inventory-blocking";
 impl InventoryClient {
     /// A client over pacer's stack, as [`crate::InventoryClient::new`].
     pub fn new(config: Config) -> Result<Self, Error> {
-        Self::build(|| crate::InventoryClient::new(config))
+        Self::build(|| crate::client::InventoryClient::new(config))
     }
 
     /// A client with pacer's metrics, as [`crate::InventoryClient::with_metrics`].
     pub fn with_metrics(config: Config, metrics: pacer::metrics::Metrics) -> Result<Self, Error> {
-        Self::build(|| crate::InventoryClient::with_metrics(config, metrics))
+        Self::build(|| crate::client::InventoryClient::with_metrics(config, metrics))
     }
 
-    fn build(inner: impl FnOnce() -> Result<crate::InventoryClient, Error>) -> Result<Self, Error> {
+    fn build(
+        inner: impl FnOnce() -> Result<crate::client::InventoryClient, Error>,
+    ) -> Result<Self, Error> {
         let runtime =
             BlockingRuntime::new(THREAD_NAME).map_err(|e| Error::Transport(Box::new(e)))?;
         let inner = {
@@ -59,7 +61,7 @@ impl InventoryClient {
     }
 
     /// The async client this one drives.
-    pub fn inner(&self) -> &crate::InventoryClient {
+    pub fn inner(&self) -> &crate::client::InventoryClient {
         &self.inner
     }
 

@@ -104,12 +104,12 @@ impl Selection {
     }
 
     /// What a generated kind's documents select.
-    pub fn of(info: &crate::KindInfo) -> Self {
+    pub fn of(info: &crate::node::KindInfo) -> Self {
         let mut selection = Self::attributes(info.attributes.iter().copied());
         for relationship in info.relationships {
             match relationship.cardinality {
-                crate::Cardinality::One => selection.one.push(relationship.name.to_owned()),
-                crate::Cardinality::Many => selection.many.push(relationship.name.to_owned()),
+                crate::node::Cardinality::One => selection.one.push(relationship.name.to_owned()),
+                crate::node::Cardinality::Many => selection.many.push(relationship.name.to_owned()),
             }
         }
         selection

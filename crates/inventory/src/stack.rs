@@ -44,59 +44,37 @@ pub(crate) fn auth_kind(config: &Config) -> &'static str {
     }
 }
 
-/// Retries `429`s (when enabled) and nothing else: failures are retried above, with the
-/// SDK's delays ([`FailureClassifier`]).
+/// What pacer's default retries, narrowed: `429`s only when `throttled`, transient failures
+/// (for idempotent requests) only when `failures`. pacer's client retries the `429`s (with
+/// the rate-limit backoff), the layer above it the failures (with the SDK's delays).
 #[derive(Debug, Clone, Copy)]
-struct RateLimitClassifier {
-    rate_limit_retry: bool,
+struct InfrahubClassifier {
+    throttled: bool,
+    failures: bool,
 }
 
-impl Classify for RateLimitClassifier {
-    fn classify_response(
-        &self,
-        req: &http::request::Parts,
-        status: StatusCode,
-        headers: &http::HeaderMap,
-    ) -> Decision {
-        match DefaultClassifier.classify_response(req, status, headers) {
-            Decision::Retry(RetryReason::TooManyRequests) if self.rate_limit_retry => {
-                Decision::Retry(RetryReason::TooManyRequests)
-            }
-            Decision::Retry(reason) => Decision::Failure(reason),
-            other => other,
-        }
-    }
-
-    fn classify_error(
-        &self,
-        req: &http::request::Parts,
-        error: &(dyn std::error::Error + 'static),
-    ) -> Decision {
-        match DefaultClassifier.classify_error(req, error) {
-            Decision::Retry(reason) => Decision::Failure(reason),
-            other => other,
-        }
-    }
-}
-
-/// What pacer's default retries for idempotent requests, `429`s excepted (the stack below
-/// has had its say on those).
-#[derive(Debug, Clone, Copy)]
-struct FailureClassifier;
-
-impl Classify for FailureClassifier {
-    fn classify_response(
-        &self,
-        req: &http::request::Parts,
-        status: StatusCode,
-        headers: &http::HeaderMap,
-    ) -> Decision {
-        match DefaultClassifier.classify_response(req, status, headers) {
-            Decision::Retry(RetryReason::TooManyRequests) => {
+impl InfrahubClassifier {
+    fn narrow(self, decision: Decision) -> Decision {
+        match decision {
+            Decision::Retry(RetryReason::TooManyRequests) if !self.throttled => {
                 Decision::Failure(RetryReason::TooManyRequests)
             }
+            Decision::Retry(reason) if reason != RetryReason::TooManyRequests && !self.failures => {
+                Decision::Failure(reason)
+            }
             other => other,
         }
+    }
+}
+
+impl Classify for InfrahubClassifier {
+    fn classify_response(
+        &self,
+        req: &http::request::Parts,
+        status: StatusCode,
+        headers: &http::HeaderMap,
+    ) -> Decision {
+        self.narrow(DefaultClassifier.classify_response(req, status, headers))
     }
 
     fn classify_error(
@@ -104,7 +82,7 @@ impl Classify for FailureClassifier {
         req: &http::request::Parts,
         error: &(dyn std::error::Error + 'static),
     ) -> Decision {
-        DefaultClassifier.classify_error(req, error)
+        self.narrow(DefaultClassifier.classify_error(req, error))
     }
 }
 
@@ -119,7 +97,10 @@ fn failure_policy(config: &Config, metrics: &pacer::metrics::Metrics) -> RetryPo
         .backoff(Backoff::new(config.retry_delay, config.retry_max_delay).jitter(Jitter::None))
         .deadline(config.max_retry_duration)
         .retry_after_cap(config.rate_limit_backoff_max)
-        .classifier(FailureClassifier)
+        .classifier(InfrahubClassifier {
+            throttled: false,
+            failures: true,
+        })
         .observer(metrics.clone())
 }
 
@@ -142,8 +123,9 @@ pub(crate) fn build(
     let policy = pacer_config
         .retry_policy()
         .map_err(pacer_error)?
-        .classifier(RateLimitClassifier {
-            rate_limit_retry: config.rate_limit_retry_enabled,
+        .classifier(InfrahubClassifier {
+            throttled: config.rate_limit_retry_enabled,
+            failures: false,
         })
         .observer(metrics.clone());
     let client = pacer::client::Client::builder(&pacer_config)
