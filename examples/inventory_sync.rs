@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pacer_inventory::{
     BuiltinTagFilter, BuiltinTagUpsert, Config, CoreIPAddressPoolFilter, CoreIPAddressPoolUpsert,
-    CoreStandardGroupUpsert, InventoryClient, NodeRef, RelatedNode, Secret,
+    CoreStandardGroupUpsert, InventoryClient, NodeRef, RelatedNode, SecretString,
 };
 use pacer_testbed::Testbed;
 use prometheus_client::registry::Registry;
@@ -106,7 +106,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     config.address = testbed.infrahub_url().to_owned();
     config.username = Some(testbed.credentials().infrahub_user.clone());
-    config.password = Some(Secret::new(testbed.credentials().infrahub_password.clone()));
+    config.password = Some(SecretString::from(
+        testbed.credentials().infrahub_password.clone(),
+    ));
     config.rate_limit_backoff_base = Duration::from_millis(50);
     config.max_concurrent_execution = 5;
     // The tenant this sync runs for: its own bucket (default 5 req/s, burst 10).

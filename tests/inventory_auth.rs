@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use pacer_inventory::{BuiltinTagFilter, Config, Error, InventoryClient, Secret};
+use pacer_inventory::{BuiltinTagFilter, Config, Error, InventoryClient, SecretString};
 
 fn sequence(testbed: &pacer_testbed::Testbed) -> Vec<(String, &'static str)> {
     testbed
@@ -89,7 +89,7 @@ async fn api_key_is_sent_and_a_wrong_one_is_unauthorized() {
     assert_eq!(sequence(&testbed), owned(&[("/graphql/main", "api-key")]));
 
     let mut config = support::config(&testbed);
-    config.api_token = Some(Secret::new("wrong-key-s3cr3t"));
+    config.api_token = Some(SecretString::from("wrong-key-s3cr3t"));
     let client = InventoryClient::new(config).unwrap();
     let error = client
         .tag_count(&BuiltinTagFilter::default())
@@ -112,7 +112,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
 
     // A wrong password: the login is refused, and nothing shows the password.
     let mut config = support::login_config(&testbed);
-    config.password = Some(Secret::new(password));
+    config.password = Some(SecretString::from(password));
     let client = InventoryClient::new(config.clone()).unwrap();
     let error = client
         .tag_count(&BuiltinTagFilter::default())
@@ -120,7 +120,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
         .unwrap_err();
     assert!(matches!(&error, Error::Unauthorized { .. }), "{error:?}");
     let mut config_with_token = config.clone();
-    config_with_token.api_token = Some(Secret::new(token));
+    config_with_token.api_token = Some(SecretString::from(token));
     let texts = [
         format!("{error}"),
         format!("{error:?}"),
@@ -131,7 +131,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
             "{:?}",
             InventoryClient::new(config_with_token.clone()).unwrap()
         ),
-        format!("{}", Secret::new(password)),
+        format!("{:?}", SecretString::from(password)),
     ];
     for text in &texts {
         assert!(!text.contains(password) && !text.contains(token), "{text}");
@@ -158,4 +158,54 @@ async fn secrets_never_appear_in_debug_display_or_errors() {
         "{text}"
     );
     assert!(!text.contains(password) && !text.contains(token), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exhausted_tenant_does_not_delay_another_tenants_first_call() {
+    let testbed = support::start().await;
+    let mut config = support::login_config(&testbed);
+    config.pacer.rate_limit.max_wait_secs = 3_600.0;
+    config.pacer.rate_limit.overrides.insert(
+        "tenant-a".into(),
+        pacer::config::QuotaConfig {
+            rate: 0.01,
+            burst: 1,
+        },
+    );
+    // The stack, with its limiter at hand: tenant A's bucket is emptied before any login.
+    let stack = pacer::client::Client::from_config(&config.pacer_config()).unwrap();
+    let tenant_a = pacer::Namespace::new("tenant-a");
+    while stack.rate_limiter().try_acquire(&tenant_a).is_ok() {}
+    let client = InventoryClient::with_service(config, stack).unwrap();
+    let filter = BuiltinTagFilter::default();
+
+    // Tenant A's first call needs a login, then waits ~100 s for its own bucket.
+    let started = tokio::time::Instant::now();
+    let a = tokio::spawn({
+        let client = client.namespace("tenant-a");
+        let filter = filter.clone();
+        async move { client.tag_count(&filter).await }
+    });
+    tokio::task::yield_now().await;
+
+    // Tenant B's first call is not held behind A's bucket: the login goes out under the
+    // token namespace, and B's own request under B's.
+    client
+        .namespace("tenant-b")
+        .tag_count(&filter)
+        .await
+        .unwrap();
+    let b_took = started.elapsed();
+    assert!(b_took < Duration::from_secs(5), "{b_took:?}");
+    assert!(!a.is_finished());
+    // One login served both tenants.
+    assert_eq!(testbed.stats().count("/api/auth/login", 200), 1);
+
+    // A finishes once its bucket refills.
+    a.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -146,3 +146,48 @@ async fn transient_failures_are_retried_only_for_queries_and_only_when_asked() {
     assert_eq!(testbed.stats().responses(503), 4);
     assert_eq!(client.tag_count(&filter).await.unwrap(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn failures_are_retried_after_retry_delay_within_max_retry_duration() {
+    let testbed = support::start().await;
+    let filter = BuiltinTagFilter::default();
+    let mut config = support::config(&testbed);
+    config.retry_on_failure = true;
+    // The SDK's fixed delay: 2 s before every retry.
+    config.retry_delay = Duration::from_secs(2);
+    config.retry_max_delay = Duration::from_secs(2);
+    let client = InventoryClient::new(config.clone()).unwrap();
+    testbed.faults().unavailable(2, None);
+    let started = Instant::now();
+    assert_eq!(client.tag_count(&filter).await.unwrap(), 0);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(4), "{waited:?}");
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+
+    // Doubling up to the cap: 1 s, 2 s, 4 s, 4 s.
+    config.retry_delay = Duration::from_secs(1);
+    config.retry_max_delay = Duration::from_secs(4);
+    let client = InventoryClient::new(config.clone()).unwrap();
+    testbed.faults().unavailable(4, None);
+    let started = Instant::now();
+    assert_eq!(client.tag_count(&filter).await.unwrap(), 0);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(11), "{waited:?}");
+    assert!(waited < Duration::from_secs(12), "{waited:?}");
+
+    // A server failing for good: the call ends at max_retry_duration with the last failure.
+    config.max_retry_duration = Duration::from_secs(6);
+    let client = InventoryClient::new(config).unwrap();
+    testbed.faults().unavailable(1_000, None);
+    let started = Instant::now();
+    let error = client.tag_count(&filter).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            &error,
+            Error::Http { status: 503, .. } | Error::Transport(_)
+        ),
+        "{error:?}"
+    );
+    assert!(waited <= Duration::from_secs(6), "{waited:?}");
+}

@@ -133,7 +133,7 @@ fn script_blocking(client: &blocking::InventoryClient) -> Result<Outcome, Error>
     let batch = client.batch(
         ["f", "g"]
             .map(|name| move |c: InventoryClient| async move { c.tag_create(&tag(name)).await }),
-    );
+    )?;
     out.push(format!(
         "batch {}",
         batch.iter().filter(|r| r.is_ok()).count()

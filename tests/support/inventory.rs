@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pacer_inventory::{Config, Secret};
+use pacer_inventory::{Config, SecretString};
 use pacer_testbed::{Testbed, TestbedBuilder, generated_inventory_kinds};
 
 pub fn builder() -> TestbedBuilder {
@@ -20,14 +20,21 @@ pub async fn start() -> Testbed {
 pub fn config(testbed: &Testbed) -> Config {
     let mut config = Config::default();
     config.address = testbed.infrahub_url().to_owned();
-    config.api_token = Some(Secret::new(testbed.credentials().infrahub_api_key.clone()));
+    config.api_token = Some(SecretString::from(
+        testbed.credentials().infrahub_api_key.clone(),
+    ));
     config.rate_limit_backoff_base = Duration::from_millis(10);
+    unthrottled(&mut config);
+    config
+}
+
+/// Client-side limits high enough not to slow a test down.
+pub fn unthrottled(config: &mut Config) {
     let limits = &mut config.pacer.rate_limit;
     limits.global_rate = 10_000.0;
     limits.global_burst = 10_000;
     limits.namespace_rate = 10_000.0;
     limits.namespace_burst = 10_000;
-    config
 }
 
 /// As [`config`], logging in with the testbed's user instead of the API key.
@@ -35,6 +42,8 @@ pub fn login_config(testbed: &Testbed) -> Config {
     let mut config = config(testbed);
     config.api_token = None;
     config.username = Some(testbed.credentials().infrahub_user.clone());
-    config.password = Some(Secret::new(testbed.credentials().infrahub_password.clone()));
+    config.password = Some(SecretString::from(
+        testbed.credentials().infrahub_password.clone(),
+    ));
     config
 }

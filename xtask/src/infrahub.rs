@@ -42,7 +42,7 @@ struct Spec {
 pub(crate) struct KindEntry {
     /// Prefix of the typed methods; default: the kind in snake_case.
     pub(crate) method: Option<String>,
-    /// Attributes that are written but never selected (secrets): typed `Secret` in the inputs,
+    /// Attributes that are written but never selected (secrets): typed `SecretString` in the inputs,
     /// absent from the node struct and the documents.
     #[serde(default)]
     pub(crate) write_only: Vec<String>,

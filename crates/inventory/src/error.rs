@@ -98,9 +98,15 @@ pub enum Error {
         /// The start of the response body (at most 512 bytes).
         body: String,
     },
-    /// The request could not be sent or its response not read (includes timeouts and pacer's
-    /// own client-side refusals).
+    /// The request could not be sent or its response not read (includes timeouts, the total
+    /// deadline and pacer's own client-side refusals).
     Transport(pacer::BoxError),
+    /// No token could be had from `/api/auth/login` or `/api/auth/refresh`: unreachable,
+    /// timed out, an answer that is not a token (a refusal is [`Error::Unauthorized`]).
+    Auth(pacer::auth::AuthError),
+    /// A blocking client was called from inside an async runtime, where it would stall that
+    /// runtime: use the async client there.
+    Blocking(pacer::client::runtime::InRuntime),
     /// The response could not be decoded.
     Decode(String),
     /// An argument cannot be sent (an invalid GraphQL name, ...).
@@ -118,6 +124,8 @@ impl fmt::Display for Error {
             }
             Error::Http { status, url, body } => write!(f, "HTTP {status} from {url}: {body}"),
             Error::Transport(error) => write!(f, "transport: {error}"),
+            Error::Auth(error) => write!(f, "authentication: {error}"),
+            Error::Blocking(error) => error.fmt(f),
             Error::Decode(message) => write!(f, "unexpected response: {message}"),
             Error::InvalidInput(message) => write!(f, "invalid input: {message}"),
         }
@@ -131,6 +139,8 @@ impl std::error::Error for Error {
             Error::RateLimit(error) => Some(error),
             Error::GraphQL(error) => Some(error),
             Error::Transport(error) => Some(&**error),
+            Error::Auth(error) => Some(error),
+            Error::Blocking(error) => Some(error),
             _ => None,
         }
     }

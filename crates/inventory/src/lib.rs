@@ -12,8 +12,11 @@
 //!   dynamic node API for any kind ([`InventoryClient::node_list`]), auto-pagination as a
 //!   stream, branches, schema fetch/load/check, IP pool allocation and a batch helper bounded
 //!   by `max_concurrent_execution`.
-//! - **Auth**: an API token (`X-INFRAHUB-KEY`), or username/password via `/api/auth/login`,
-//!   with `/api/auth/refresh` and one replay when the access token is refused.
+//! - **Auth**: an API token (`X-INFRAHUB-KEY`, pacer's `api_key_layer`), or username/password
+//!   via `/api/auth/login` and `/api/auth/refresh` through pacer's `BearerAuthLayer`: one
+//!   token request in flight for every caller, renewal before expiry when the answer states
+//!   a lifetime, one renewal and one replay when the access token is refused, token
+//!   requests under their own rate-limit namespace ([`TOKEN_NAMESPACE`]).
 //! - **Politeness**: every request (login included) passes pacer's rate limiter (per
 //!   namespace you choose, plus global), `Retry-After` handling and retries: `429`s are retried
 //!   with capped, jittered exponential backoff (`Retry-After` honoured, clamped to the backoff
@@ -21,7 +24,14 @@
 //!   retried only with `retry_on_failure`, and only for queries, never for mutations.
 //!
 //! Settings come from [`Config`], which reads the Python SDK's environment variables.
-//! Secrets ([`Secret`]) never appear in `Debug` output, logs or errors.
+//! Secrets ([`SecretString`]) never appear in `Debug` output, logs or errors.
+//!
+//! **Hostile servers.** Every answer is untrusted: JSON of the wrong shape is an
+//! [`Error::Decode`], never a panic; paging ([`InventoryClient::node_all`],
+//! [`InventoryClient::stream`]) stops on a short, empty or repeated page and after
+//! [`MAX_PAGES`] pages, whatever `count` the server claims; token lifetimes of any size are
+//! safe; branch names are one percent-encoded path segment; every call ends within
+//! `max_retry_duration` (300 s by default).
 //!
 //! ```no_run
 //! use pacer_inventory::{BuiltinTagCreate, BuiltinTagFilter, Config, InventoryClient};
@@ -38,6 +48,7 @@
 #![deny(unsafe_code, missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 pub mod blocking;
 mod branch;
 mod client;
@@ -47,21 +58,27 @@ mod error;
 mod generated;
 mod node;
 mod nodes;
+mod response;
 mod schema;
+mod stack;
 
+pub use auth::{TOKEN_NAMESPACE, parse_token_answer};
 pub use branch::{
     BRANCH_CREATE_MUTATION, BRANCH_DELETE_MUTATION, BRANCH_MERGE_MUTATION, BRANCH_QUERY,
     BRANCH_REBASE_MUTATION, Branch,
 };
-pub use client::{
-    API_KEY_HEADER, HttpService, INFO_QUERY, InventoryClient, MAX_RESPONSE_BYTES, PRIORITY_HEADER,
-};
-pub use config::{Config, ConfigError, Priority, Secret};
+pub use client::{DeadlineElapsed, INFO_QUERY, InventoryClient, PRIORITY_HEADER};
+pub use config::{Config, ConfigError, Priority};
 pub use error::{Error, GraphQLError, GraphQLErrorItem, RateLimitError};
 pub use generated::*;
 pub use node::{Cardinality, Kind, KindInfo, NodeRef, Page, Peer, RelatedNode, RelationshipInfo};
-pub use nodes::{AllocatedNode, DynamicNode, IP_ADDRESS_ALLOCATION_MUTATION, Selection};
+pub use nodes::{
+    AllocatedNode, DynamicNode, IP_ADDRESS_ALLOCATION_MUTATION, MAX_PAGES, Selection, decode_page,
+};
+pub use pacer::auth::SecretString;
+pub use response::decode_envelope;
 pub use schema::SchemaLoad;
+pub use stack::{API_KEY_HEADER, HttpService, MAX_RESPONSE_BYTES};
 
 /// Every hand-written GraphQL document the client sends (besides the generated
 /// [`DOCUMENTS`]); the test suite validates both against the SDL.

@@ -36,6 +36,9 @@ pub trait Kind: DeserializeOwned + Send + Sync + 'static {
     const UPSERT_MUTATION: &'static str;
     /// Delete (`$data: DeleteInput`).
     const DELETE_MUTATION: &'static str;
+
+    /// The node's id (paging tells a repeated page by its ids).
+    fn id(&self) -> &str;
 }
 
 /// Schema facts of a kind, as generated from the SDL.
@@ -253,6 +256,21 @@ pub(crate) mod wire {
             .into_iter()
             .filter_map(|e| e.node)
             .collect())
+    }
+
+    /// A secret's `Some(x)` to `{"value": x}` (the field is skipped when `None`): the one
+    /// place a secret input is exposed, to be sent.
+    pub(crate) fn secret_attribute_input<S>(
+        value: &Option<pacer::auth::SecretString>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+    {
+        use pacer::auth::ExposeSecret;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("value", &value.as_ref().map(|v| v.expose_secret()))?;
+        map.end()
     }
 
     /// `Some(x)` to `{"value": x}` (the field is skipped when `None`).

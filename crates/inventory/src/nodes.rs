@@ -33,6 +33,16 @@ fn field<T: DeserializeOwned>(data: Value, name: &str) -> Result<T, Error> {
     serde_json::from_value(value).map_err(|e| Error::Decode(format!("{name}: {e}")))
 }
 
+/// One page of `K` nodes from the `data` of a list query (`{Kind: {count, edges: [{node}]}}`).
+/// JSON of any other shape is an [`Error::Decode`], never a panic.
+pub fn decode_page<K: Kind>(data: Value) -> Result<Page<K>, Error> {
+    let page: Paginated<K> = field(data, K::INFO.kind)?;
+    Ok(Page {
+        count: page.count,
+        items: page.edges.into_iter().map(|e| e.node).collect(),
+    })
+}
+
 fn variables(filter: &impl Serialize) -> Result<Map<String, Value>, Error> {
     match serde_json::to_value(filter) {
         Ok(Value::Object(map)) => Ok(map),
@@ -94,12 +104,12 @@ impl Selection {
     }
 
     /// What a generated kind's documents select.
-    pub fn of(info: &crate::KindInfo) -> Self {
+    pub fn of(info: &crate::node::KindInfo) -> Self {
         let mut selection = Self::attributes(info.attributes.iter().copied());
         for relationship in info.relationships {
             match relationship.cardinality {
-                crate::Cardinality::One => selection.one.push(relationship.name.to_owned()),
-                crate::Cardinality::Many => selection.many.push(relationship.name.to_owned()),
+                crate::node::Cardinality::One => selection.one.push(relationship.name.to_owned()),
+                crate::node::Cardinality::Many => selection.many.push(relationship.name.to_owned()),
             }
         }
         selection
@@ -140,32 +150,45 @@ pub struct DynamicNode {
 }
 
 impl DynamicNode {
-    fn from_json(mut value: Value, selection: &Selection) -> Result<Self, Error> {
-        let id = value
-            .get("id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Decode("a node without id".into()))?
-            .to_owned();
-        let hfid = serde_json::from_value(value["hfid"].take()).unwrap_or(None);
-        let display_label = value["display_label"].as_str().map(str::to_owned);
+    /// Reads one node of a dynamic answer. The node must be an object with a string `id`;
+    /// the rest is read as far as it has the expected shape (an attribute that is not
+    /// `{value: ...}` reads as `null`, a relationship that is not a peer as none), so JSON of
+    /// any shape is a value or a decode error, never a panic.
+    pub fn from_json(value: Value, selection: &Selection) -> Result<Self, Error> {
+        let Value::Object(mut node) = value else {
+            return Err(Error::Decode("a node that is not an object".into()));
+        };
+        let id = match node.remove("id") {
+            Some(Value::String(id)) => id,
+            _ => return Err(Error::Decode("a node without a string id".into())),
+        };
+        let hfid = node
+            .remove("hfid")
+            .and_then(|hfid| serde_json::from_value(hfid).ok());
+        let display_label = match node.remove("display_label") {
+            Some(Value::String(label)) => Some(label),
+            _ => None,
+        };
         let mut attributes = BTreeMap::new();
         for name in &selection.attributes {
-            attributes.insert(name.clone(), value[name.as_str()]["value"].take());
+            let value = member(node.get_mut(name.as_str()), "value");
+            attributes.insert(name.clone(), value);
         }
         let mut relationships = BTreeMap::new();
         for name in &selection.one {
-            let peers = match serde_json::from_value::<Peer>(value[name.as_str()]["node"].take()) {
-                Ok(peer) => vec![peer],
-                Err(_) => Vec::new(),
-            };
+            let peer = member(node.get_mut(name.as_str()), "node");
+            let peers =
+                serde_json::from_value::<Peer>(peer).map_or_else(|_| Vec::new(), |p| vec![p]);
             relationships.insert(name.clone(), peers);
         }
         for name in &selection.many {
-            let edges = value[name.as_str()]["edges"].take();
-            let peers = match edges {
+            let peers = match member(node.get_mut(name.as_str()), "edges") {
                 Value::Array(edges) => edges
                     .into_iter()
-                    .filter_map(|mut e| serde_json::from_value(e["node"].take()).ok())
+                    .filter_map(|mut edge| {
+                        let peer = member(Some(&mut edge), "node");
+                        serde_json::from_value(peer).ok()
+                    })
                     .collect(),
                 _ => Vec::new(),
             };
@@ -178,6 +201,55 @@ impl DynamicNode {
             attributes,
             relationships,
         })
+    }
+}
+
+/// `value[key]` taken out when `value` is an object holding it, else `null` (never the
+/// panic of `IndexMut` on a string or a number).
+fn member(value: Option<&mut Value>, key: &str) -> Value {
+    value
+        .and_then(Value::as_object_mut)
+        .and_then(|object| object.remove(key))
+        .unwrap_or(Value::Null)
+}
+
+/// The most pages [`InventoryClient::stream`] and [`InventoryClient::node_all`] fetch for one
+/// call (10 000: half a million nodes at the default page size), so a server whose `count`
+/// never ends cannot keep a call paging forever: needing more is an [`Error::Decode`].
+pub const MAX_PAGES: u64 = 10_000;
+
+/// Where paging stands: the next offset, the pages fetched, the ids of the last page.
+
+#[derive(Default)]
+struct Paging {
+    offset: u64,
+    pages: u64,
+    last_ids: Vec<String>,
+}
+
+impl Paging {
+    /// Records a page of `ids` (asked for `size` items, the server claiming `count` in all):
+    /// whether to fetch another. A page that repeats the previous one, and paging past
+    /// [`MAX_PAGES`], are [`Error::Decode`]s (the server is not paging); a short or empty page
+    /// ends paging (nodes deleted meanwhile make `count` stale).
+    fn next(&mut self, ids: Vec<String>, count: u64, size: u64) -> Result<bool, Error> {
+        self.pages = self.pages.saturating_add(1);
+        let fetched = ids.len() as u64;
+        if fetched > 0 && ids == self.last_ids {
+            return Err(Error::Decode(format!(
+                "the page at offset {} repeats the previous page",
+                self.offset
+            )));
+        }
+        self.offset = self.offset.saturating_add(fetched);
+        self.last_ids = ids;
+        let more = fetched > 0 && fetched >= size && self.offset < count;
+        if more && self.pages >= MAX_PAGES {
+            return Err(Error::Decode(format!(
+                "more than {MAX_PAGES} pages (the server claims {count} nodes)"
+            )));
+        }
+        Ok(more)
     }
 }
 
@@ -245,35 +317,33 @@ impl InventoryClient {
         let data = self
             .execute_graphql(K::LIST_QUERY, Some(Value::Object(vars)), None)
             .await?;
-        let page: Paginated<K> = field(data, K::INFO.kind)?;
-        Ok(Page {
-            count: page.count,
-            items: page.edges.into_iter().map(|e| e.node).collect(),
-        })
+        decode_page::<K>(data)
     }
 
     /// Every `K` node matching `filter`, as a stream that fetches page after page
-    /// (`pagination_size` nodes each) as it is consumed.
+    /// (`pagination_size` nodes each) as it is consumed. It ends after the last page
+    /// (fetched up to `count`), and also on a short or an empty page, whatever `count` the
+    /// server claims; a page that repeats the previous one, or a page past [`MAX_PAGES`],
+    /// ends it with an [`Error::Decode`].
     pub fn stream<K: Kind>(
         &self,
         filter: K::Filter,
     ) -> impl Stream<Item = Result<K, Error>> + Send + 'static {
         let client = self.clone();
         let size = self.pagination_size();
-        stream::try_unfold(Some(0u64), move |offset| {
+        stream::try_unfold(Some(Paging::default()), move |paging| {
             let client = client.clone();
             let filter = filter.clone();
             async move {
-                let Some(offset) = offset else {
+                let Some(mut paging) = paging else {
                     return Ok::<_, Error>(None);
                 };
-                let page = client.list::<K>(&filter, offset, size).await?;
-                let fetched = page.items.len() as u64;
-                let next = offset + fetched;
-                let more = fetched > 0 && next < page.count;
+                let page = client.list::<K>(&filter, paging.offset, size).await?;
+                let ids = page.items.iter().map(|item| item.id().to_owned()).collect();
+                let more = paging.next(ids, page.count, size)?;
                 Ok(Some((
                     stream::iter(page.items.into_iter().map(Ok::<K, Error>)),
-                    more.then_some(next),
+                    more.then_some(paging),
                 )))
             }
         })
@@ -392,27 +462,26 @@ impl InventoryClient {
         })
     }
 
-    /// Dynamic API: every node of `kind` matching `filters`, page after page.
+    /// Dynamic API: every node of `kind` matching `filters`, page after page. Ends as
+    /// [`stream`](Self::stream) does: after `count` nodes or on a short or empty page; a
+    /// repeated page or paging past [`MAX_PAGES`] pages is an [`Error::Decode`].
     pub async fn node_all(
         &self,
         kind: &str,
         selection: &Selection,
         filters: &Map<String, Value>,
     ) -> Result<Vec<DynamicNode>, Error> {
+        let size = self.pagination_size();
+        let mut paging = Paging::default();
         let mut out = Vec::new();
         loop {
             let page = self
-                .node_list(
-                    kind,
-                    selection,
-                    filters,
-                    out.len() as u64,
-                    self.pagination_size(),
-                )
+                .node_list(kind, selection, filters, paging.offset, size)
                 .await?;
-            let fetched = page.items.len();
+            let ids = page.items.iter().map(|node| node.id.clone()).collect();
+            let more = paging.next(ids, page.count, size)?;
             out.extend(page.items);
-            if fetched == 0 || out.len() as u64 >= page.count {
+            if !more {
                 return Ok(out);
             }
         }
@@ -512,7 +581,98 @@ fn node_data(node: &NodeRef) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    fn ids(range: std::ops::Range<u32>) -> Vec<String> {
+        range.map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn paging_stops_whatever_count_claims() {
+        // Full pages continue up to `count`.
+        let mut paging = Paging::default();
+        assert!(paging.next(ids(0..2), 5, 2).unwrap());
+        assert!(paging.next(ids(2..4), 5, 2).unwrap());
+        assert!(!paging.next(ids(4..5), 5, 2).unwrap());
+        // A short page ends, whatever the count.
+        let mut paging = Paging::default();
+        assert!(!paging.next(ids(0..1), u64::MAX, 2).unwrap());
+        // So does an empty one.
+        let mut paging = Paging::default();
+        assert!(!paging.next(Vec::new(), u64::MAX, 2).unwrap());
+        // A repeated page is an error.
+        let mut paging = Paging::default();
+        assert!(paging.next(ids(0..2), u64::MAX, 2).unwrap());
+        assert!(matches!(
+            paging.next(ids(0..2), u64::MAX, 2),
+            Err(Error::Decode(_))
+        ));
+        // The page cap is an error too.
+        let mut paging = Paging::default();
+        for page in 0..MAX_PAGES as u32 - 1 {
+            assert!(
+                paging
+                    .next(ids(page * 2..page * 2 + 2), u64::MAX, 2)
+                    .unwrap()
+            );
+        }
+        let last = MAX_PAGES as u32 - 1;
+        assert!(matches!(
+            paging.next(ids(last * 2..last * 2 + 2), u64::MAX, 2),
+            Err(Error::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn dynamic_nodes_of_any_shape_never_panic() {
+        let selection = Selection {
+            attributes: vec!["name".into(), "description".into()],
+            one: vec!["parent".into()],
+            many: vec!["tags".into()],
+        };
+        for value in [
+            json!("a string"),
+            json!(12),
+            json!([1, 2]),
+            json!(null),
+            json!({}),
+            json!({"id": 5}),
+            json!({"id": ["x"]}),
+        ] {
+            assert!(
+                DynamicNode::from_json(value.clone(), &selection).is_err(),
+                "{value}"
+            );
+        }
+        let node = DynamicNode::from_json(
+            json!({
+                "id": "n1",
+                "hfid": "not a list",
+                "display_label": 7,
+                "name": "a string where an object is",
+                "description": {"value": "kept"},
+                "parent": 12,
+                "tags": {"edges": "not an array"},
+            }),
+            &selection,
+        )
+        .unwrap();
+        assert_eq!(node.id, "n1");
+        assert_eq!(node.hfid, None);
+        assert_eq!(node.display_label, None);
+        assert_eq!(node.attributes["name"], Value::Null);
+        assert_eq!(node.attributes["description"], json!("kept"));
+        assert!(node.relationships["parent"].is_empty());
+        assert!(node.relationships["tags"].is_empty());
+        let node = DynamicNode::from_json(
+            json!({"id": "n2", "tags": {"edges": [1, "x", {"node": 3}, {"node": {"id": "p"}}]}}),
+            &selection,
+        )
+        .unwrap();
+        assert_eq!(node.relationships["tags"].len(), 1);
+    }
 
     #[test]
     fn literals_escape_strings_and_refuse_bad_names() {

@@ -23,17 +23,7 @@ pub struct SchemaLoad {
 
 impl InventoryClient {
     fn schema_path(&self, action: &str) -> String {
-        let branch: String = self
-            .branch_name()
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
+        let branch = crate::client::encode_branch(self.branch_name());
         format!("/api/schema{action}?branch={branch}")
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use pacer::auth::ExposeSecret;
 use pacer_inventory::{Config, ConfigError};
 
 fn env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -45,6 +46,14 @@ fn defaults_are_the_sdks() {
     assert!(!config.retry_on_failure);
     assert_eq!(config.pagination_size, 50);
     assert_eq!(config.max_concurrent_execution, 5);
+    assert_eq!(config.retry_delay, Duration::from_secs(5));
+    assert_eq!(config.retry_max_delay, Duration::from_secs(5));
+    assert_eq!(config.max_retry_duration, Duration::from_secs(300));
+    assert!(config.proxy.is_none());
+    assert!(!config.tls_insecure);
+    assert!(config.tls_ca_file.is_none());
+    // The SDK's bound on retrying is the default total deadline of every call.
+    assert_eq!(config.pacer_config().deadline_secs, Some(300.0));
     // Pooled connections are dropped before uvicorn's 5 s keep-alive closes them.
     assert_eq!(
         config
@@ -77,10 +86,10 @@ fn address() {
 #[test]
 fn credentials() {
     let config = env(&[("INFRAHUB_API_TOKEN", "tok")]).unwrap();
-    assert_eq!(config.api_token.unwrap().expose(), "tok");
+    assert_eq!(config.api_token.unwrap().expose_secret(), "tok");
     let config = env(&[("INFRAHUB_USERNAME", "admin"), ("INFRAHUB_PASSWORD", "pw")]).unwrap();
     assert_eq!(config.username.as_deref(), Some("admin"));
-    assert_eq!(config.password.unwrap().expose(), "pw");
+    assert_eq!(config.password.unwrap().expose_secret(), "pw");
     // Empty means unset.
     assert!(
         env(&[("INFRAHUB_API_TOKEN", "")])
@@ -200,5 +209,157 @@ fn pacer_limits_use_the_same_prefix() {
     assert!(
         text.contains("INFRAHUB_GLOBAL_RATE_LIMIT_TPS") && text.contains("fast"),
         "{text}"
+    );
+}
+
+#[test]
+fn address_with_user_info_is_refused_without_echoing_the_password() {
+    let error = env(&[(
+        "INFRAHUB_ADDRESS",
+        "https://admin:hunter2-s3cret@infrahub.example",
+    )])
+    .unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(matches!(&error, ConfigError::Env { variable, .. } if variable == "INFRAHUB_ADDRESS"));
+    assert!(text.contains("user-info"), "{text}");
+    assert!(!text.contains("hunter2-s3cret"), "{text}");
+    // Set directly, the address is refused by `validate` (and so by every constructor).
+    let mut config = Config::default();
+    config.address = "http://u:hunter2-s3cret@localhost:8000".into();
+    let error = config.validate().unwrap_err();
+    let text = format!("{error} {error:?}");
+    assert!(
+        matches!(
+            error,
+            ConfigError::Invalid {
+                setting: "address",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2-s3cret"), "{text}");
+    let error = pacer_inventory::InventoryClient::new(config).unwrap_err();
+    assert!(!format!("{error} {error:?}").contains("hunter2-s3cret"));
+}
+
+#[test]
+fn retry_delay() {
+    // The SDK waits `retry_delay` every time: the cap follows the delay unless named.
+    let config = env(&[("INFRAHUB_RETRY_DELAY", "2")]).unwrap();
+    assert_eq!(config.retry_delay, Duration::from_secs(2));
+    assert_eq!(config.retry_max_delay, Duration::from_secs(2));
+    for value in ["0", "-1", "soon", "NaN", "inf", "1e30"] {
+        bad("INFRAHUB_RETRY_DELAY", value);
+    }
+}
+
+#[test]
+fn retry_max_delay() {
+    let config = env(&[
+        ("INFRAHUB_RETRY_DELAY", "1"),
+        ("INFRAHUB_RETRY_MAX_DELAY", "30"),
+    ])
+    .unwrap();
+    assert_eq!(config.retry_delay, Duration::from_secs(1));
+    assert_eq!(config.retry_max_delay, Duration::from_secs(30));
+    for value in ["0", "-1", "later", "NaN", "1e30"] {
+        bad("INFRAHUB_RETRY_MAX_DELAY", value);
+    }
+    // A cap below the delay is refused, naming the setting.
+    let error = env(&[
+        ("INFRAHUB_RETRY_DELAY", "10"),
+        ("INFRAHUB_RETRY_MAX_DELAY", "1"),
+    ])
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::Invalid {
+                setting: "retry_delay",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn max_retry_duration() {
+    let config = env(&[("INFRAHUB_MAX_RETRY_DURATION", "30")]).unwrap();
+    assert_eq!(config.max_retry_duration, Duration::from_secs(30));
+    assert_eq!(config.pacer_config().deadline_secs, Some(30.0));
+    // A shorter pacer deadline wins.
+    let config = env(&[
+        ("INFRAHUB_MAX_RETRY_DURATION", "30"),
+        ("INFRAHUB_DEADLINE", "10"),
+    ])
+    .unwrap();
+    assert_eq!(config.pacer_config().deadline_secs, Some(10.0));
+    for value in ["0", "-5", "forever", "inf", "1e30"] {
+        bad("INFRAHUB_MAX_RETRY_DURATION", value);
+    }
+}
+
+#[test]
+fn proxy() {
+    let config = env(&[("INFRAHUB_PROXY", "http://user:pr0xy-s3cret@proxy.corp:3128")]).unwrap();
+    let proxy = config.proxy.as_ref().unwrap();
+    assert_eq!(
+        proxy.expose_secret(),
+        "http://user:pr0xy-s3cret@proxy.corp:3128"
+    );
+    assert!(!format!("{config:?}").contains("pr0xy-s3cret"));
+    assert!(env(&[("INFRAHUB_PROXY", "")]).unwrap().proxy.is_none());
+    // A bad proxy names the variable but never quotes the value (it may hold credentials).
+    for value in [
+        "not a url pw-xyz",
+        "ftp://u:pw-xyz@proxy:21",
+        "http://u:pw-xyz@",
+    ] {
+        let error = env(&[("INFRAHUB_PROXY", value)]).unwrap_err();
+        let text = format!("{error} {error:?}");
+        assert!(
+            matches!(&error, ConfigError::Env { variable, .. } if variable == "INFRAHUB_PROXY"),
+            "{text}"
+        );
+        assert!(!text.contains("pw-xyz"), "{text}");
+    }
+}
+
+#[test]
+fn tls_insecure() {
+    assert!(
+        env(&[("INFRAHUB_TLS_INSECURE", "true")])
+            .unwrap()
+            .tls_insecure
+    );
+    assert!(!env(&[("INFRAHUB_TLS_INSECURE", "0")]).unwrap().tls_insecure);
+    bad("INFRAHUB_TLS_INSECURE", "sometimes");
+}
+
+#[test]
+fn tls_ca_file() {
+    let config = env(&[("INFRAHUB_TLS_CA_FILE", "/etc/ssl/corp-ca.pem")]).unwrap();
+    assert_eq!(
+        config.tls_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ssl/corp-ca.pem"))
+    );
+    // It is pacer's extra CA file.
+    assert_eq!(
+        config.pacer_config().tls.extra_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/ssl/corp-ca.pem"))
+    );
+    assert!(
+        env(&[("INFRAHUB_TLS_CA_FILE", " ")])
+            .unwrap()
+            .tls_ca_file
+            .is_none()
+    );
+    assert!(
+        env(&[("INFRAHUB_TLS_CA_FILE", "none")])
+            .unwrap()
+            .tls_ca_file
+            .is_none()
     );
 }

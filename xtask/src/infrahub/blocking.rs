@@ -64,6 +64,10 @@ pub(crate) fn twins(files: &[syn::File]) -> anyhow::Result<TokenStream> {
 fn flatten(tree: &syn::UseTree, prefix: String, out: &mut Vec<String>) {
     match tree {
         syn::UseTree::Path(path) => flatten(&path.tree, format!("{prefix}{}::", path.ident), out),
+        // `a::{self, b}`: `self` names the module `a`.
+        syn::UseTree::Name(name) if name.ident == "self" => {
+            out.push(prefix.trim_end_matches("::").to_owned());
+        }
         syn::UseTree::Name(name) => out.push(format!("{prefix}{}", name.ident)),
         syn::UseTree::Rename(rename) => {
             out.push(format!("{prefix}{} as {}", rename.ident, rename.rename));
@@ -86,6 +90,22 @@ fn is_client(ty: &Type) -> bool {
             .is_some_and(|s| s.ident == "InventoryClient"),
         _ => false,
     }
+}
+
+/// Whether `ty` is `Result<_, Error>` (the crate's error).
+fn returns_result(ty: &Type) -> bool {
+    let Type::Path(path) = ty else { return false };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    if last.ident != "Result" {
+        return false;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    matches!(args.args.iter().nth(1), Some(syn::GenericArgument::Type(Type::Path(error)))
+        if error.path.segments.last().is_some_and(|s| s.ident == "Error"))
 }
 
 fn twin(function: &syn::ImplItemFn) -> anyhow::Result<TokenStream> {
@@ -119,13 +139,24 @@ fn twin(function: &syn::ImplItemFn) -> anyhow::Result<TokenStream> {
         quote!(::<#(#type_params),*>)
     };
     let docs = function.attrs.iter().filter(|a| a.path().is_ident("doc"));
-    let note = " Blocking: runs the async method of the same name on this client's runtime.";
+    let note = " Blocking: runs the async method of the same name on this client's runtime \
+                (`Error::Blocking` from inside an async runtime).";
+    let call = quote!(self.block_on(self.inner().#name #turbofish(#(#args),*)));
+    // A `Result<_, Error>` keeps its type (the refusal is one more error); anything else
+    // becomes `Result<_, Error>`.
+    let (output, body) = match output {
+        syn::ReturnType::Type(_, ty) if returns_result(ty) => {
+            (quote!(#output), quote!(#call.and_then(|answer| answer)))
+        }
+        syn::ReturnType::Type(_, ty) => (quote!(-> Result<#ty, Error>), call),
+        syn::ReturnType::Default => (quote!(-> Result<(), Error>), call),
+    };
     Ok(quote! {
         #(#docs)*
         #[doc = ""]
         #[doc = #note]
         pub fn #name #generics(#inputs) #output #where_clause {
-            self.block_on(self.inner().#name #turbofish(#(#args),*))
+            #body
         }
     })
 }

@@ -321,8 +321,8 @@ fn input_struct(kind: &KindModel, suffix: &str, input: &InputModel) -> TokenStre
             InputKind::Attribute(_) if secret => {
                 let docs = format!(" `{}` (a secret: redacted in `Debug`, never read back).", f.name);
                 quote!(#[doc = #docs]
-                    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::node::wire::attribute_input")]
-                    pub #field: Option<crate::Secret>,)
+                    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::node::wire::secret_attribute_input")]
+                    pub #field: Option<crate::SecretString>,)
             }
             InputKind::Attribute(shape) => {
                 let ty = optional_type(shape);
@@ -349,9 +349,19 @@ fn input_struct(kind: &KindModel, suffix: &str, input: &InputModel) -> TokenStre
         " The `data` of `{}{suffix}` (`{}`); unset fields are not sent.",
         kind.kind, input.sdl_name
     );
+    // A secret (`SecretString`) cannot be compared: inputs holding one are not `PartialEq`.
+    let has_secret = input
+        .fields
+        .iter()
+        .any(|f| kind.write_only.contains(&f.name) && matches!(f.kind, InputKind::Attribute(_)));
+    let derives = if has_secret {
+        quote!(#[derive(Debug, Clone, Default, serde::Serialize)])
+    } else {
+        quote!(#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)])
+    };
     quote! {
         #[doc = #docs]
-        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+        #derives
         #[non_exhaustive]
         pub struct #name { #(#fields)* }
     }
@@ -394,6 +404,9 @@ fn kind_impl(kind: &KindModel) -> TokenStream {
             type Update = #update;
             type Upsert = #upsert;
             #(#documents)*
+            fn id(&self) -> &str {
+                &self.id
+            }
         }
     }
 }

@@ -8,15 +8,17 @@ use crate::client::Call;
 use crate::client::InventoryClient;
 use crate::config::Config;
 use crate::config::Priority;
-use crate::config::Secret;
 use crate::error::Error;
-use crate::error::GraphQLError;
-use crate::error::GraphQLErrorItem;
 use crate::error::RateLimitError;
 use crate::node::Kind;
 use crate::node::NodeRef;
 use crate::node::Page;
 use crate::node::Peer;
+use crate::response::decode_envelope;
+use crate::response::service_error;
+use crate::response::status_error;
+use crate::stack;
+use crate::stack::HttpService;
 use futures::Stream;
 use futures::StreamExt;
 use futures::TryStreamExt;
@@ -26,19 +28,16 @@ use http::Request;
 use http::Response;
 use http::StatusCode;
 use http::header::ACCEPT;
-use http::header::AUTHORIZATION;
 use http::header::CONTENT_TYPE;
-use http::header::HeaderValue;
 use http_body::Body;
 use http_body_util::Full;
 use pacer::BoxError;
 use pacer::Namespace;
-use pacer::retry::Classify;
-use pacer::retry::Decision;
-use pacer::retry::DefaultClassifier;
 use pacer::retry::Idempotent;
 use pacer::retry::RetryInfo;
-use pacer::retry::RetryReason;
+use percent_encoding::AsciiSet;
+use percent_encoding::NON_ALPHANUMERIC;
+use percent_encoding::utf8_percent_encode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Map;
@@ -48,9 +47,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use tower::Service;
 use tower::ServiceExt;
-use tower::util::BoxCloneSyncService;
 impl crate::blocking::InventoryClient {
     /// Runs a GraphQL document on `branch` (default: this client's branch) with `variables`,
     /// and returns its `data`. A response with `errors` is an [`Error::GraphQL`].
@@ -58,7 +55,7 @@ impl crate::blocking::InventoryClient {
     /// Queries are idempotent (retried on transient failures when `retry_on_failure` is set);
     /// a document with a mutation is never sent twice except after a `429`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn execute_graphql(
         &self,
         query: &str,
@@ -66,28 +63,29 @@ impl crate::blocking::InventoryClient {
         branch: Option<&str>,
     ) -> Result<Value, Error> {
         self.block_on(self.inner().execute_graphql(query, variables, branch))
+            .and_then(|answer| answer)
     }
     /// The version the server reports (`InfrahubInfo`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn server_version(&self) -> Result<String, Error> {
-        self.block_on(self.inner().server_version())
+        self.block_on(self.inner().server_version()).and_then(|answer| answer)
     }
     /// Every branch.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn branch_list(&self) -> Result<Vec<Branch>, Error> {
-        self.block_on(self.inner().branch_list())
+        self.block_on(self.inner().branch_list()).and_then(|answer| answer)
     }
     /// The branch named `name`, if it exists.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn branch_get(&self, name: &str) -> Result<Option<Branch>, Error> {
-        self.block_on(self.inner().branch_get(name))
+        self.block_on(self.inner().branch_get(name)).and_then(|answer| answer)
     }
     /// Creates branch `name` from the default branch.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn branch_create(
         &self,
         name: &str,
@@ -95,49 +93,50 @@ impl crate::blocking::InventoryClient {
         sync_with_git: bool,
     ) -> Result<Branch, Error> {
         self.block_on(self.inner().branch_create(name, description, sync_with_git))
+            .and_then(|answer| answer)
     }
     /// Deletes branch `name`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn branch_delete(&self, name: &str) -> Result<(), Error> {
-        self.block_on(self.inner().branch_delete(name))
+        self.block_on(self.inner().branch_delete(name)).and_then(|answer| answer)
     }
     /// Merges branch `name` into the default branch.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn branch_merge(&self, name: &str) -> Result<Branch, Error> {
-        self.block_on(self.inner().branch_merge(name))
+        self.block_on(self.inner().branch_merge(name)).and_then(|answer| answer)
     }
     /// Rebases branch `name` on the default branch.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn branch_rebase(&self, name: &str) -> Result<Branch, Error> {
-        self.block_on(self.inner().branch_rebase(name))
+        self.block_on(self.inner().branch_rebase(name)).and_then(|answer| answer)
     }
     /// The schema of this client's branch, as `GET /api/schema` returns it (`nodes`,
     /// `generics`, ...).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn schema_fetch(&self) -> Result<Value, Error> {
-        self.block_on(self.inner().schema_fetch())
+        self.block_on(self.inner().schema_fetch()).and_then(|answer| answer)
     }
     /// Loads schema files (each `{"version": "1.0", "nodes": [...], ...}`) into this client's
     /// branch.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn schema_load(&self, schemas: &[Value]) -> Result<SchemaLoad, Error> {
-        self.block_on(self.inner().schema_load(schemas))
+        self.block_on(self.inner().schema_load(schemas)).and_then(|answer| answer)
     }
     /// Checks schema files against this client's branch without loading them; returns the
     /// server's diff.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn schema_check(&self, schemas: &[Value]) -> Result<Value, Error> {
-        self.block_on(self.inner().schema_check(schemas))
+        self.block_on(self.inner().schema_check(schemas)).and_then(|answer| answer)
     }
     /// One page of `K` nodes (generic form of the generated `{kind}_list`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn list<K: Kind>(
         &self,
         filter: &K::Filter,
@@ -145,53 +144,54 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<Page<K>, Error> {
         self.block_on(self.inner().list::<K>(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `K` node matching `filter` (the stream, collected).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn all<K: Kind>(&self, filter: &K::Filter) -> Result<Vec<K>, Error> {
-        self.block_on(self.inner().all::<K>(filter))
+        self.block_on(self.inner().all::<K>(filter)).and_then(|answer| answer)
     }
     /// The `K` node with this id or hfid, if any.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn get<K: Kind>(&self, node: NodeRef) -> Result<Option<K>, Error> {
-        self.block_on(self.inner().get::<K>(node))
+        self.block_on(self.inner().get::<K>(node)).and_then(|answer| answer)
     }
     /// How many `K` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn count<K: Kind>(&self, filter: &K::Filter) -> Result<u64, Error> {
-        self.block_on(self.inner().count::<K>(filter))
+        self.block_on(self.inner().count::<K>(filter)).and_then(|answer| answer)
     }
     /// Creates a `K` node (generic form of `{kind}_create`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn create<K: Kind>(&self, data: &K::Create) -> Result<K, Error> {
-        self.block_on(self.inner().create::<K>(data))
+        self.block_on(self.inner().create::<K>(data)).and_then(|answer| answer)
     }
     /// Updates a `K` node (generic form of `{kind}_update`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn update<K: Kind>(&self, data: &K::Update) -> Result<K, Error> {
-        self.block_on(self.inner().update::<K>(data))
+        self.block_on(self.inner().update::<K>(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `K` node (generic form of `{kind}_upsert`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn upsert<K: Kind>(&self, data: &K::Upsert) -> Result<K, Error> {
-        self.block_on(self.inner().upsert::<K>(data))
+        self.block_on(self.inner().upsert::<K>(data)).and_then(|answer| answer)
     }
     /// Deletes a `K` node (generic form of `{kind}_delete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn delete<K: Kind>(&self, node: NodeRef) -> Result<(), Error> {
-        self.block_on(self.inner().delete::<K>(node))
+        self.block_on(self.inner().delete::<K>(node)).and_then(|answer| answer)
     }
     /// Dynamic API: one page of nodes of any `kind`, selecting `selection`, filtered by query
     /// arguments given as JSON (`{"name__value": "x"}`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn node_list(
         &self,
         kind: &str,
@@ -201,10 +201,13 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<Page<DynamicNode>, Error> {
         self.block_on(self.inner().node_list(kind, selection, filters, offset, limit))
+            .and_then(|answer| answer)
     }
-    /// Dynamic API: every node of `kind` matching `filters`, page after page.
+    /// Dynamic API: every node of `kind` matching `filters`, page after page. Ends as
+    /// [`stream`](Self::stream) does: after `count` nodes, on a short, empty or repeated
+    /// page, or after [`MAX_PAGES`] pages.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn node_all(
         &self,
         kind: &str,
@@ -212,11 +215,12 @@ impl crate::blocking::InventoryClient {
         filters: &Map<String, Value>,
     ) -> Result<Vec<DynamicNode>, Error> {
         self.block_on(self.inner().node_all(kind, selection, filters))
+            .and_then(|answer| answer)
     }
     /// Dynamic API: runs `{kind}{operation}(data: ...)` (`Create`, `Update`, `Upsert`) with
     /// `data` in Infrahub's input shape (`{"name": {"value": "x"}}`) and returns the node's id.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn node_mutate(
         &self,
         kind: &str,
@@ -224,17 +228,18 @@ impl crate::blocking::InventoryClient {
         data: &Value,
     ) -> Result<String, Error> {
         self.block_on(self.inner().node_mutate(kind, operation, data))
+            .and_then(|answer| answer)
     }
     /// Dynamic API: deletes the node of `kind` with this id or hfid.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn node_delete(&self, kind: &str, node: NodeRef) -> Result<(), Error> {
-        self.block_on(self.inner().node_delete(kind, node))
+        self.block_on(self.inner().node_delete(kind, node)).and_then(|answer| answer)
     }
     /// Allocates an IP address from the `CoreIPAddressPool` `pool`. The same `identifier`
     /// always gets the same address back, so a retried sync never allocates twice.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn allocate_ip_address(
         &self,
         pool: NodeRef,
@@ -242,16 +247,17 @@ impl crate::blocking::InventoryClient {
         prefix_length: Option<u32>,
     ) -> Result<AllocatedNode, Error> {
         self.block_on(self.inner().allocate_ip_address(pool, identifier, prefix_length))
+            .and_then(|answer| answer)
     }
     /// Runs `tasks` (each gets a clone of this client), at most `max_concurrent_execution` at
     /// a time, and returns their results in the order given. Every request still passes the
     /// rate limiter, so a big batch is paced, not bursted.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn batch<T, F, Fut>(
         &self,
         tasks: impl IntoIterator<Item = F>,
-    ) -> Vec<Result<T, Error>>
+    ) -> Result<Vec<Result<T, Error>>, Error>
     where
         F: FnOnce(InventoryClient) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
@@ -260,7 +266,7 @@ impl crate::blocking::InventoryClient {
     }
     /// One page of `BuiltinTag` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_list(
         &self,
         filter: &BuiltinTagFilter,
@@ -268,70 +274,71 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<BuiltinTag>, crate::Error> {
         self.block_on(self.inner().tag_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `BuiltinTag` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_all(
         &self,
         filter: &BuiltinTagFilter,
     ) -> Result<Vec<BuiltinTag>, crate::Error> {
-        self.block_on(self.inner().tag_all(filter))
+        self.block_on(self.inner().tag_all(filter)).and_then(|answer| answer)
     }
     /// The `BuiltinTag` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<BuiltinTag>, crate::Error> {
-        self.block_on(self.inner().tag_get(node))
+        self.block_on(self.inner().tag_get(node)).and_then(|answer| answer)
     }
     /// How many `BuiltinTag` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_count(&self, filter: &BuiltinTagFilter) -> Result<u64, crate::Error> {
-        self.block_on(self.inner().tag_count(filter))
+        self.block_on(self.inner().tag_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `BuiltinTag` node (`BuiltinTagCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_create(
         &self,
         data: &BuiltinTagCreate,
     ) -> Result<BuiltinTag, crate::Error> {
-        self.block_on(self.inner().tag_create(data))
+        self.block_on(self.inner().tag_create(data)).and_then(|answer| answer)
     }
     /// Updates the `BuiltinTag` node named by `data`'s id or hfid (`BuiltinTagUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_update(
         &self,
         data: &BuiltinTagUpdate,
     ) -> Result<BuiltinTag, crate::Error> {
-        self.block_on(self.inner().tag_update(data))
+        self.block_on(self.inner().tag_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `BuiltinTag` node (`BuiltinTagUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_upsert(
         &self,
         data: &BuiltinTagUpsert,
     ) -> Result<BuiltinTag, crate::Error> {
-        self.block_on(self.inner().tag_upsert(data))
+        self.block_on(self.inner().tag_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `BuiltinTag` node with this id or hfid (`BuiltinTagDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().tag_delete(node))
+        self.block_on(self.inner().tag_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreAccount` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_list(
         &self,
         filter: &CoreAccountFilter,
@@ -339,73 +346,74 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<CoreAccount>, crate::Error> {
         self.block_on(self.inner().account_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `CoreAccount` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_all(
         &self,
         filter: &CoreAccountFilter,
     ) -> Result<Vec<CoreAccount>, crate::Error> {
-        self.block_on(self.inner().account_all(filter))
+        self.block_on(self.inner().account_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreAccount` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<CoreAccount>, crate::Error> {
-        self.block_on(self.inner().account_get(node))
+        self.block_on(self.inner().account_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreAccount` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_count(
         &self,
         filter: &CoreAccountFilter,
     ) -> Result<u64, crate::Error> {
-        self.block_on(self.inner().account_count(filter))
+        self.block_on(self.inner().account_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreAccount` node (`CoreAccountCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_create(
         &self,
         data: &CoreAccountCreate,
     ) -> Result<CoreAccount, crate::Error> {
-        self.block_on(self.inner().account_create(data))
+        self.block_on(self.inner().account_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreAccount` node named by `data`'s id or hfid (`CoreAccountUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_update(
         &self,
         data: &CoreAccountUpdate,
     ) -> Result<CoreAccount, crate::Error> {
-        self.block_on(self.inner().account_update(data))
+        self.block_on(self.inner().account_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreAccount` node (`CoreAccountUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_upsert(
         &self,
         data: &CoreAccountUpsert,
     ) -> Result<CoreAccount, crate::Error> {
-        self.block_on(self.inner().account_upsert(data))
+        self.block_on(self.inner().account_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreAccount` node with this id or hfid (`CoreAccountDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().account_delete(node))
+        self.block_on(self.inner().account_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreGraphQLQuery` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_list(
         &self,
         filter: &CoreGraphQLQueryFilter,
@@ -413,73 +421,74 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<CoreGraphQLQuery>, crate::Error> {
         self.block_on(self.inner().graphql_query_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `CoreGraphQLQuery` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_all(
         &self,
         filter: &CoreGraphQLQueryFilter,
     ) -> Result<Vec<CoreGraphQLQuery>, crate::Error> {
-        self.block_on(self.inner().graphql_query_all(filter))
+        self.block_on(self.inner().graphql_query_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreGraphQLQuery` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<CoreGraphQLQuery>, crate::Error> {
-        self.block_on(self.inner().graphql_query_get(node))
+        self.block_on(self.inner().graphql_query_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreGraphQLQuery` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_count(
         &self,
         filter: &CoreGraphQLQueryFilter,
     ) -> Result<u64, crate::Error> {
-        self.block_on(self.inner().graphql_query_count(filter))
+        self.block_on(self.inner().graphql_query_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreGraphQLQuery` node (`CoreGraphQLQueryCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_create(
         &self,
         data: &CoreGraphQLQueryCreate,
     ) -> Result<CoreGraphQLQuery, crate::Error> {
-        self.block_on(self.inner().graphql_query_create(data))
+        self.block_on(self.inner().graphql_query_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreGraphQLQuery` node named by `data`'s id or hfid (`CoreGraphQLQueryUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_update(
         &self,
         data: &CoreGraphQLQueryUpdate,
     ) -> Result<CoreGraphQLQuery, crate::Error> {
-        self.block_on(self.inner().graphql_query_update(data))
+        self.block_on(self.inner().graphql_query_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreGraphQLQuery` node (`CoreGraphQLQueryUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_upsert(
         &self,
         data: &CoreGraphQLQueryUpsert,
     ) -> Result<CoreGraphQLQuery, crate::Error> {
-        self.block_on(self.inner().graphql_query_upsert(data))
+        self.block_on(self.inner().graphql_query_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreGraphQLQuery` node with this id or hfid (`CoreGraphQLQueryDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().graphql_query_delete(node))
+        self.block_on(self.inner().graphql_query_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreIPAddressPool` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_list(
         &self,
         filter: &CoreIPAddressPoolFilter,
@@ -487,73 +496,79 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<CoreIPAddressPool>, crate::Error> {
         self.block_on(self.inner().ip_address_pool_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `CoreIPAddressPool` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_all(
         &self,
         filter: &CoreIPAddressPoolFilter,
     ) -> Result<Vec<CoreIPAddressPool>, crate::Error> {
-        self.block_on(self.inner().ip_address_pool_all(filter))
+        self.block_on(self.inner().ip_address_pool_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreIPAddressPool` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<CoreIPAddressPool>, crate::Error> {
-        self.block_on(self.inner().ip_address_pool_get(node))
+        self.block_on(self.inner().ip_address_pool_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreIPAddressPool` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_count(
         &self,
         filter: &CoreIPAddressPoolFilter,
     ) -> Result<u64, crate::Error> {
         self.block_on(self.inner().ip_address_pool_count(filter))
+            .and_then(|answer| answer)
     }
     /// Creates a `CoreIPAddressPool` node (`CoreIPAddressPoolCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_create(
         &self,
         data: &CoreIPAddressPoolCreate,
     ) -> Result<CoreIPAddressPool, crate::Error> {
         self.block_on(self.inner().ip_address_pool_create(data))
+            .and_then(|answer| answer)
     }
     /// Updates the `CoreIPAddressPool` node named by `data`'s id or hfid (`CoreIPAddressPoolUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_update(
         &self,
         data: &CoreIPAddressPoolUpdate,
     ) -> Result<CoreIPAddressPool, crate::Error> {
         self.block_on(self.inner().ip_address_pool_update(data))
+            .and_then(|answer| answer)
     }
     /// Creates or updates a `CoreIPAddressPool` node (`CoreIPAddressPoolUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_upsert(
         &self,
         data: &CoreIPAddressPoolUpsert,
     ) -> Result<CoreIPAddressPool, crate::Error> {
         self.block_on(self.inner().ip_address_pool_upsert(data))
+            .and_then(|answer| answer)
     }
     /// Deletes the `CoreIPAddressPool` node with this id or hfid (`CoreIPAddressPoolDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
         self.block_on(self.inner().ip_address_pool_delete(node))
+            .and_then(|answer| answer)
     }
     /// One page of `CoreIPPrefixPool` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_list(
         &self,
         filter: &CoreIPPrefixPoolFilter,
@@ -561,73 +576,75 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<CoreIPPrefixPool>, crate::Error> {
         self.block_on(self.inner().ip_prefix_pool_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `CoreIPPrefixPool` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_all(
         &self,
         filter: &CoreIPPrefixPoolFilter,
     ) -> Result<Vec<CoreIPPrefixPool>, crate::Error> {
-        self.block_on(self.inner().ip_prefix_pool_all(filter))
+        self.block_on(self.inner().ip_prefix_pool_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreIPPrefixPool` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<CoreIPPrefixPool>, crate::Error> {
-        self.block_on(self.inner().ip_prefix_pool_get(node))
+        self.block_on(self.inner().ip_prefix_pool_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreIPPrefixPool` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_count(
         &self,
         filter: &CoreIPPrefixPoolFilter,
     ) -> Result<u64, crate::Error> {
         self.block_on(self.inner().ip_prefix_pool_count(filter))
+            .and_then(|answer| answer)
     }
     /// Creates a `CoreIPPrefixPool` node (`CoreIPPrefixPoolCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_create(
         &self,
         data: &CoreIPPrefixPoolCreate,
     ) -> Result<CoreIPPrefixPool, crate::Error> {
-        self.block_on(self.inner().ip_prefix_pool_create(data))
+        self.block_on(self.inner().ip_prefix_pool_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreIPPrefixPool` node named by `data`'s id or hfid (`CoreIPPrefixPoolUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_update(
         &self,
         data: &CoreIPPrefixPoolUpdate,
     ) -> Result<CoreIPPrefixPool, crate::Error> {
-        self.block_on(self.inner().ip_prefix_pool_update(data))
+        self.block_on(self.inner().ip_prefix_pool_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreIPPrefixPool` node (`CoreIPPrefixPoolUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_upsert(
         &self,
         data: &CoreIPPrefixPoolUpsert,
     ) -> Result<CoreIPPrefixPool, crate::Error> {
-        self.block_on(self.inner().ip_prefix_pool_upsert(data))
+        self.block_on(self.inner().ip_prefix_pool_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreIPPrefixPool` node with this id or hfid (`CoreIPPrefixPoolDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().ip_prefix_pool_delete(node))
+        self.block_on(self.inner().ip_prefix_pool_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreNumberPool` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_list(
         &self,
         filter: &CoreNumberPoolFilter,
@@ -635,73 +652,74 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<CoreNumberPool>, crate::Error> {
         self.block_on(self.inner().number_pool_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `CoreNumberPool` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_all(
         &self,
         filter: &CoreNumberPoolFilter,
     ) -> Result<Vec<CoreNumberPool>, crate::Error> {
-        self.block_on(self.inner().number_pool_all(filter))
+        self.block_on(self.inner().number_pool_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreNumberPool` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<CoreNumberPool>, crate::Error> {
-        self.block_on(self.inner().number_pool_get(node))
+        self.block_on(self.inner().number_pool_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreNumberPool` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_count(
         &self,
         filter: &CoreNumberPoolFilter,
     ) -> Result<u64, crate::Error> {
-        self.block_on(self.inner().number_pool_count(filter))
+        self.block_on(self.inner().number_pool_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreNumberPool` node (`CoreNumberPoolCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_create(
         &self,
         data: &CoreNumberPoolCreate,
     ) -> Result<CoreNumberPool, crate::Error> {
-        self.block_on(self.inner().number_pool_create(data))
+        self.block_on(self.inner().number_pool_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreNumberPool` node named by `data`'s id or hfid (`CoreNumberPoolUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_update(
         &self,
         data: &CoreNumberPoolUpdate,
     ) -> Result<CoreNumberPool, crate::Error> {
-        self.block_on(self.inner().number_pool_update(data))
+        self.block_on(self.inner().number_pool_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreNumberPool` node (`CoreNumberPoolUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_upsert(
         &self,
         data: &CoreNumberPoolUpsert,
     ) -> Result<CoreNumberPool, crate::Error> {
-        self.block_on(self.inner().number_pool_upsert(data))
+        self.block_on(self.inner().number_pool_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreNumberPool` node with this id or hfid (`CoreNumberPoolDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().number_pool_delete(node))
+        self.block_on(self.inner().number_pool_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreRepository` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_list(
         &self,
         filter: &CoreRepositoryFilter,
@@ -709,73 +727,74 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<CoreRepository>, crate::Error> {
         self.block_on(self.inner().repository_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `CoreRepository` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_all(
         &self,
         filter: &CoreRepositoryFilter,
     ) -> Result<Vec<CoreRepository>, crate::Error> {
-        self.block_on(self.inner().repository_all(filter))
+        self.block_on(self.inner().repository_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreRepository` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<CoreRepository>, crate::Error> {
-        self.block_on(self.inner().repository_get(node))
+        self.block_on(self.inner().repository_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreRepository` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_count(
         &self,
         filter: &CoreRepositoryFilter,
     ) -> Result<u64, crate::Error> {
-        self.block_on(self.inner().repository_count(filter))
+        self.block_on(self.inner().repository_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreRepository` node (`CoreRepositoryCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_create(
         &self,
         data: &CoreRepositoryCreate,
     ) -> Result<CoreRepository, crate::Error> {
-        self.block_on(self.inner().repository_create(data))
+        self.block_on(self.inner().repository_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreRepository` node named by `data`'s id or hfid (`CoreRepositoryUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_update(
         &self,
         data: &CoreRepositoryUpdate,
     ) -> Result<CoreRepository, crate::Error> {
-        self.block_on(self.inner().repository_update(data))
+        self.block_on(self.inner().repository_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreRepository` node (`CoreRepositoryUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_upsert(
         &self,
         data: &CoreRepositoryUpsert,
     ) -> Result<CoreRepository, crate::Error> {
-        self.block_on(self.inner().repository_upsert(data))
+        self.block_on(self.inner().repository_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreRepository` node with this id or hfid (`CoreRepositoryDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().repository_delete(node))
+        self.block_on(self.inner().repository_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreStandardGroup` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_list(
         &self,
         filter: &CoreStandardGroupFilter,
@@ -783,73 +802,75 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<CoreStandardGroup>, crate::Error> {
         self.block_on(self.inner().standard_group_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `CoreStandardGroup` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_all(
         &self,
         filter: &CoreStandardGroupFilter,
     ) -> Result<Vec<CoreStandardGroup>, crate::Error> {
-        self.block_on(self.inner().standard_group_all(filter))
+        self.block_on(self.inner().standard_group_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreStandardGroup` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<CoreStandardGroup>, crate::Error> {
-        self.block_on(self.inner().standard_group_get(node))
+        self.block_on(self.inner().standard_group_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreStandardGroup` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_count(
         &self,
         filter: &CoreStandardGroupFilter,
     ) -> Result<u64, crate::Error> {
         self.block_on(self.inner().standard_group_count(filter))
+            .and_then(|answer| answer)
     }
     /// Creates a `CoreStandardGroup` node (`CoreStandardGroupCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_create(
         &self,
         data: &CoreStandardGroupCreate,
     ) -> Result<CoreStandardGroup, crate::Error> {
-        self.block_on(self.inner().standard_group_create(data))
+        self.block_on(self.inner().standard_group_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreStandardGroup` node named by `data`'s id or hfid (`CoreStandardGroupUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_update(
         &self,
         data: &CoreStandardGroupUpdate,
     ) -> Result<CoreStandardGroup, crate::Error> {
-        self.block_on(self.inner().standard_group_update(data))
+        self.block_on(self.inner().standard_group_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreStandardGroup` node (`CoreStandardGroupUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_upsert(
         &self,
         data: &CoreStandardGroupUpsert,
     ) -> Result<CoreStandardGroup, crate::Error> {
-        self.block_on(self.inner().standard_group_upsert(data))
+        self.block_on(self.inner().standard_group_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreStandardGroup` node with this id or hfid (`CoreStandardGroupDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().standard_group_delete(node))
+        self.block_on(self.inner().standard_group_delete(node)).and_then(|answer| answer)
     }
     /// One page of `IpamNamespace` nodes matching `filter` (`offset`, at most `limit`), with the total count.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_list(
         &self,
         filter: &IpamNamespaceFilter,
@@ -857,68 +878,69 @@ impl crate::blocking::InventoryClient {
         limit: u64,
     ) -> Result<crate::Page<IpamNamespace>, crate::Error> {
         self.block_on(self.inner().ip_namespace_list(filter, offset, limit))
+            .and_then(|answer| answer)
     }
     /// Every `IpamNamespace` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_all(
         &self,
         filter: &IpamNamespaceFilter,
     ) -> Result<Vec<IpamNamespace>, crate::Error> {
-        self.block_on(self.inner().ip_namespace_all(filter))
+        self.block_on(self.inner().ip_namespace_all(filter)).and_then(|answer| answer)
     }
     /// The `IpamNamespace` node with this id or hfid, or `None`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_get(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<Option<IpamNamespace>, crate::Error> {
-        self.block_on(self.inner().ip_namespace_get(node))
+        self.block_on(self.inner().ip_namespace_get(node)).and_then(|answer| answer)
     }
     /// How many `IpamNamespace` nodes match `filter`.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_count(
         &self,
         filter: &IpamNamespaceFilter,
     ) -> Result<u64, crate::Error> {
-        self.block_on(self.inner().ip_namespace_count(filter))
+        self.block_on(self.inner().ip_namespace_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `IpamNamespace` node (`IpamNamespaceCreate`) and returns it as stored. Never retried on a transient failure.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_create(
         &self,
         data: &IpamNamespaceCreate,
     ) -> Result<IpamNamespace, crate::Error> {
-        self.block_on(self.inner().ip_namespace_create(data))
+        self.block_on(self.inner().ip_namespace_create(data)).and_then(|answer| answer)
     }
     /// Updates the `IpamNamespace` node named by `data`'s id or hfid (`IpamNamespaceUpdate`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_update(
         &self,
         data: &IpamNamespaceUpdate,
     ) -> Result<IpamNamespace, crate::Error> {
-        self.block_on(self.inner().ip_namespace_update(data))
+        self.block_on(self.inner().ip_namespace_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `IpamNamespace` node (`IpamNamespaceUpsert`) and returns it.
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_upsert(
         &self,
         data: &IpamNamespaceUpsert,
     ) -> Result<IpamNamespace, crate::Error> {
-        self.block_on(self.inner().ip_namespace_upsert(data))
+        self.block_on(self.inner().ip_namespace_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `IpamNamespace` node with this id or hfid (`IpamNamespaceDelete`).
     ///
-    /// Blocking: runs the async method of the same name on this client's runtime.
+    /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_delete(
         &self,
         node: impl Into<crate::NodeRef>,
     ) -> Result<(), crate::Error> {
-        self.block_on(self.inner().ip_namespace_delete(node))
+        self.block_on(self.inner().ip_namespace_delete(node)).and_then(|answer| answer)
     }
 }

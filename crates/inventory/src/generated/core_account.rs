@@ -101,7 +101,7 @@ pub struct CoreAccountFilter {
     pub partial_match: Option<bool>,
 }
 /// The `data` of `CoreAccountCreate` (`CoreAccountCreateInput`); unset fields are not sent.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct CoreAccountCreate {
     /// `id`.
@@ -122,9 +122,9 @@ pub struct CoreAccountCreate {
     /// `password` (a secret: redacted in `Debug`, never read back).
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::node::wire::attribute_input"
+        serialize_with = "crate::node::wire::secret_attribute_input"
     )]
-    pub password: Option<crate::Secret>,
+    pub password: Option<crate::SecretString>,
     /// `account_type`, sent as `{value: ...}`.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -151,7 +151,7 @@ pub struct CoreAccountCreate {
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
 }
 /// The `data` of `CoreAccountUpdate` (`CoreAccountUpdateInput`); unset fields are not sent.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct CoreAccountUpdate {
     /// `id`.
@@ -175,9 +175,9 @@ pub struct CoreAccountUpdate {
     /// `password` (a secret: redacted in `Debug`, never read back).
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::node::wire::attribute_input"
+        serialize_with = "crate::node::wire::secret_attribute_input"
     )]
-    pub password: Option<crate::Secret>,
+    pub password: Option<crate::SecretString>,
     /// `account_type`, sent as `{value: ...}`.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -204,7 +204,7 @@ pub struct CoreAccountUpdate {
     pub member_of_groups: Option<Vec<crate::RelatedNode>>,
 }
 /// The `data` of `CoreAccountUpsert` (`CoreAccountUpsertInput`); unset fields are not sent.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct CoreAccountUpsert {
     /// `id`.
@@ -228,9 +228,9 @@ pub struct CoreAccountUpsert {
     /// `password` (a secret: redacted in `Debug`, never read back).
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::node::wire::attribute_input"
+        serialize_with = "crate::node::wire::secret_attribute_input"
     )]
-    pub password: Option<crate::Secret>,
+    pub password: Option<crate::SecretString>,
     /// `account_type`, sent as `{value: ...}`.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -291,6 +291,9 @@ impl crate::Kind for CoreAccount {
     const UPDATE_MUTATION: &'static str = "mutation CoreAccountUpdate($data: CoreAccountUpdateInput!) {\n  CoreAccountUpdate(data: $data) {\n    ok\n    object {\n      id\n      hfid\n      display_label\n      description {\n        value\n      }\n      name {\n        value\n      }\n      account_type {\n        value\n      }\n      label {\n        value\n      }\n      status {\n        value\n      }\n      subscriber_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      member_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      is_externally_managed\n    }\n  }\n}\n";
     const UPSERT_MUTATION: &'static str = "mutation CoreAccountUpsert($data: CoreAccountUpsertInput!) {\n  CoreAccountUpsert(data: $data) {\n    ok\n    object {\n      id\n      hfid\n      display_label\n      description {\n        value\n      }\n      name {\n        value\n      }\n      account_type {\n        value\n      }\n      label {\n        value\n      }\n      status {\n        value\n      }\n      subscriber_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      member_of_groups {\n        count\n        edges {\n          node {\n            id\n            hfid\n            display_label\n            __typename\n          }\n        }\n      }\n      is_externally_managed\n    }\n  }\n}\n";
     const DELETE_MUTATION: &'static str = "mutation CoreAccountDelete($data: DeleteInput!) {\n  CoreAccountDelete(data: $data) {\n    ok\n  }\n}\n";
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 impl crate::InventoryClient {
     /// One page of `CoreAccount` nodes matching `filter` (`offset`, at most `limit`), with the total count.
