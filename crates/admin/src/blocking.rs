@@ -2,8 +2,10 @@
 //! owns. The operations are generated from the same description as the async ones and only
 //! drive them (`runtime.block_on(async_twin(..))`), so both send exactly the same requests.
 //!
-//! Do not call it from inside an async runtime (tokio refuses to block a runtime thread);
-//! use [`crate::AdminClient`] there.
+//! Do not call it from inside an async runtime: a call there returns [`Error::InRuntime`](crate::Error::InRuntime)
+//! (nothing is sent) rather than stall that runtime; use [`crate::AdminClient`] there.
+//! Dropping the client there is fine (its runtime shuts down in the background). The runtime
+//! is pacer's [`BlockingRuntime`].
 //!
 //! ```no_run
 //! use pacer_admin::Credentials;
@@ -21,35 +23,38 @@
 
 use std::sync::Arc;
 
-use tokio::runtime::Runtime;
+use pacer::client::runtime::BlockingRuntime;
 
+use crate::auth::Credentials;
+use crate::client::{AdminClientBuilder as AsyncBuilder, NamespacedClient as AsyncNamespaced};
+use crate::error::{BuildError, Result};
 use crate::reconcile::Outcome;
+use crate::serverinfo::ServerInfo;
 use crate::types::{
     ClientRepresentation, ClientScopeRepresentation, GroupRepresentation, RealmRepresentation,
     RoleRepresentation, UserRepresentation,
 };
-use crate::{BuildError, Credentials, Result, ServerInfo};
 
 pub use crate::blocking_api::*;
 
 /// A blocking Keycloak admin client; see the [module docs](self). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AdminClient {
-    inner: crate::AdminClient,
-    runtime: Arc<Runtime>,
+    inner: crate::client::AdminClient,
+    runtime: BlockingRuntime,
 }
 
 /// Builds a blocking [`AdminClient`]: the async builder plus an owned runtime.
 #[derive(Debug)]
 pub struct AdminClientBuilder {
-    inner: crate::AdminClientBuilder,
+    inner: AsyncBuilder,
 }
 
 impl AdminClient {
-    /// A builder; see [`crate::AdminClient::builder`].
+    /// A builder; see [`crate::client::AdminClient::builder`].
     pub fn builder(base_url: impl Into<String>, credentials: Credentials) -> AdminClientBuilder {
         AdminClientBuilder {
-            inner: crate::AdminClient::builder(base_url, credentials),
+            inner: crate::client::AdminClient::builder(base_url, credentials),
         }
     }
 
@@ -57,12 +62,12 @@ impl AdminClient {
     pub fn namespace(&self, namespace: impl Into<Arc<str>>) -> NamespacedClient {
         NamespacedClient {
             inner: self.inner.namespace(namespace),
-            runtime: Arc::clone(&self.runtime),
+            runtime: self.runtime.clone(),
         }
     }
 
     /// The async client this one drives.
-    pub fn as_async(&self) -> &crate::AdminClient {
+    pub fn as_async(&self) -> &crate::client::AdminClient {
         &self.inner
     }
 }
@@ -92,45 +97,38 @@ impl AdminClientBuilder {
     /// Starts the client's runtime (one worker thread, which also runs the connection pool)
     /// and builds the stack on it.
     pub fn build(self) -> Result<AdminClient, BuildError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("pacer-admin")
-            .enable_all()
-            .build()
-            .map_err(|e| BuildError(format!("cannot start a runtime: {e}")))?;
+        let runtime = BlockingRuntime::new("pacer-admin")
+            .map_err(|e| BuildError::new(format!("cannot start a runtime: {e}")))?;
         let inner = {
             let _entered = runtime.enter();
             self.inner.build()?
         };
-        Ok(AdminClient {
-            inner,
-            runtime: Arc::new(runtime),
-        })
+        Ok(AdminClient { inner, runtime })
     }
 }
 
 /// The blocking API as seen by one namespace.
 #[derive(Clone, Debug)]
 pub struct NamespacedClient {
-    pub(crate) inner: crate::NamespacedClient,
-    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) inner: AsyncNamespaced,
+    pub(crate) runtime: BlockingRuntime,
 }
 
 impl NamespacedClient {
     /// `GET /admin/serverinfo`.
     pub fn server_info(&self) -> Result<ServerInfo> {
-        self.runtime.block_on(self.inner.server_info())
+        self.runtime.block_on(self.inner.server_info())?
     }
 
     /// See [`crate::NamespacedClient::ensure_realm`].
     pub fn ensure_realm(&self, desired: &RealmRepresentation) -> Result<Outcome> {
-        self.runtime.block_on(self.inner.ensure_realm(desired))
+        self.runtime.block_on(self.inner.ensure_realm(desired))?
     }
 
     /// See [`crate::NamespacedClient::ensure_client`].
     pub fn ensure_client(&self, realm: &str, desired: &ClientRepresentation) -> Result<Outcome> {
         self.runtime
-            .block_on(self.inner.ensure_client(realm, desired))
+            .block_on(self.inner.ensure_client(realm, desired))?
     }
 
     /// See [`crate::NamespacedClient::ensure_client_scope`].
@@ -140,24 +138,24 @@ impl NamespacedClient {
         desired: &ClientScopeRepresentation,
     ) -> Result<Outcome> {
         self.runtime
-            .block_on(self.inner.ensure_client_scope(realm, desired))
+            .block_on(self.inner.ensure_client_scope(realm, desired))?
     }
 
     /// See [`crate::NamespacedClient::ensure_group`].
     pub fn ensure_group(&self, realm: &str, desired: &GroupRepresentation) -> Result<Outcome> {
         self.runtime
-            .block_on(self.inner.ensure_group(realm, desired))
+            .block_on(self.inner.ensure_group(realm, desired))?
     }
 
     /// See [`crate::NamespacedClient::ensure_role`].
     pub fn ensure_role(&self, realm: &str, desired: &RoleRepresentation) -> Result<Outcome> {
         self.runtime
-            .block_on(self.inner.ensure_role(realm, desired))
+            .block_on(self.inner.ensure_role(realm, desired))?
     }
 
     /// See [`crate::NamespacedClient::ensure_user`].
     pub fn ensure_user(&self, realm: &str, desired: &UserRepresentation) -> Result<Outcome> {
         self.runtime
-            .block_on(self.inner.ensure_user(realm, desired))
+            .block_on(self.inner.ensure_user(realm, desired))?
     }
 }

@@ -1,4 +1,5 @@
-//! [`Error`]: what a call can fail with, typed so callers can match on it.
+//! [`Error`]: what a call can fail with, typed so callers can match on it; [`BuildError`]:
+//! why a client could not be built. Below everything but the name rule it uses.
 
 use std::fmt;
 use std::time::Duration;
@@ -6,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use pacer::BoxError;
+use pacer::auth::AuthError;
+use pacer::client::runtime::InRuntime;
 use pacer::retry::RetryInfo;
-
-use crate::auth::AuthError;
 
 /// The longest excerpt of a response body an error keeps.
 pub const EXCERPT_LIMIT: usize = 512;
@@ -20,6 +21,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Messages and excerpts come from Keycloak's response bodies; tokens and credentials never
 /// appear in an error (they travel in headers and forms this crate never copies into one).
+/// Operations whose bodies carry secrets (a client's secret, credentials, the token endpoint)
+/// never quote their bodies: their excerpts read [`REDACTED_EXCERPT`] and their decode errors
+/// say only where the body went wrong.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -83,6 +87,16 @@ pub enum Error {
     MissingLocation,
     /// The request never got a response: connection, timeout, or a layer's own error.
     Transport(BoxError),
+    /// A call of the [blocking client](crate::blocking) was made from inside an async
+    /// runtime, where it would stall that runtime: use [`AdminClient`](crate::AdminClient)
+    /// there. Nothing was sent.
+    InRuntime(InRuntime),
+}
+
+impl From<InRuntime> for Error {
+    fn from(error: InRuntime) -> Self {
+        Error::InRuntime(error)
+    }
 }
 
 impl fmt::Display for Error {
@@ -115,6 +129,7 @@ impl fmt::Display for Error {
             Error::Invalid(what) => write!(f, "invalid input: {what}"),
             Error::MissingLocation => f.write_str("created, but no Location header with the id"),
             Error::Transport(error) => write!(f, "transport: {error}"),
+            Error::InRuntime(error) => error.fmt(f),
         }
     }
 }
@@ -125,6 +140,7 @@ impl std::error::Error for Error {
             Error::Auth(error) => Some(error),
             Error::Decode { source, .. } | Error::Encode(source) => Some(source),
             Error::Transport(error) => Some(&**error),
+            Error::InRuntime(error) => Some(error),
             _ => None,
         }
     }
@@ -161,10 +177,13 @@ impl Error {
         Error::Transport(error)
     }
 
-    /// The error for a non-2xx response.
-    pub(crate) fn from_response(response: &Response<Bytes>) -> Error {
+    /// The error for a non-2xx response; `secret_body`: the operation's bodies carry secrets,
+    /// so nothing of the body is kept.
+    pub(crate) fn from_response(response: &Response<Bytes>, secret_body: bool) -> Error {
         let status = response.status();
         let body = response.body();
+        let excerpt = |body: &[u8]| body_excerpt(body, secret_body);
+        let message = |body: &[u8]| message(body, secret_body);
         match status {
             StatusCode::NOT_FOUND => Error::NotFound {
                 message: message(body),
@@ -195,10 +214,55 @@ impl Error {
             },
         }
     }
+
+    /// A body that did not decode as the operation's JSON; `secret_body` as for
+    /// [`Error::from_response`]: the decoder's message (which can quote a value) is then
+    /// replaced by the place where the body went wrong.
+    pub(crate) fn decode(body: &[u8], source: serde_json::Error, secret_body: bool) -> Error {
+        if secret_body {
+            let place = format!(
+                "the body does not decode (line {}, column {})",
+                source.line(),
+                source.column()
+            );
+            Error::Decode {
+                source: serde::de::Error::custom(place),
+                excerpt: REDACTED_EXCERPT.to_owned(),
+            }
+        } else {
+            Error::Decode {
+                source,
+                excerpt: excerpt(body),
+            }
+        }
+    }
 }
 
-/// Keycloak's own message (`errorMessage`, `error_description`, `error`) or a body excerpt.
-fn message(body: &[u8]) -> String {
+/// What an error shows instead of an excerpt of a body that may hold a secret.
+pub const REDACTED_EXCERPT: &str = "<redacted: this operation's bodies carry secrets>";
+
+/// The client could not be built: the configuration, or the base URL. Its text never
+/// repeats a URL or a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError(String);
+
+impl BuildError {
+    pub(crate) fn new(what: String) -> Self {
+        BuildError(what)
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid client configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Keycloak's own message (`errorMessage`, `error_description`, `error`: its words, never
+/// a stored value) or a body excerpt ([`body_excerpt`]).
+fn message(body: &[u8], secret_body: bool) -> String {
     if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) {
         for key in ["errorMessage", "error_description", "error"] {
             if let Some(text) = object.get(key).and_then(serde_json::Value::as_str) {
@@ -206,11 +270,52 @@ fn message(body: &[u8]) -> String {
             }
         }
     }
-    excerpt(body)
+    body_excerpt(body, secret_body)
+}
+
+/// The excerpt an error keeps of a body: [`REDACTED_EXCERPT`] for an operation whose
+/// bodies carry secrets; else the start of the body, with the values of keys that look
+/// secret replaced when it is a JSON object or array (a server echoing a request).
+fn body_excerpt(body: &[u8], secret_body: bool) -> String {
+    if secret_body {
+        return REDACTED_EXCERPT.to_owned();
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(mut value @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+            if redact_by_key(&mut value) {
+                bounded(&value.to_string())
+            } else {
+                excerpt(body)
+            }
+        }
+        _ => excerpt(body),
+    }
+}
+
+/// Replaces the values of secret-looking keys at any depth; whether it replaced any.
+fn redact_by_key(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut any = false;
+            for (key, value) in map.iter_mut() {
+                if crate::secret_names::looks_secret(key) && !value.is_null() {
+                    *value = serde_json::Value::String("<redacted>".to_owned());
+                    any = true;
+                } else {
+                    any |= redact_by_key(value);
+                }
+            }
+            any
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, item| redact_by_key(item) | any),
+        _ => false,
+    }
 }
 
 /// The start of `body` as text, at most [`EXCERPT_LIMIT`] bytes, cut at a character boundary.
-pub(crate) fn excerpt(body: &[u8]) -> String {
+pub fn excerpt(body: &[u8]) -> String {
     let head = &body[..body.len().min(EXCERPT_LIMIT)];
     bounded(&String::from_utf8_lossy(head))
 }
@@ -236,11 +341,17 @@ mod tests {
         let cut = excerpt(body.as_bytes());
         assert!(cut.len() <= EXCERPT_LIMIT + 3, "{}", cut.len());
         let long = format!("{{\"errorMessage\":\"{}\"}}", "x".repeat(5000));
-        assert!(message(long.as_bytes()).len() <= EXCERPT_LIMIT + 3);
+        assert!(message(long.as_bytes(), false).len() <= EXCERPT_LIMIT + 3);
         assert_eq!(
-            message(br#"{"errorMessage":"Client a exists"}"#),
+            message(br#"{"errorMessage":"Client a exists"}"#, false),
             "Client a exists"
         );
-        assert_eq!(message(b"plain"), "plain");
+        assert_eq!(message(b"plain", false), "plain");
+        assert_eq!(message(b"plain", true), REDACTED_EXCERPT);
+        let echoed = body_excerpt(br#"{"clientId":"a","secret":"canary-9"}"#, false);
+        assert!(
+            echoed.contains("clientId") && !echoed.contains("canary"),
+            "{echoed}"
+        );
     }
 }

@@ -39,7 +39,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::NamespacedClient;
+use crate::client::NamespacedClient;
 use crate::error::{Error, Result};
 use crate::types::{
     ClientRepresentation, ClientScopeRepresentation, ClientsListQuery, GroupRepresentation,

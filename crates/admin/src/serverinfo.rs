@@ -4,8 +4,8 @@
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::NamespacedClient;
-use crate::core::Call;
+use crate::call::Call;
+use crate::client::NamespacedClient;
 use crate::error::Result;
 
 /// The server information Keycloak reports (a small typed part of it).

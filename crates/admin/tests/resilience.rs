@@ -316,7 +316,7 @@ async fn secrets_never_show_in_logs_metrics_debug_or_errors() {
     .unwrap();
     let error = wrong.namespace("x").server_info().await.unwrap_err();
     assert!(
-        matches!(&error, Error::Auth(auth) if auth.status == Some(http::StatusCode::UNAUTHORIZED) && auth.error == "invalid_grant"),
+        matches!(&error, Error::Auth(auth) if auth.status() == Some(http::StatusCode::UNAUTHORIZED) && auth.refusal().and_then(|r| r.error()) == Some("invalid_grant")),
         "{error:?}"
     );
 

@@ -4,7 +4,7 @@ use anyhow::bail;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
-use super::schema::{Def, Ty, TypeSet, pascal_case, serde_camel, snake_case};
+use super::schema::{Def, Redaction, Ty, TypeSet, pascal_case, serde_camel, snake_case};
 use super::{Group, Operation, Response};
 
 /// Turns spec prose into a safe doc string: one line (so indentation never makes a doctest),
@@ -78,7 +78,10 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
                 let ty = ty.tokens(&quote!());
                 quote! { #text pub type #type_ident = #ty; }
             }
-            Def::Enum { doc: text, variants } => {
+            Def::Enum {
+                doc: text,
+                variants,
+            } => {
                 let text = doc_attrs(&doc_or(text, format!("The `{name}` values.")));
                 let variants = variants.iter().map(|value| {
                     let variant = format_ident!("{}", pascal_case(value));
@@ -98,9 +101,11 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
             }
             Def::Struct { doc: text, fields } => {
                 let text = doc_attrs(&doc_or(text, format!("The `{name}` representation.")));
-                let redacted = fields.iter().any(|f| f.redacted);
-                let eq = if set.floats.contains(name) { quote!() } else { quote!(Eq,) };
-                let debug = if redacted { quote!() } else { quote!(Debug,) };
+                let eq = if set.floats.contains(name) {
+                    quote!()
+                } else {
+                    quote!(Eq,)
+                };
                 let field_tokens = fields.iter().map(|field| {
                     let ident = ident(&field.ident);
                     let field_doc = doc_attrs(&doc_or(&field.doc, format!("`{}`", field.json)));
@@ -120,29 +125,37 @@ pub(crate) fn types(set: &TypeSet, operations: &[Operation<'_>]) -> anyhow::Resu
                         pub #ident: Option<#ty>,
                     }
                 });
-                let debug_impl = if redacted {
-                    let entries = fields.iter().map(|field| {
-                        let ident = ident(&field.ident);
-                        let json = &field.json;
-                        if field.redacted {
-                            quote!(.field(#json, &self.#ident.as_ref().map(|_| "<redacted>")))
-                        } else {
-                            quote!(.field(#json, &self.#ident))
+                // Every struct's `Debug` is written out, so that the redaction rule
+                // (`Redaction`) applies to each field and to `extra`.
+                let entries = fields.iter().map(|field| {
+                    let ident = ident(&field.ident);
+                    let json = &field.json;
+                    match field.redaction {
+                        Redaction::None => quote!(.field(#json, &self.#ident)),
+                        Redaction::Whole => {
+                            quote!(.field(#json, &crate::redact::Whole(&self.#ident)))
                         }
-                    });
-                    quote! {
-                        impl std::fmt::Debug for #type_ident {
-                            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                                f.debug_struct(#name) #(#entries)* .field("extra", &self.extra).finish()
-                            }
+                        Redaction::Values => {
+                            quote!(.field(#json, &crate::redact::Values(&self.#ident)))
+                        }
+                        Redaction::ByKey => {
+                            quote!(.field(#json, &crate::redact::ByKey(&self.#ident)))
                         }
                     }
-                } else {
-                    quote!()
+                });
+                let debug_impl = quote! {
+                    impl std::fmt::Debug for #type_ident {
+                        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                            f.debug_struct(#name)
+                                #(#entries)*
+                                .field("extra", &crate::redact::ByKey(&self.extra))
+                                .finish()
+                        }
+                    }
                 };
                 quote! {
                     #text
-                    #[derive(#debug Clone, Default, PartialEq, #eq Serialize, Deserialize)]
+                    #[derive(Clone, Default, PartialEq, #eq Serialize, Deserialize)]
                     #[serde(rename_all = "camelCase")]
                     pub struct #type_ident {
                         #(#field_tokens)*
@@ -336,9 +349,9 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
                         let lit = std::mem::take(&mut literal);
                         build.push(quote!(target.push_str(#lit);));
                         if op.entry.greedy.iter().any(|g| g == param) {
-                            build.push(quote!(crate::core::push_segments(&mut target, #value);));
+                            build.push(quote!(crate::path::push_segments(&mut target, #value);));
                         } else {
-                            build.push(quote!(crate::core::push_segment(&mut target, #value);));
+                            build.push(quote!(crate::path::push_segment(&mut target, #value);));
                         }
                     }
                     None => literal.push_str(segment),
@@ -348,7 +361,7 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
                 build.push(quote!(target.push_str(#literal);));
             }
             let method = format_ident!("{}", op.method.to_ascii_uppercase());
-            let mut call = quote!(crate::core::Call::new(http::Method::#method, target));
+            let mut call = quote!(crate::call::Call::new(http::Method::#method, target));
             if !op.query.is_empty() {
                 call = quote!(#call.query(query.pairs()));
             }
@@ -365,7 +378,7 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
             };
             methods.push(quote! {
                 #text
-                pub async fn #name(&self, #(#declared),*) -> crate::Result<#ret> {
+                pub async fn #name(&self, #(#declared),*) -> crate::error::Result<#ret> {
                     let mut target = String::new();
                     #(#build)*
                     let call = #call;
@@ -380,10 +393,10 @@ pub(crate) fn api(groups: &[Group], operations: &[Operation<'_>]) -> anyhow::Res
             #struct_doc
             #[derive(Debug, Clone)]
             pub struct #type_ident {
-                client: crate::NamespacedClient,
+                client: crate::client::NamespacedClient,
                 #(#fields,)*
             }
-            impl crate::NamespacedClient {
+            impl crate::client::NamespacedClient {
                 #accessor_doc
                 pub fn #accessor(&self, #(#accessor_args),*) -> #type_ident {
                     #type_ident { client: self.clone(), #(#accessor_init,)* }
@@ -429,8 +442,8 @@ pub(crate) fn blocking(
             let text = doc_attrs(&method_doc(op));
             quote! {
                 #text
-                pub fn #name(&self, #(#declared),*) -> crate::Result<#ret> {
-                    self.runtime.block_on(self.inner.#name(#(#passed),*))
+                pub fn #name(&self, #(#declared),*) -> crate::error::Result<#ret> {
+                    self.runtime.block_on(self.inner.#name(#(#passed),*))?
                 }
             }
         });
@@ -440,7 +453,7 @@ pub(crate) fn blocking(
             #[derive(Debug, Clone)]
             pub struct #type_ident {
                 inner: crate::api::#type_ident,
-                runtime: std::sync::Arc<tokio::runtime::Runtime>,
+                runtime: pacer::client::runtime::BlockingRuntime,
             }
             impl crate::blocking::NamespacedClient {
                 #accessor_doc

@@ -7,6 +7,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde_json::{Map, Value};
 
+use super::secret_names::looks_secret;
+
 /// A Rust type for a schema.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Ty {
@@ -144,8 +146,23 @@ pub(crate) struct Field {
     pub(crate) ty: Ty,
     /// Boxed: the field's type contains the struct itself without a `Vec` or map between.
     pub(crate) boxed: bool,
-    /// A secret: `Debug` prints `<redacted>`.
-    pub(crate) redacted: bool,
+    /// What `Debug` hides of it; see [`TypeSet::mark_redactions`].
+    pub(crate) redaction: Redaction,
+}
+
+/// How a field's `Debug` hides secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redaction {
+    /// Shown as it is: it cannot hold text (a number, a flag), or its name and its type's
+    /// name do not look secret (a nested representation redacts its own fields).
+    None,
+    /// `<redacted>` in place of the value.
+    Whole,
+    /// A settings map (`config`): its keys are shown, every value `<redacted>`.
+    Values,
+    /// Free-form JSON or a map: shown with the value of every key that looks secret
+    /// `<redacted>`, at any depth.
+    ByKey,
 }
 
 /// Every type reachable from the roots, by name.
@@ -160,7 +177,6 @@ impl TypeSet {
     pub(crate) fn collect(
         schemas: &Map<String, Value>,
         roots: &BTreeSet<String>,
-        redact: &[String],
     ) -> anyhow::Result<TypeSet> {
         let mut defs = BTreeMap::new();
         let mut pending: Vec<String> = roots.iter().cloned().collect();
@@ -171,7 +187,7 @@ impl TypeSet {
             let schema = schemas
                 .get(&name)
                 .with_context(|| format!("the spec has no schema {name}"))?;
-            let def = def_of(&name, schema, redact).with_context(|| format!("schema {name}"))?;
+            let def = def_of(schema).with_context(|| format!("schema {name}"))?;
             let mut named = BTreeSet::new();
             match &def {
                 Def::Struct { fields, .. } => fields.iter().for_each(|f| f.ty.named(&mut named)),
@@ -181,23 +197,86 @@ impl TypeSet {
             pending.extend(named);
             defs.insert(name, def);
         }
-        for entry in redact {
-            let (schema, field) = entry.split_once('.').unwrap_or((entry, ""));
-            let known = match defs.get(schema) {
-                Some(Def::Struct { fields, .. }) => fields.iter().any(|f| f.json == field),
-                _ => false,
-            };
-            if !known {
-                bail!("redact entry {entry} names no generated field");
-            }
-        }
         let mut set = TypeSet {
             defs,
             floats: BTreeSet::new(),
         };
         set.mark_floats();
         set.mark_boxes();
+        set.mark_redactions();
         Ok(set)
+    }
+
+    /// The redaction rule, for every field of every struct (no list of fields):
+    ///
+    /// - a field that can hold text (a string, a list or map of them, free-form JSON) whose
+    ///   name looks secret ([`looks_secret`]: `secret`, `codeSecret`,
+    ///   `registrationAccessToken`, `bindCredential`, `password`...) is hidden whole;
+    /// - so is a text field named `value` or ending in `Data` or `Value` of a type whose name
+    ///   looks secret (`CredentialRepresentation.value`, `.secretData`, `.credentialData`);
+    /// - a map named `config` or ending in `Config` (components, user federation, identity
+    ///   providers, mappers: they hold `bindCredential`, `clientSecret`) shows its keys only;
+    /// - any other map or free-form JSON (`attributes`, `smtpServer`) hides the value of each
+    ///   key that looks secret, at any depth; so does `extra`, the fields this client does
+    ///   not know, at run time.
+    fn mark_redactions(&mut self) {
+        let mut decisions = Vec::new();
+        for (name, def) in &self.defs {
+            if let Def::Struct { fields, .. } = def {
+                for (index, field) in fields.iter().enumerate() {
+                    decisions.push((name.clone(), index, self.redaction_of(name, field)));
+                }
+            }
+        }
+        for (name, index, redaction) in decisions {
+            if let Some(Def::Struct { fields, .. }) = self.defs.get_mut(&name) {
+                fields[index].redaction = redaction;
+            }
+        }
+    }
+
+    fn redaction_of(&self, type_name: &str, field: &Field) -> Redaction {
+        let shape = self.shape(&field.ty);
+        let json = field.json.as_str();
+        let text = matches!(shape, Shape::Text | Shape::Map | Shape::Json);
+        if text && looks_secret(json) {
+            return Redaction::Whole;
+        }
+        let value_like = json == "value" || json.ends_with("Data") || json.ends_with("Value");
+        if text && value_like && looks_secret(type_name) {
+            return Redaction::Whole;
+        }
+        let config = json == "config" || json.ends_with("Config");
+        match shape {
+            Shape::Map if config => Redaction::Values,
+            Shape::Json if config => Redaction::Values,
+            Shape::Map | Shape::Json => Redaction::ByKey,
+            _ => Redaction::None,
+        }
+    }
+
+    /// What a type holds, for the redaction rule (aliases followed).
+    fn shape(&self, ty: &Ty) -> Shape {
+        match ty {
+            Ty::String => Shape::Text,
+            Ty::Bool | Ty::I32 | Ty::I64 | Ty::F64 => Shape::Scalar,
+            Ty::Any | Ty::Object => Shape::Json,
+            // A map of representations: each redacts its own fields.
+            Ty::Map(inner) => match self.shape(inner) {
+                Shape::Struct => Shape::Struct,
+                _ => Shape::Map,
+            },
+            Ty::Vec(inner) => match self.shape(inner) {
+                Shape::Scalar => Shape::Scalar,
+                Shape::Struct => Shape::Struct,
+                _ => Shape::Text,
+            },
+            Ty::Named(name) => match self.defs.get(name) {
+                Some(Def::Alias { ty, .. }) => self.shape(ty),
+                Some(Def::Enum { .. }) => Shape::Scalar,
+                _ => Shape::Struct,
+            },
+        }
     }
 
     fn mark_floats(&mut self) {
@@ -275,7 +354,22 @@ impl TypeSet {
     }
 }
 
-fn def_of(name: &str, schema: &Value, redact: &[String]) -> anyhow::Result<Def> {
+/// What a field's type holds, for [`TypeSet::redaction_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Numbers, flags, enums (and lists of them): never a secret.
+    Scalar,
+    /// A string or a list of strings.
+    Text,
+    /// A map with typed values.
+    Map,
+    /// Free-form JSON.
+    Json,
+    /// A representation (which redacts its own fields).
+    Struct,
+}
+
+fn def_of(schema: &Value) -> anyhow::Result<Def> {
     let doc = schema
         .get("description")
         .and_then(Value::as_str)
@@ -314,7 +408,7 @@ fn def_of(name: &str, schema: &Value, redact: &[String]) -> anyhow::Result<Def> 
                 .to_owned(),
             ty: Ty::of(property).with_context(|| format!("property {json}"))?,
             boxed: false,
-            redacted: redact.iter().any(|r| *r == format!("{name}.{json}")),
+            redaction: Redaction::None,
         });
     }
     Ok(Def::Struct { doc, fields })

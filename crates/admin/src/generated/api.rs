@@ -8,9 +8,9 @@
 /// Realms: list, read, create, update, delete, partial import.
 #[derive(Debug, Clone)]
 pub struct Realms {
-    client: crate::NamespacedClient,
+    client: crate::client::NamespacedClient,
 }
-impl crate::NamespacedClient {
+impl crate::client::NamespacedClient {
     /// The [`Realms`] API of this namespace.
     pub fn realms(&self) -> Realms {
         Realms { client: self.clone() }
@@ -23,10 +23,10 @@ impl Realms {
     pub async fn list(
         &self,
         query: &crate::types::RealmsListQuery,
-    ) -> crate::Result<Vec<crate::types::RealmRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RealmRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -36,11 +36,11 @@ impl Realms {
     pub async fn get(
         &self,
         realm: &str,
-    ) -> crate::Result<Option<crate::types::RealmRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::RealmRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, realm);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, realm);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Import a realm. Imports a realm from a full representation of that realm. Realm name must be unique.
@@ -49,10 +49,10 @@ impl Realms {
     pub async fn create(
         &self,
         body: &crate::types::RealmRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Update the top-level information of the realm Any user, roles or client information in the representation will be ignored. This will only update top-level attributes of the realm.
@@ -62,21 +62,21 @@ impl Realms {
         &self,
         realm: &str,
         body: &crate::types::RealmRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, realm);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, realm);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the realm
     ///
     /// `DELETE /admin/realms/{realm}`
-    pub async fn delete(&self, realm: &str) -> crate::Result<()> {
+    pub async fn delete(&self, realm: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, realm);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, realm);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Partial import from a JSON file to an existing realm.
@@ -86,22 +86,22 @@ impl Realms {
         &self,
         realm: &str,
         body: &crate::types::RealmRepresentation,
-    ) -> crate::Result<serde_json::Map<String, serde_json::Value>> {
+    ) -> crate::error::Result<serde_json::Map<String, serde_json::Value>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, realm);
+        crate::path::push_segment(&mut target, realm);
         target.push_str("/partialImport");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.fetch(call).await
     }
 }
 /// Clients of one realm, their secrets, scopes, protocol mappers and client roles. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    client: crate::NamespacedClient,
+    client: crate::client::NamespacedClient,
     realm: String,
 }
-impl crate::NamespacedClient {
+impl crate::client::NamespacedClient {
     /// The [`Clients`] API of this namespace.
     pub fn clients(&self, realm: impl Into<String>) -> Clients {
         Clients {
@@ -117,12 +117,12 @@ impl Clients {
     pub async fn list(
         &self,
         query: &crate::types::ClientsListQuery,
-    ) -> crate::Result<Vec<crate::types::ClientRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ClientRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -132,12 +132,12 @@ impl Clients {
     pub async fn create(
         &self,
         body: &crate::types::ClientRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get representation of the client
@@ -146,13 +146,13 @@ impl Clients {
     pub async fn get(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Option<crate::types::ClientRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::ClientRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, client_uuid);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update the client
@@ -162,25 +162,25 @@ impl Clients {
         &self,
         client_uuid: &str,
         body: &crate::types::ClientRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, client_uuid);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the client
     ///
     /// `DELETE /admin/realms/{realm}/clients/{client-uuid}`
-    pub async fn delete(&self, client_uuid: &str) -> crate::Result<()> {
+    pub async fn delete(&self, client_uuid: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, client_uuid);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get the client secret
@@ -189,14 +189,14 @@ impl Clients {
     pub async fn secret(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<crate::types::CredentialRepresentation> {
+    ) -> crate::error::Result<crate::types::CredentialRepresentation> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/client-secret");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Generate a new secret for the client
@@ -205,14 +205,14 @@ impl Clients {
     pub async fn regenerate_secret(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<crate::types::CredentialRepresentation> {
+    ) -> crate::error::Result<crate::types::CredentialRepresentation> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/client-secret");
-        let call = crate::core::Call::new(http::Method::POST, target);
+        let call = crate::call::Call::new(http::Method::POST, target);
         self.client.fetch(call).await
     }
     /// Get a user dedicated to the service account
@@ -221,14 +221,14 @@ impl Clients {
     pub async fn service_account_user(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<crate::types::UserRepresentation> {
+    ) -> crate::error::Result<crate::types::UserRepresentation> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/service-account-user");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Get default client scopes. Only name and ids are returned.
@@ -237,14 +237,14 @@ impl Clients {
     pub async fn default_scopes(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/default-client-scopes");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// `PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
@@ -254,15 +254,15 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/default-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::PUT, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
     /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
@@ -272,15 +272,15 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/default-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get optional client scopes. Only name and ids are returned.
@@ -289,14 +289,14 @@ impl Clients {
     pub async fn optional_scopes(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/optional-client-scopes");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// `PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
@@ -306,15 +306,15 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/optional-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::PUT, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
     /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
@@ -324,15 +324,15 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/optional-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get mappers
@@ -341,14 +341,14 @@ impl Clients {
     pub async fn protocol_mappers(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/protocol-mappers/models");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Create a mapper
@@ -358,14 +358,14 @@ impl Clients {
         &self,
         client_uuid: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/protocol-mappers/models");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get mapper by id
@@ -375,15 +375,15 @@ impl Clients {
         &self,
         client_uuid: &str,
         id: &str,
-    ) -> crate::Result<Option<crate::types::ProtocolMapperRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::ProtocolMapperRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/protocol-mappers/models/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update the mapper
@@ -394,15 +394,15 @@ impl Clients {
         client_uuid: &str,
         id: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/protocol-mappers/models/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the mapper
@@ -412,15 +412,15 @@ impl Clients {
         &self,
         client_uuid: &str,
         id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/protocol-mappers/models/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get all roles for the realm or client
@@ -430,14 +430,14 @@ impl Clients {
         &self,
         client_uuid: &str,
         query: &crate::types::ClientsRolesQuery,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/roles");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -448,14 +448,14 @@ impl Clients {
         &self,
         client_uuid: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/roles");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get a role by name
@@ -465,15 +465,15 @@ impl Clients {
         &self,
         client_uuid: &str,
         role_name: &str,
-    ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, role_name);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update a role by name
@@ -484,15 +484,15 @@ impl Clients {
         client_uuid: &str,
         role_name: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, role_name);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete a role by name
@@ -502,25 +502,25 @@ impl Clients {
         &self,
         client_uuid: &str,
         role_name: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/clients/");
-        crate::core::push_segment(&mut target, client_uuid);
+        crate::path::push_segment(&mut target, client_uuid);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, role_name);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
 }
 /// Client scopes of one realm, their protocol mappers, and the realm's default scopes. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct ClientScopes {
-    client: crate::NamespacedClient,
+    client: crate::client::NamespacedClient,
     realm: String,
 }
-impl crate::NamespacedClient {
+impl crate::client::NamespacedClient {
     /// The [`ClientScopes`] API of this namespace.
     pub fn client_scopes(&self, realm: impl Into<String>) -> ClientScopes {
         ClientScopes {
@@ -535,12 +535,12 @@ impl ClientScopes {
     /// `GET /admin/realms/{realm}/client-scopes`
     pub async fn list(
         &self,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Create a new client scope Client Scope’s name must be unique!
@@ -549,12 +549,12 @@ impl ClientScopes {
     pub async fn create(
         &self,
         body: &crate::types::ClientScopeRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get representation of the client scope
@@ -563,13 +563,13 @@ impl ClientScopes {
     pub async fn get(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<Option<crate::types::ClientScopeRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::ClientScopeRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update the client scope
@@ -579,25 +579,25 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         body: &crate::types::ClientScopeRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the client scope
     ///
     /// `DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}`
-    pub async fn delete(&self, client_scope_id: &str) -> crate::Result<()> {
+    pub async fn delete(&self, client_scope_id: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get mappers
@@ -606,14 +606,14 @@ impl ClientScopes {
     pub async fn protocol_mappers(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
+        crate::path::push_segment(&mut target, client_scope_id);
         target.push_str("/protocol-mappers/models");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Create a mapper
@@ -623,14 +623,14 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
+        crate::path::push_segment(&mut target, client_scope_id);
         target.push_str("/protocol-mappers/models");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get mapper by id
@@ -640,15 +640,15 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         id: &str,
-    ) -> crate::Result<Option<crate::types::ProtocolMapperRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::ProtocolMapperRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
+        crate::path::push_segment(&mut target, client_scope_id);
         target.push_str("/protocol-mappers/models/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update the mapper
@@ -659,15 +659,15 @@ impl ClientScopes {
         client_scope_id: &str,
         id: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
+        crate::path::push_segment(&mut target, client_scope_id);
         target.push_str("/protocol-mappers/models/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the mapper
@@ -677,15 +677,15 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
+        crate::path::push_segment(&mut target, client_scope_id);
         target.push_str("/protocol-mappers/models/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get realm default client scopes. Only name and ids are returned.
@@ -693,12 +693,12 @@ impl ClientScopes {
     /// `GET /admin/realms/{realm}/default-default-client-scopes`
     pub async fn realm_default_scopes(
         &self,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/default-default-client-scopes");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// `PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
@@ -707,13 +707,13 @@ impl ClientScopes {
     pub async fn add_realm_default_scope(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/default-default-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::PUT, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
     /// `DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
@@ -722,13 +722,13 @@ impl ClientScopes {
     pub async fn remove_realm_default_scope(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/default-default-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get realm optional client scopes. Only name and ids are returned.
@@ -736,12 +736,12 @@ impl ClientScopes {
     /// `GET /admin/realms/{realm}/default-optional-client-scopes`
     pub async fn realm_optional_scopes(
         &self,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/default-optional-client-scopes");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// `PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
@@ -750,13 +750,13 @@ impl ClientScopes {
     pub async fn add_realm_optional_scope(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/default-optional-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::PUT, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
     /// `DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
@@ -765,23 +765,23 @@ impl ClientScopes {
     pub async fn remove_realm_optional_scope(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/default-optional-client-scopes/");
-        crate::core::push_segment(&mut target, client_scope_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, client_scope_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
 }
 /// Users of one realm: search, CRUD, passwords, group membership, role mappings. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Users {
-    client: crate::NamespacedClient,
+    client: crate::client::NamespacedClient,
     realm: String,
 }
-impl crate::NamespacedClient {
+impl crate::client::NamespacedClient {
     /// The [`Users`] API of this namespace.
     pub fn users(&self, realm: impl Into<String>) -> Users {
         Users {
@@ -797,12 +797,12 @@ impl Users {
     pub async fn list(
         &self,
         query: &crate::types::UsersListQuery,
-    ) -> crate::Result<Vec<crate::types::UserRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::UserRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -812,12 +812,12 @@ impl Users {
     pub async fn count(
         &self,
         query: &crate::types::UsersCountQuery,
-    ) -> crate::Result<i32> {
+    ) -> crate::error::Result<i32> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/count");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -827,12 +827,12 @@ impl Users {
     pub async fn create(
         &self,
         body: &crate::types::UserRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get representation of the user
@@ -842,13 +842,13 @@ impl Users {
         &self,
         user_id: &str,
         query: &crate::types::UsersGetQuery,
-    ) -> crate::Result<Option<crate::types::UserRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::UserRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
-        let call = crate::core::Call::new(http::Method::GET, target)
+        crate::path::push_segment(&mut target, user_id);
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch_optional(call).await
     }
@@ -859,25 +859,25 @@ impl Users {
         &self,
         user_id: &str,
         body: &crate::types::UserRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, user_id);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the user
     ///
     /// `DELETE /admin/realms/{realm}/users/{user-id}`
-    pub async fn delete(&self, user_id: &str) -> crate::Result<()> {
+    pub async fn delete(&self, user_id: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, user_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Set up a new password for the user.
@@ -887,14 +887,14 @@ impl Users {
         &self,
         user_id: &str,
         body: &crate::types::CredentialRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/reset-password");
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// `GET /admin/realms/{realm}/users/{user-id}/groups`.
@@ -904,43 +904,51 @@ impl Users {
         &self,
         user_id: &str,
         query: &crate::types::UsersGroupsQuery,
-    ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::GroupRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/groups");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
     /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
     ///
     /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
-    pub async fn join_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
+    pub async fn join_group(
+        &self,
+        user_id: &str,
+        group_id: &str,
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
-        let call = crate::core::Call::new(http::Method::PUT, target);
+        crate::path::push_segment(&mut target, group_id);
+        let call = crate::call::Call::new(http::Method::PUT, target);
         self.client.send_empty(call).await
     }
     /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
     ///
     /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
-    pub async fn leave_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
+    pub async fn leave_group(
+        &self,
+        user_id: &str,
+        group_id: &str,
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, group_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get realm-level role mappings
@@ -949,14 +957,14 @@ impl Users {
     pub async fn realm_roles(
         &self,
         user_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/role-mappings/realm");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Add realm-level role mappings to the user
@@ -966,14 +974,14 @@ impl Users {
         &self,
         user_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/role-mappings/realm");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete realm-level role mappings
@@ -983,14 +991,14 @@ impl Users {
         &self,
         user_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/role-mappings/realm");
-        let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Get client-level role mappings for the user or group, and the app
@@ -1000,15 +1008,15 @@ impl Users {
         &self,
         user_id: &str,
         client_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/role-mappings/clients/");
-        crate::core::push_segment(&mut target, client_id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, client_id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Add client-level roles to the user or group role mapping
@@ -1019,15 +1027,15 @@ impl Users {
         user_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/role-mappings/clients/");
-        crate::core::push_segment(&mut target, client_id);
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        crate::path::push_segment(&mut target, client_id);
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete client-level roles from user or group role mapping
@@ -1038,25 +1046,25 @@ impl Users {
         user_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/users/");
-        crate::core::push_segment(&mut target, user_id);
+        crate::path::push_segment(&mut target, user_id);
         target.push_str("/role-mappings/clients/");
-        crate::core::push_segment(&mut target, client_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
+        crate::path::push_segment(&mut target, client_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
 }
 /// Groups of one realm: CRUD, children, members, lookup by path, role mappings. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Groups {
-    client: crate::NamespacedClient,
+    client: crate::client::NamespacedClient,
     realm: String,
 }
-impl crate::NamespacedClient {
+impl crate::client::NamespacedClient {
     /// The [`Groups`] API of this namespace.
     pub fn groups(&self, realm: impl Into<String>) -> Groups {
         Groups {
@@ -1072,12 +1080,12 @@ impl Groups {
     pub async fn list(
         &self,
         query: &crate::types::GroupsListQuery,
-    ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::GroupRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -1087,12 +1095,12 @@ impl Groups {
     pub async fn create(
         &self,
         body: &crate::types::GroupRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// `GET /admin/realms/{realm}/groups/{group-id}`.
@@ -1101,13 +1109,13 @@ impl Groups {
     pub async fn get(
         &self,
         group_id: &str,
-    ) -> crate::Result<Option<crate::types::GroupRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::GroupRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, group_id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update group, ignores subgroups.
@@ -1117,25 +1125,25 @@ impl Groups {
         &self,
         group_id: &str,
         body: &crate::types::GroupRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, group_id);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// `DELETE /admin/realms/{realm}/groups/{group-id}`.
     ///
     /// `DELETE /admin/realms/{realm}/groups/{group-id}`
-    pub async fn delete(&self, group_id: &str) -> crate::Result<()> {
+    pub async fn delete(&self, group_id: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, group_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Return a paginated list of subgroups that have a parent group corresponding to the group on the URL
@@ -1145,14 +1153,14 @@ impl Groups {
         &self,
         group_id: &str,
         query: &crate::types::GroupsChildrenQuery,
-    ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::GroupRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/children");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -1163,14 +1171,14 @@ impl Groups {
         &self,
         group_id: &str,
         body: &crate::types::GroupRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/children");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get users Returns a stream of users, filtered according to query parameters
@@ -1180,14 +1188,14 @@ impl Groups {
         &self,
         group_id: &str,
         query: &crate::types::GroupsMembersQuery,
-    ) -> crate::Result<Vec<crate::types::UserRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::UserRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/members");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -1197,13 +1205,13 @@ impl Groups {
     pub async fn by_path(
         &self,
         path: &str,
-    ) -> crate::Result<Option<crate::types::GroupRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::GroupRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/group-by-path/");
-        crate::core::push_segments(&mut target, path);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segments(&mut target, path);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Get realm-level role mappings
@@ -1212,14 +1220,14 @@ impl Groups {
     pub async fn realm_roles(
         &self,
         group_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/role-mappings/realm");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Add realm-level role mappings to the user
@@ -1229,14 +1237,14 @@ impl Groups {
         &self,
         group_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/role-mappings/realm");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete realm-level role mappings
@@ -1246,14 +1254,14 @@ impl Groups {
         &self,
         group_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/role-mappings/realm");
-        let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Get client-level role mappings for the user or group, and the app
@@ -1263,15 +1271,15 @@ impl Groups {
         &self,
         group_id: &str,
         client_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/role-mappings/clients/");
-        crate::core::push_segment(&mut target, client_id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, client_id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Add client-level roles to the user or group role mapping
@@ -1282,15 +1290,15 @@ impl Groups {
         group_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/role-mappings/clients/");
-        crate::core::push_segment(&mut target, client_id);
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        crate::path::push_segment(&mut target, client_id);
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete client-level roles from user or group role mapping
@@ -1301,25 +1309,25 @@ impl Groups {
         group_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/groups/");
-        crate::core::push_segment(&mut target, group_id);
+        crate::path::push_segment(&mut target, group_id);
         target.push_str("/role-mappings/clients/");
-        crate::core::push_segment(&mut target, client_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
+        crate::path::push_segment(&mut target, client_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
 }
 /// Realm roles of one realm: CRUD by name, composites, and access by id. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct Roles {
-    client: crate::NamespacedClient,
+    client: crate::client::NamespacedClient,
     realm: String,
 }
-impl crate::NamespacedClient {
+impl crate::client::NamespacedClient {
     /// The [`Roles`] API of this namespace.
     pub fn roles(&self, realm: impl Into<String>) -> Roles {
         Roles {
@@ -1335,12 +1343,12 @@ impl Roles {
     pub async fn list(
         &self,
         query: &crate::types::RolesListQuery,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -1350,12 +1358,12 @@ impl Roles {
     pub async fn create(
         &self,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get a role by name
@@ -1364,13 +1372,13 @@ impl Roles {
     pub async fn get(
         &self,
         role_name: &str,
-    ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, role_name);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update a role by name
@@ -1380,25 +1388,25 @@ impl Roles {
         &self,
         role_name: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, role_name);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete a role by name
     ///
     /// `DELETE /admin/realms/{realm}/roles/{role-name}`
-    pub async fn delete(&self, role_name: &str) -> crate::Result<()> {
+    pub async fn delete(&self, role_name: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, role_name);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get composites of the role
@@ -1407,14 +1415,14 @@ impl Roles {
     pub async fn composites(
         &self,
         role_name: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
+        crate::path::push_segment(&mut target, role_name);
         target.push_str("/composites");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Add a composite to the role
@@ -1424,14 +1432,14 @@ impl Roles {
         &self,
         role_name: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
+        crate::path::push_segment(&mut target, role_name);
         target.push_str("/composites");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Remove roles from the role's composite
@@ -1441,14 +1449,14 @@ impl Roles {
         &self,
         role_name: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles/");
-        crate::core::push_segment(&mut target, role_name);
+        crate::path::push_segment(&mut target, role_name);
         target.push_str("/composites");
-        let call = crate::core::Call::new(http::Method::DELETE, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::DELETE, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Get a specific role's representation
@@ -1457,13 +1465,13 @@ impl Roles {
     pub async fn get_by_id(
         &self,
         role_id: &str,
-    ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::RoleRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles-by-id/");
-        crate::core::push_segment(&mut target, role_id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, role_id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update the role
@@ -1473,35 +1481,35 @@ impl Roles {
         &self,
         role_id: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles-by-id/");
-        crate::core::push_segment(&mut target, role_id);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, role_id);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the role
     ///
     /// `DELETE /admin/realms/{realm}/roles-by-id/{role-id}`
-    pub async fn delete_by_id(&self, role_id: &str) -> crate::Result<()> {
+    pub async fn delete_by_id(&self, role_id: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/roles-by-id/");
-        crate::core::push_segment(&mut target, role_id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, role_id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
 }
 /// Identity providers of one realm and their mappers. Opened for one `realm`.
 #[derive(Debug, Clone)]
 pub struct IdentityProviders {
-    client: crate::NamespacedClient,
+    client: crate::client::NamespacedClient,
     realm: String,
 }
-impl crate::NamespacedClient {
+impl crate::client::NamespacedClient {
     /// The [`IdentityProviders`] API of this namespace.
     pub fn identity_providers(&self, realm: impl Into<String>) -> IdentityProviders {
         IdentityProviders {
@@ -1517,12 +1525,12 @@ impl IdentityProviders {
     pub async fn list(
         &self,
         query: &crate::types::IdentityProvidersListQuery,
-    ) -> crate::Result<Vec<crate::types::IdentityProviderRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::IdentityProviderRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances");
-        let call = crate::core::Call::new(http::Method::GET, target)
+        let call = crate::call::Call::new(http::Method::GET, target)
             .query(query.pairs());
         self.client.fetch(call).await
     }
@@ -1532,12 +1540,12 @@ impl IdentityProviders {
     pub async fn create(
         &self,
         body: &crate::types::IdentityProviderRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get the identity provider
@@ -1546,13 +1554,13 @@ impl IdentityProviders {
     pub async fn get(
         &self,
         alias: &str,
-    ) -> crate::Result<Option<crate::types::IdentityProviderRepresentation>> {
+    ) -> crate::error::Result<Option<crate::types::IdentityProviderRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, alias);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update the identity provider
@@ -1562,25 +1570,25 @@ impl IdentityProviders {
         &self,
         alias: &str,
         body: &crate::types::IdentityProviderRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, alias);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete the identity provider
     ///
     /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}`
-    pub async fn delete(&self, alias: &str) -> crate::Result<()> {
+    pub async fn delete(&self, alias: &str) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, alias);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
     /// Get mappers for identity provider
@@ -1589,14 +1597,14 @@ impl IdentityProviders {
     pub async fn mappers(
         &self,
         alias: &str,
-    ) -> crate::Result<Vec<crate::types::IdentityProviderMapperRepresentation>> {
+    ) -> crate::error::Result<Vec<crate::types::IdentityProviderMapperRepresentation>> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
+        crate::path::push_segment(&mut target, alias);
         target.push_str("/mappers");
-        let call = crate::core::Call::new(http::Method::GET, target);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch(call).await
     }
     /// Add a mapper to identity provider
@@ -1606,14 +1614,14 @@ impl IdentityProviders {
         &self,
         alias: &str,
         body: &crate::types::IdentityProviderMapperRepresentation,
-    ) -> crate::Result<String> {
+    ) -> crate::error::Result<String> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
+        crate::path::push_segment(&mut target, alias);
         target.push_str("/mappers");
-        let call = crate::core::Call::new(http::Method::POST, target).json(body)?;
+        let call = crate::call::Call::new(http::Method::POST, target).json(body)?;
         self.client.send_created(call).await
     }
     /// Get mapper by id for the identity provider
@@ -1623,15 +1631,17 @@ impl IdentityProviders {
         &self,
         alias: &str,
         id: &str,
-    ) -> crate::Result<Option<crate::types::IdentityProviderMapperRepresentation>> {
+    ) -> crate::error::Result<
+        Option<crate::types::IdentityProviderMapperRepresentation>,
+    > {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
+        crate::path::push_segment(&mut target, alias);
         target.push_str("/mappers/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::GET, target);
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::GET, target);
         self.client.fetch_optional(call).await
     }
     /// Update a mapper for the identity provider
@@ -1642,29 +1652,33 @@ impl IdentityProviders {
         alias: &str,
         id: &str,
         body: &crate::types::IdentityProviderMapperRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
+        crate::path::push_segment(&mut target, alias);
         target.push_str("/mappers/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::PUT, target).json(body)?;
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::PUT, target).json(body)?;
         self.client.send_empty(call).await
     }
     /// Delete a mapper for the identity provider
     ///
     /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`
-    pub async fn delete_mapper(&self, alias: &str, id: &str) -> crate::Result<()> {
+    pub async fn delete_mapper(
+        &self,
+        alias: &str,
+        id: &str,
+    ) -> crate::error::Result<()> {
         let mut target = String::new();
         target.push_str("/admin/realms/");
-        crate::core::push_segment(&mut target, &self.realm);
+        crate::path::push_segment(&mut target, &self.realm);
         target.push_str("/identity-provider/instances/");
-        crate::core::push_segment(&mut target, alias);
+        crate::path::push_segment(&mut target, alias);
         target.push_str("/mappers/");
-        crate::core::push_segment(&mut target, id);
-        let call = crate::core::Call::new(http::Method::DELETE, target);
+        crate::path::push_segment(&mut target, id);
+        let call = crate::call::Call::new(http::Method::DELETE, target);
         self.client.send_empty(call).await
     }
 }

@@ -6,7 +6,7 @@
 #[derive(Debug, Clone)]
 pub struct Realms {
     inner: crate::api::Realms,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    runtime: pacer::client::runtime::BlockingRuntime,
 }
 impl crate::blocking::NamespacedClient {
     /// The blocking [`Realms`] API of this namespace.
@@ -24,8 +24,8 @@ impl Realms {
     pub fn list(
         &self,
         query: &crate::types::RealmsListQuery,
-    ) -> crate::Result<Vec<crate::types::RealmRepresentation>> {
-        self.runtime.block_on(self.inner.list(query))
+    ) -> crate::error::Result<Vec<crate::types::RealmRepresentation>> {
+        self.runtime.block_on(self.inner.list(query))?
     }
     /// Get the top-level representation of the realm It will not include nested information like User and Client representations.
     ///
@@ -33,8 +33,8 @@ impl Realms {
     pub fn get(
         &self,
         realm: &str,
-    ) -> crate::Result<Option<crate::types::RealmRepresentation>> {
-        self.runtime.block_on(self.inner.get(realm))
+    ) -> crate::error::Result<Option<crate::types::RealmRepresentation>> {
+        self.runtime.block_on(self.inner.get(realm))?
     }
     /// Import a realm. Imports a realm from a full representation of that realm. Realm name must be unique.
     ///
@@ -42,8 +42,8 @@ impl Realms {
     pub fn create(
         &self,
         body: &crate::types::RealmRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create(body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create(body))?
     }
     /// Update the top-level information of the realm Any user, roles or client information in the representation will be ignored. This will only update top-level attributes of the realm.
     ///
@@ -52,14 +52,14 @@ impl Realms {
         &self,
         realm: &str,
         body: &crate::types::RealmRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update(realm, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update(realm, body))?
     }
     /// Delete the realm
     ///
     /// `DELETE /admin/realms/{realm}`
-    pub fn delete(&self, realm: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete(realm))
+    pub fn delete(&self, realm: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete(realm))?
     }
     /// Partial import from a JSON file to an existing realm.
     ///
@@ -68,15 +68,15 @@ impl Realms {
         &self,
         realm: &str,
         body: &crate::types::RealmRepresentation,
-    ) -> crate::Result<serde_json::Map<String, serde_json::Value>> {
-        self.runtime.block_on(self.inner.partial_import(realm, body))
+    ) -> crate::error::Result<serde_json::Map<String, serde_json::Value>> {
+        self.runtime.block_on(self.inner.partial_import(realm, body))?
     }
 }
 /// Clients of one realm, their secrets, scopes, protocol mappers and client roles. Opened for one `realm`. The blocking twin of [`crate::api::Clients`].
 #[derive(Debug, Clone)]
 pub struct Clients {
     inner: crate::api::Clients,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    runtime: pacer::client::runtime::BlockingRuntime,
 }
 impl crate::blocking::NamespacedClient {
     /// The blocking [`Clients`] API of this namespace.
@@ -94,8 +94,8 @@ impl Clients {
     pub fn list(
         &self,
         query: &crate::types::ClientsListQuery,
-    ) -> crate::Result<Vec<crate::types::ClientRepresentation>> {
-        self.runtime.block_on(self.inner.list(query))
+    ) -> crate::error::Result<Vec<crate::types::ClientRepresentation>> {
+        self.runtime.block_on(self.inner.list(query))?
     }
     /// Create a new client Client’s client_id must be unique!
     ///
@@ -103,8 +103,8 @@ impl Clients {
     pub fn create(
         &self,
         body: &crate::types::ClientRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create(body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create(body))?
     }
     /// Get representation of the client
     ///
@@ -112,8 +112,8 @@ impl Clients {
     pub fn get(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Option<crate::types::ClientRepresentation>> {
-        self.runtime.block_on(self.inner.get(client_uuid))
+    ) -> crate::error::Result<Option<crate::types::ClientRepresentation>> {
+        self.runtime.block_on(self.inner.get(client_uuid))?
     }
     /// Update the client
     ///
@@ -122,14 +122,14 @@ impl Clients {
         &self,
         client_uuid: &str,
         body: &crate::types::ClientRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update(client_uuid, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update(client_uuid, body))?
     }
     /// Delete the client
     ///
     /// `DELETE /admin/realms/{realm}/clients/{client-uuid}`
-    pub fn delete(&self, client_uuid: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete(client_uuid))
+    pub fn delete(&self, client_uuid: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete(client_uuid))?
     }
     /// Get the client secret
     ///
@@ -137,8 +137,8 @@ impl Clients {
     pub fn secret(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<crate::types::CredentialRepresentation> {
-        self.runtime.block_on(self.inner.secret(client_uuid))
+    ) -> crate::error::Result<crate::types::CredentialRepresentation> {
+        self.runtime.block_on(self.inner.secret(client_uuid))?
     }
     /// Generate a new secret for the client
     ///
@@ -146,8 +146,8 @@ impl Clients {
     pub fn regenerate_secret(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<crate::types::CredentialRepresentation> {
-        self.runtime.block_on(self.inner.regenerate_secret(client_uuid))
+    ) -> crate::error::Result<crate::types::CredentialRepresentation> {
+        self.runtime.block_on(self.inner.regenerate_secret(client_uuid))?
     }
     /// Get a user dedicated to the service account
     ///
@@ -155,8 +155,8 @@ impl Clients {
     pub fn service_account_user(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<crate::types::UserRepresentation> {
-        self.runtime.block_on(self.inner.service_account_user(client_uuid))
+    ) -> crate::error::Result<crate::types::UserRepresentation> {
+        self.runtime.block_on(self.inner.service_account_user(client_uuid))?
     }
     /// Get default client scopes. Only name and ids are returned.
     ///
@@ -164,8 +164,8 @@ impl Clients {
     pub fn default_scopes(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
-        self.runtime.block_on(self.inner.default_scopes(client_uuid))
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
+        self.runtime.block_on(self.inner.default_scopes(client_uuid))?
     }
     /// `PUT /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
     ///
@@ -174,8 +174,9 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_default_scope(client_uuid, client_scope_id))
+    ) -> crate::error::Result<()> {
+        self.runtime
+            .block_on(self.inner.add_default_scope(client_uuid, client_scope_id))?
     }
     /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/default-client-scopes/{clientScopeId}`.
     ///
@@ -184,9 +185,9 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         self.runtime
-            .block_on(self.inner.remove_default_scope(client_uuid, client_scope_id))
+            .block_on(self.inner.remove_default_scope(client_uuid, client_scope_id))?
     }
     /// Get optional client scopes. Only name and ids are returned.
     ///
@@ -194,8 +195,8 @@ impl Clients {
     pub fn optional_scopes(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
-        self.runtime.block_on(self.inner.optional_scopes(client_uuid))
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
+        self.runtime.block_on(self.inner.optional_scopes(client_uuid))?
     }
     /// `PUT /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
     ///
@@ -204,9 +205,9 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         self.runtime
-            .block_on(self.inner.add_optional_scope(client_uuid, client_scope_id))
+            .block_on(self.inner.add_optional_scope(client_uuid, client_scope_id))?
     }
     /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/optional-client-scopes/{clientScopeId}`.
     ///
@@ -215,9 +216,9 @@ impl Clients {
         &self,
         client_uuid: &str,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         self.runtime
-            .block_on(self.inner.remove_optional_scope(client_uuid, client_scope_id))
+            .block_on(self.inner.remove_optional_scope(client_uuid, client_scope_id))?
     }
     /// Get mappers
     ///
@@ -225,8 +226,8 @@ impl Clients {
     pub fn protocol_mappers(
         &self,
         client_uuid: &str,
-    ) -> crate::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
-        self.runtime.block_on(self.inner.protocol_mappers(client_uuid))
+    ) -> crate::error::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
+        self.runtime.block_on(self.inner.protocol_mappers(client_uuid))?
     }
     /// Create a mapper
     ///
@@ -235,8 +236,8 @@ impl Clients {
         &self,
         client_uuid: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create_protocol_mapper(client_uuid, body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create_protocol_mapper(client_uuid, body))?
     }
     /// Get mapper by id
     ///
@@ -245,8 +246,8 @@ impl Clients {
         &self,
         client_uuid: &str,
         id: &str,
-    ) -> crate::Result<Option<crate::types::ProtocolMapperRepresentation>> {
-        self.runtime.block_on(self.inner.protocol_mapper(client_uuid, id))
+    ) -> crate::error::Result<Option<crate::types::ProtocolMapperRepresentation>> {
+        self.runtime.block_on(self.inner.protocol_mapper(client_uuid, id))?
     }
     /// Update the mapper
     ///
@@ -256,8 +257,8 @@ impl Clients {
         client_uuid: &str,
         id: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update_protocol_mapper(client_uuid, id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update_protocol_mapper(client_uuid, id, body))?
     }
     /// Delete the mapper
     ///
@@ -266,8 +267,8 @@ impl Clients {
         &self,
         client_uuid: &str,
         id: &str,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete_protocol_mapper(client_uuid, id))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete_protocol_mapper(client_uuid, id))?
     }
     /// Get all roles for the realm or client
     ///
@@ -276,8 +277,8 @@ impl Clients {
         &self,
         client_uuid: &str,
         query: &crate::types::ClientsRolesQuery,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.roles(client_uuid, query))
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.roles(client_uuid, query))?
     }
     /// Create a new role for the realm or client
     ///
@@ -286,8 +287,8 @@ impl Clients {
         &self,
         client_uuid: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create_role(client_uuid, body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create_role(client_uuid, body))?
     }
     /// Get a role by name
     ///
@@ -296,8 +297,8 @@ impl Clients {
         &self,
         client_uuid: &str,
         role_name: &str,
-    ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.role(client_uuid, role_name))
+    ) -> crate::error::Result<Option<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.role(client_uuid, role_name))?
     }
     /// Update a role by name
     ///
@@ -307,21 +308,25 @@ impl Clients {
         client_uuid: &str,
         role_name: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update_role(client_uuid, role_name, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update_role(client_uuid, role_name, body))?
     }
     /// Delete a role by name
     ///
     /// `DELETE /admin/realms/{realm}/clients/{client-uuid}/roles/{role-name}`
-    pub fn delete_role(&self, client_uuid: &str, role_name: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete_role(client_uuid, role_name))
+    pub fn delete_role(
+        &self,
+        client_uuid: &str,
+        role_name: &str,
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete_role(client_uuid, role_name))?
     }
 }
 /// Client scopes of one realm, their protocol mappers, and the realm's default scopes. Opened for one `realm`. The blocking twin of [`crate::api::ClientScopes`].
 #[derive(Debug, Clone)]
 pub struct ClientScopes {
     inner: crate::api::ClientScopes,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    runtime: pacer::client::runtime::BlockingRuntime,
 }
 impl crate::blocking::NamespacedClient {
     /// The blocking [`ClientScopes`] API of this namespace.
@@ -336,8 +341,10 @@ impl ClientScopes {
     /// Get client scopes belonging to the realm Returns a list of client scopes belonging to the realm
     ///
     /// `GET /admin/realms/{realm}/client-scopes`
-    pub fn list(&self) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
-        self.runtime.block_on(self.inner.list())
+    pub fn list(
+        &self,
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
+        self.runtime.block_on(self.inner.list())?
     }
     /// Create a new client scope Client Scope’s name must be unique!
     ///
@@ -345,8 +352,8 @@ impl ClientScopes {
     pub fn create(
         &self,
         body: &crate::types::ClientScopeRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create(body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create(body))?
     }
     /// Get representation of the client scope
     ///
@@ -354,8 +361,8 @@ impl ClientScopes {
     pub fn get(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<Option<crate::types::ClientScopeRepresentation>> {
-        self.runtime.block_on(self.inner.get(client_scope_id))
+    ) -> crate::error::Result<Option<crate::types::ClientScopeRepresentation>> {
+        self.runtime.block_on(self.inner.get(client_scope_id))?
     }
     /// Update the client scope
     ///
@@ -364,14 +371,14 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         body: &crate::types::ClientScopeRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update(client_scope_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update(client_scope_id, body))?
     }
     /// Delete the client scope
     ///
     /// `DELETE /admin/realms/{realm}/client-scopes/{client-scope-id}`
-    pub fn delete(&self, client_scope_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete(client_scope_id))
+    pub fn delete(&self, client_scope_id: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete(client_scope_id))?
     }
     /// Get mappers
     ///
@@ -379,8 +386,8 @@ impl ClientScopes {
     pub fn protocol_mappers(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
-        self.runtime.block_on(self.inner.protocol_mappers(client_scope_id))
+    ) -> crate::error::Result<Vec<crate::types::ProtocolMapperRepresentation>> {
+        self.runtime.block_on(self.inner.protocol_mappers(client_scope_id))?
     }
     /// Create a mapper
     ///
@@ -389,8 +396,8 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create_protocol_mapper(client_scope_id, body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create_protocol_mapper(client_scope_id, body))?
     }
     /// Get mapper by id
     ///
@@ -399,8 +406,8 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         id: &str,
-    ) -> crate::Result<Option<crate::types::ProtocolMapperRepresentation>> {
-        self.runtime.block_on(self.inner.protocol_mapper(client_scope_id, id))
+    ) -> crate::error::Result<Option<crate::types::ProtocolMapperRepresentation>> {
+        self.runtime.block_on(self.inner.protocol_mapper(client_scope_id, id))?
     }
     /// Update the mapper
     ///
@@ -410,9 +417,9 @@ impl ClientScopes {
         client_scope_id: &str,
         id: &str,
         body: &crate::types::ProtocolMapperRepresentation,
-    ) -> crate::Result<()> {
+    ) -> crate::error::Result<()> {
         self.runtime
-            .block_on(self.inner.update_protocol_mapper(client_scope_id, id, body))
+            .block_on(self.inner.update_protocol_mapper(client_scope_id, id, body))?
     }
     /// Delete the mapper
     ///
@@ -421,22 +428,25 @@ impl ClientScopes {
         &self,
         client_scope_id: &str,
         id: &str,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete_protocol_mapper(client_scope_id, id))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete_protocol_mapper(client_scope_id, id))?
     }
     /// Get realm default client scopes. Only name and ids are returned.
     ///
     /// `GET /admin/realms/{realm}/default-default-client-scopes`
     pub fn realm_default_scopes(
         &self,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
-        self.runtime.block_on(self.inner.realm_default_scopes())
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
+        self.runtime.block_on(self.inner.realm_default_scopes())?
     }
     /// `PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
     ///
     /// `PUT /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`
-    pub fn add_realm_default_scope(&self, client_scope_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_realm_default_scope(client_scope_id))
+    pub fn add_realm_default_scope(
+        &self,
+        client_scope_id: &str,
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.add_realm_default_scope(client_scope_id))?
     }
     /// `DELETE /admin/realms/{realm}/default-default-client-scopes/{clientScopeId}`.
     ///
@@ -444,22 +454,25 @@ impl ClientScopes {
     pub fn remove_realm_default_scope(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.remove_realm_default_scope(client_scope_id))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.remove_realm_default_scope(client_scope_id))?
     }
     /// Get realm optional client scopes. Only name and ids are returned.
     ///
     /// `GET /admin/realms/{realm}/default-optional-client-scopes`
     pub fn realm_optional_scopes(
         &self,
-    ) -> crate::Result<Vec<crate::types::ClientScopeRepresentation>> {
-        self.runtime.block_on(self.inner.realm_optional_scopes())
+    ) -> crate::error::Result<Vec<crate::types::ClientScopeRepresentation>> {
+        self.runtime.block_on(self.inner.realm_optional_scopes())?
     }
     /// `PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
     ///
     /// `PUT /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`
-    pub fn add_realm_optional_scope(&self, client_scope_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_realm_optional_scope(client_scope_id))
+    pub fn add_realm_optional_scope(
+        &self,
+        client_scope_id: &str,
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.add_realm_optional_scope(client_scope_id))?
     }
     /// `DELETE /admin/realms/{realm}/default-optional-client-scopes/{clientScopeId}`.
     ///
@@ -467,15 +480,15 @@ impl ClientScopes {
     pub fn remove_realm_optional_scope(
         &self,
         client_scope_id: &str,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.remove_realm_optional_scope(client_scope_id))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.remove_realm_optional_scope(client_scope_id))?
     }
 }
 /// Users of one realm: search, CRUD, passwords, group membership, role mappings. Opened for one `realm`. The blocking twin of [`crate::api::Users`].
 #[derive(Debug, Clone)]
 pub struct Users {
     inner: crate::api::Users,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    runtime: pacer::client::runtime::BlockingRuntime,
 }
 impl crate::blocking::NamespacedClient {
     /// The blocking [`Users`] API of this namespace.
@@ -493,14 +506,17 @@ impl Users {
     pub fn list(
         &self,
         query: &crate::types::UsersListQuery,
-    ) -> crate::Result<Vec<crate::types::UserRepresentation>> {
-        self.runtime.block_on(self.inner.list(query))
+    ) -> crate::error::Result<Vec<crate::types::UserRepresentation>> {
+        self.runtime.block_on(self.inner.list(query))?
     }
     /// Returns the number of users that match the given criteria. It can be called in three different ways. 1. Don’t specify any criteria and pass {@code null}. The number of all users within that realm will be returned. \<p\> 2. If {@code search} is specified other criteria such as {@code last} will be ignored even though you set them. The {@code search} string will be matched against the first and last name, the username and the email of a user. \<p\> 3. If {@code search} is unspecified but any of {@code last}, {@code first}, {@code email} or {@code username} those criteria are matched against their respective fields on a user entity. Combined with a logical and.
     ///
     /// `GET /admin/realms/{realm}/users/count`
-    pub fn count(&self, query: &crate::types::UsersCountQuery) -> crate::Result<i32> {
-        self.runtime.block_on(self.inner.count(query))
+    pub fn count(
+        &self,
+        query: &crate::types::UsersCountQuery,
+    ) -> crate::error::Result<i32> {
+        self.runtime.block_on(self.inner.count(query))?
     }
     /// Create a new user Username must be unique.
     ///
@@ -508,8 +524,8 @@ impl Users {
     pub fn create(
         &self,
         body: &crate::types::UserRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create(body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create(body))?
     }
     /// Get representation of the user
     ///
@@ -518,8 +534,8 @@ impl Users {
         &self,
         user_id: &str,
         query: &crate::types::UsersGetQuery,
-    ) -> crate::Result<Option<crate::types::UserRepresentation>> {
-        self.runtime.block_on(self.inner.get(user_id, query))
+    ) -> crate::error::Result<Option<crate::types::UserRepresentation>> {
+        self.runtime.block_on(self.inner.get(user_id, query))?
     }
     /// Update the user
     ///
@@ -528,14 +544,14 @@ impl Users {
         &self,
         user_id: &str,
         body: &crate::types::UserRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update(user_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update(user_id, body))?
     }
     /// Delete the user
     ///
     /// `DELETE /admin/realms/{realm}/users/{user-id}`
-    pub fn delete(&self, user_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete(user_id))
+    pub fn delete(&self, user_id: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete(user_id))?
     }
     /// Set up a new password for the user.
     ///
@@ -544,8 +560,8 @@ impl Users {
         &self,
         user_id: &str,
         body: &crate::types::CredentialRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.reset_password(user_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.reset_password(user_id, body))?
     }
     /// `GET /admin/realms/{realm}/users/{user-id}/groups`.
     ///
@@ -554,20 +570,24 @@ impl Users {
         &self,
         user_id: &str,
         query: &crate::types::UsersGroupsQuery,
-    ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
-        self.runtime.block_on(self.inner.groups(user_id, query))
+    ) -> crate::error::Result<Vec<crate::types::GroupRepresentation>> {
+        self.runtime.block_on(self.inner.groups(user_id, query))?
     }
     /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
     ///
     /// `PUT /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
-    pub fn join_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.join_group(user_id, group_id))
+    pub fn join_group(&self, user_id: &str, group_id: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.join_group(user_id, group_id))?
     }
     /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`.
     ///
     /// `DELETE /admin/realms/{realm}/users/{user-id}/groups/{groupId}`
-    pub fn leave_group(&self, user_id: &str, group_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.leave_group(user_id, group_id))
+    pub fn leave_group(
+        &self,
+        user_id: &str,
+        group_id: &str,
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.leave_group(user_id, group_id))?
     }
     /// Get realm-level role mappings
     ///
@@ -575,8 +595,8 @@ impl Users {
     pub fn realm_roles(
         &self,
         user_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.realm_roles(user_id))
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.realm_roles(user_id))?
     }
     /// Add realm-level role mappings to the user
     ///
@@ -585,8 +605,8 @@ impl Users {
         &self,
         user_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_realm_roles(user_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.add_realm_roles(user_id, body))?
     }
     /// Delete realm-level role mappings
     ///
@@ -595,8 +615,8 @@ impl Users {
         &self,
         user_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.remove_realm_roles(user_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.remove_realm_roles(user_id, body))?
     }
     /// Get client-level role mappings for the user or group, and the app
     ///
@@ -605,8 +625,8 @@ impl Users {
         &self,
         user_id: &str,
         client_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.client_roles(user_id, client_id))
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.client_roles(user_id, client_id))?
     }
     /// Add client-level roles to the user or group role mapping
     ///
@@ -616,8 +636,8 @@ impl Users {
         user_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_client_roles(user_id, client_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.add_client_roles(user_id, client_id, body))?
     }
     /// Delete client-level roles from user or group role mapping
     ///
@@ -627,15 +647,15 @@ impl Users {
         user_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.remove_client_roles(user_id, client_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.remove_client_roles(user_id, client_id, body))?
     }
 }
 /// Groups of one realm: CRUD, children, members, lookup by path, role mappings. Opened for one `realm`. The blocking twin of [`crate::api::Groups`].
 #[derive(Debug, Clone)]
 pub struct Groups {
     inner: crate::api::Groups,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    runtime: pacer::client::runtime::BlockingRuntime,
 }
 impl crate::blocking::NamespacedClient {
     /// The blocking [`Groups`] API of this namespace.
@@ -653,8 +673,8 @@ impl Groups {
     pub fn list(
         &self,
         query: &crate::types::GroupsListQuery,
-    ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
-        self.runtime.block_on(self.inner.list(query))
+    ) -> crate::error::Result<Vec<crate::types::GroupRepresentation>> {
+        self.runtime.block_on(self.inner.list(query))?
     }
     /// create or add a top level realm groupSet or create child. This will update the group and set the parent if it exists. Create it and set the parent if the group doesn’t exist.
     ///
@@ -662,8 +682,8 @@ impl Groups {
     pub fn create(
         &self,
         body: &crate::types::GroupRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create(body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create(body))?
     }
     /// `GET /admin/realms/{realm}/groups/{group-id}`.
     ///
@@ -671,8 +691,8 @@ impl Groups {
     pub fn get(
         &self,
         group_id: &str,
-    ) -> crate::Result<Option<crate::types::GroupRepresentation>> {
-        self.runtime.block_on(self.inner.get(group_id))
+    ) -> crate::error::Result<Option<crate::types::GroupRepresentation>> {
+        self.runtime.block_on(self.inner.get(group_id))?
     }
     /// Update group, ignores subgroups.
     ///
@@ -681,14 +701,14 @@ impl Groups {
         &self,
         group_id: &str,
         body: &crate::types::GroupRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update(group_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update(group_id, body))?
     }
     /// `DELETE /admin/realms/{realm}/groups/{group-id}`.
     ///
     /// `DELETE /admin/realms/{realm}/groups/{group-id}`
-    pub fn delete(&self, group_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete(group_id))
+    pub fn delete(&self, group_id: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete(group_id))?
     }
     /// Return a paginated list of subgroups that have a parent group corresponding to the group on the URL
     ///
@@ -697,8 +717,8 @@ impl Groups {
         &self,
         group_id: &str,
         query: &crate::types::GroupsChildrenQuery,
-    ) -> crate::Result<Vec<crate::types::GroupRepresentation>> {
-        self.runtime.block_on(self.inner.children(group_id, query))
+    ) -> crate::error::Result<Vec<crate::types::GroupRepresentation>> {
+        self.runtime.block_on(self.inner.children(group_id, query))?
     }
     /// Set or create child. This will just set the parent if it exists. Create it and set the parent if the group doesn’t exist.
     ///
@@ -707,8 +727,8 @@ impl Groups {
         &self,
         group_id: &str,
         body: &crate::types::GroupRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create_child(group_id, body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create_child(group_id, body))?
     }
     /// Get users Returns a stream of users, filtered according to query parameters
     ///
@@ -717,8 +737,8 @@ impl Groups {
         &self,
         group_id: &str,
         query: &crate::types::GroupsMembersQuery,
-    ) -> crate::Result<Vec<crate::types::UserRepresentation>> {
-        self.runtime.block_on(self.inner.members(group_id, query))
+    ) -> crate::error::Result<Vec<crate::types::UserRepresentation>> {
+        self.runtime.block_on(self.inner.members(group_id, query))?
     }
     /// `GET /admin/realms/{realm}/group-by-path/{path}`.
     ///
@@ -726,8 +746,8 @@ impl Groups {
     pub fn by_path(
         &self,
         path: &str,
-    ) -> crate::Result<Option<crate::types::GroupRepresentation>> {
-        self.runtime.block_on(self.inner.by_path(path))
+    ) -> crate::error::Result<Option<crate::types::GroupRepresentation>> {
+        self.runtime.block_on(self.inner.by_path(path))?
     }
     /// Get realm-level role mappings
     ///
@@ -735,8 +755,8 @@ impl Groups {
     pub fn realm_roles(
         &self,
         group_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.realm_roles(group_id))
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.realm_roles(group_id))?
     }
     /// Add realm-level role mappings to the user
     ///
@@ -745,8 +765,8 @@ impl Groups {
         &self,
         group_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_realm_roles(group_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.add_realm_roles(group_id, body))?
     }
     /// Delete realm-level role mappings
     ///
@@ -755,8 +775,8 @@ impl Groups {
         &self,
         group_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.remove_realm_roles(group_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.remove_realm_roles(group_id, body))?
     }
     /// Get client-level role mappings for the user or group, and the app
     ///
@@ -765,8 +785,8 @@ impl Groups {
         &self,
         group_id: &str,
         client_id: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.client_roles(group_id, client_id))
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.client_roles(group_id, client_id))?
     }
     /// Add client-level roles to the user or group role mapping
     ///
@@ -776,8 +796,8 @@ impl Groups {
         group_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_client_roles(group_id, client_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.add_client_roles(group_id, client_id, body))?
     }
     /// Delete client-level roles from user or group role mapping
     ///
@@ -787,15 +807,15 @@ impl Groups {
         group_id: &str,
         client_id: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.remove_client_roles(group_id, client_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.remove_client_roles(group_id, client_id, body))?
     }
 }
 /// Realm roles of one realm: CRUD by name, composites, and access by id. Opened for one `realm`. The blocking twin of [`crate::api::Roles`].
 #[derive(Debug, Clone)]
 pub struct Roles {
     inner: crate::api::Roles,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    runtime: pacer::client::runtime::BlockingRuntime,
 }
 impl crate::blocking::NamespacedClient {
     /// The blocking [`Roles`] API of this namespace.
@@ -813,8 +833,8 @@ impl Roles {
     pub fn list(
         &self,
         query: &crate::types::RolesListQuery,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.list(query))
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.list(query))?
     }
     /// Create a new role for the realm or client
     ///
@@ -822,8 +842,8 @@ impl Roles {
     pub fn create(
         &self,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create(body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create(body))?
     }
     /// Get a role by name
     ///
@@ -831,8 +851,8 @@ impl Roles {
     pub fn get(
         &self,
         role_name: &str,
-    ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.get(role_name))
+    ) -> crate::error::Result<Option<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.get(role_name))?
     }
     /// Update a role by name
     ///
@@ -841,14 +861,14 @@ impl Roles {
         &self,
         role_name: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update(role_name, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update(role_name, body))?
     }
     /// Delete a role by name
     ///
     /// `DELETE /admin/realms/{realm}/roles/{role-name}`
-    pub fn delete(&self, role_name: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete(role_name))
+    pub fn delete(&self, role_name: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete(role_name))?
     }
     /// Get composites of the role
     ///
@@ -856,8 +876,8 @@ impl Roles {
     pub fn composites(
         &self,
         role_name: &str,
-    ) -> crate::Result<Vec<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.composites(role_name))
+    ) -> crate::error::Result<Vec<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.composites(role_name))?
     }
     /// Add a composite to the role
     ///
@@ -866,8 +886,8 @@ impl Roles {
         &self,
         role_name: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.add_composites(role_name, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.add_composites(role_name, body))?
     }
     /// Remove roles from the role's composite
     ///
@@ -876,8 +896,8 @@ impl Roles {
         &self,
         role_name: &str,
         body: &[crate::types::RoleRepresentation],
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.remove_composites(role_name, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.remove_composites(role_name, body))?
     }
     /// Get a specific role's representation
     ///
@@ -885,8 +905,8 @@ impl Roles {
     pub fn get_by_id(
         &self,
         role_id: &str,
-    ) -> crate::Result<Option<crate::types::RoleRepresentation>> {
-        self.runtime.block_on(self.inner.get_by_id(role_id))
+    ) -> crate::error::Result<Option<crate::types::RoleRepresentation>> {
+        self.runtime.block_on(self.inner.get_by_id(role_id))?
     }
     /// Update the role
     ///
@@ -895,21 +915,21 @@ impl Roles {
         &self,
         role_id: &str,
         body: &crate::types::RoleRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update_by_id(role_id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update_by_id(role_id, body))?
     }
     /// Delete the role
     ///
     /// `DELETE /admin/realms/{realm}/roles-by-id/{role-id}`
-    pub fn delete_by_id(&self, role_id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete_by_id(role_id))
+    pub fn delete_by_id(&self, role_id: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete_by_id(role_id))?
     }
 }
 /// Identity providers of one realm and their mappers. Opened for one `realm`. The blocking twin of [`crate::api::IdentityProviders`].
 #[derive(Debug, Clone)]
 pub struct IdentityProviders {
     inner: crate::api::IdentityProviders,
-    runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    runtime: pacer::client::runtime::BlockingRuntime,
 }
 impl crate::blocking::NamespacedClient {
     /// The blocking [`IdentityProviders`] API of this namespace.
@@ -927,8 +947,8 @@ impl IdentityProviders {
     pub fn list(
         &self,
         query: &crate::types::IdentityProvidersListQuery,
-    ) -> crate::Result<Vec<crate::types::IdentityProviderRepresentation>> {
-        self.runtime.block_on(self.inner.list(query))
+    ) -> crate::error::Result<Vec<crate::types::IdentityProviderRepresentation>> {
+        self.runtime.block_on(self.inner.list(query))?
     }
     /// Create a new identity provider
     ///
@@ -936,8 +956,8 @@ impl IdentityProviders {
     pub fn create(
         &self,
         body: &crate::types::IdentityProviderRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create(body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create(body))?
     }
     /// Get the identity provider
     ///
@@ -945,8 +965,8 @@ impl IdentityProviders {
     pub fn get(
         &self,
         alias: &str,
-    ) -> crate::Result<Option<crate::types::IdentityProviderRepresentation>> {
-        self.runtime.block_on(self.inner.get(alias))
+    ) -> crate::error::Result<Option<crate::types::IdentityProviderRepresentation>> {
+        self.runtime.block_on(self.inner.get(alias))?
     }
     /// Update the identity provider
     ///
@@ -955,14 +975,14 @@ impl IdentityProviders {
         &self,
         alias: &str,
         body: &crate::types::IdentityProviderRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update(alias, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update(alias, body))?
     }
     /// Delete the identity provider
     ///
     /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}`
-    pub fn delete(&self, alias: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete(alias))
+    pub fn delete(&self, alias: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete(alias))?
     }
     /// Get mappers for identity provider
     ///
@@ -970,8 +990,8 @@ impl IdentityProviders {
     pub fn mappers(
         &self,
         alias: &str,
-    ) -> crate::Result<Vec<crate::types::IdentityProviderMapperRepresentation>> {
-        self.runtime.block_on(self.inner.mappers(alias))
+    ) -> crate::error::Result<Vec<crate::types::IdentityProviderMapperRepresentation>> {
+        self.runtime.block_on(self.inner.mappers(alias))?
     }
     /// Add a mapper to identity provider
     ///
@@ -980,8 +1000,8 @@ impl IdentityProviders {
         &self,
         alias: &str,
         body: &crate::types::IdentityProviderMapperRepresentation,
-    ) -> crate::Result<String> {
-        self.runtime.block_on(self.inner.create_mapper(alias, body))
+    ) -> crate::error::Result<String> {
+        self.runtime.block_on(self.inner.create_mapper(alias, body))?
     }
     /// Get mapper by id for the identity provider
     ///
@@ -990,8 +1010,10 @@ impl IdentityProviders {
         &self,
         alias: &str,
         id: &str,
-    ) -> crate::Result<Option<crate::types::IdentityProviderMapperRepresentation>> {
-        self.runtime.block_on(self.inner.mapper(alias, id))
+    ) -> crate::error::Result<
+        Option<crate::types::IdentityProviderMapperRepresentation>,
+    > {
+        self.runtime.block_on(self.inner.mapper(alias, id))?
     }
     /// Update a mapper for the identity provider
     ///
@@ -1001,13 +1023,13 @@ impl IdentityProviders {
         alias: &str,
         id: &str,
         body: &crate::types::IdentityProviderMapperRepresentation,
-    ) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.update_mapper(alias, id, body))
+    ) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.update_mapper(alias, id, body))?
     }
     /// Delete a mapper for the identity provider
     ///
     /// `DELETE /admin/realms/{realm}/identity-provider/instances/{alias}/mappers/{id}`
-    pub fn delete_mapper(&self, alias: &str, id: &str) -> crate::Result<()> {
-        self.runtime.block_on(self.inner.delete_mapper(alias, id))
+    pub fn delete_mapper(&self, alias: &str, id: &str) -> crate::error::Result<()> {
+        self.runtime.block_on(self.inner.delete_mapper(alias, id))?
     }
 }

@@ -8,7 +8,7 @@
 #![allow(clippy::doc_markdown, clippy::large_enum_variant)]
 use serde::{Deserialize, Serialize};
 /// The `ApplicationRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationRepresentation {
     /// `access`
@@ -153,8 +153,66 @@ pub struct ApplicationRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ApplicationRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplicationRepresentation")
+            .field("access", &crate::redact::ByKey(&self.access))
+            .field("adminUrl", &self.admin_url)
+            .field("alwaysDisplayInConsole", &self.always_display_in_console)
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field(
+                "authenticationFlowBindingOverrides",
+                &crate::redact::ByKey(&self.authentication_flow_binding_overrides),
+            )
+            .field("authorizationServicesEnabled", &self.authorization_services_enabled)
+            .field("authorizationSettings", &self.authorization_settings)
+            .field("baseUrl", &self.base_url)
+            .field("bearerOnly", &self.bearer_only)
+            .field("claims", &self.claims)
+            .field("clientAuthenticatorType", &self.client_authenticator_type)
+            .field("clientId", &self.client_id)
+            .field("clientTemplate", &self.client_template)
+            .field("consentRequired", &self.consent_required)
+            .field("defaultClientScopes", &self.default_client_scopes)
+            .field("defaultRoles", &self.default_roles)
+            .field("description", &self.description)
+            .field("directAccessGrantsEnabled", &self.direct_access_grants_enabled)
+            .field("directGrantsOnly", &self.direct_grants_only)
+            .field("enabled", &self.enabled)
+            .field("frontchannelLogout", &self.frontchannel_logout)
+            .field("fullScopeAllowed", &self.full_scope_allowed)
+            .field("id", &self.id)
+            .field("implicitFlowEnabled", &self.implicit_flow_enabled)
+            .field("name", &self.name)
+            .field("nodeReRegistrationTimeout", &self.node_re_registration_timeout)
+            .field("notBefore", &self.not_before)
+            .field("optionalClientScopes", &self.optional_client_scopes)
+            .field("origin", &self.origin)
+            .field("protocol", &self.protocol)
+            .field("protocolMappers", &self.protocol_mappers)
+            .field("publicClient", &self.public_client)
+            .field("redirectUris", &self.redirect_uris)
+            .field("registeredNodes", &crate::redact::ByKey(&self.registered_nodes))
+            .field(
+                "registrationAccessToken",
+                &crate::redact::Whole(&self.registration_access_token),
+            )
+            .field("rootUrl", &self.root_url)
+            .field("secret", &crate::redact::Whole(&self.secret))
+            .field("serviceAccountsEnabled", &self.service_accounts_enabled)
+            .field("standardFlowEnabled", &self.standard_flow_enabled)
+            .field("surrogateAuthRequired", &self.surrogate_auth_required)
+            .field("type", &self.r#type)
+            .field("useTemplateConfig", &self.use_template_config)
+            .field("useTemplateMappers", &self.use_template_mappers)
+            .field("useTemplateScope", &self.use_template_scope)
+            .field("webOrigins", &self.web_origins)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `AuthenticationExecutionExportRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationExecutionExportRepresentation {
     /// `authenticator`
@@ -186,8 +244,23 @@ pub struct AuthenticationExecutionExportRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for AuthenticationExecutionExportRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticationExecutionExportRepresentation")
+            .field("authenticator", &self.authenticator)
+            .field("authenticatorConfig", &self.authenticator_config)
+            .field("authenticatorFlow", &self.authenticator_flow)
+            .field("autheticatorFlow", &self.autheticator_flow)
+            .field("flowAlias", &self.flow_alias)
+            .field("priority", &self.priority)
+            .field("requirement", &self.requirement)
+            .field("userSetupAllowed", &self.user_setup_allowed)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `AuthenticationFlowRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationFlowRepresentation {
     /// `alias`
@@ -218,8 +291,22 @@ pub struct AuthenticationFlowRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for AuthenticationFlowRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticationFlowRepresentation")
+            .field("alias", &self.alias)
+            .field("authenticationExecutions", &self.authentication_executions)
+            .field("builtIn", &self.built_in)
+            .field("description", &self.description)
+            .field("id", &self.id)
+            .field("providerId", &self.provider_id)
+            .field("topLevel", &self.top_level)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `AuthenticatorConfigRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorConfigRepresentation {
     /// `alias`
@@ -236,8 +323,18 @@ pub struct AuthenticatorConfigRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for AuthenticatorConfigRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticatorConfigRepresentation")
+            .field("alias", &self.alias)
+            .field("config", &crate::redact::Values(&self.config))
+            .field("id", &self.id)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `AuthorizationSchema` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizationSchema {
     /// `resourceTypes`
@@ -247,6 +344,14 @@ pub struct AuthorizationSchema {
     /// read-modify-write sends them back unchanged.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+impl std::fmt::Debug for AuthorizationSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationSchema")
+            .field("resourceTypes", &self.resource_types)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
 }
 /// The `BruteForceStrategy` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -262,7 +367,7 @@ pub enum BruteForceStrategy {
     Other(String),
 }
 /// The `ClaimRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClaimRepresentation {
     /// `address`
@@ -300,8 +405,25 @@ pub struct ClaimRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClaimRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimRepresentation")
+            .field("address", &self.address)
+            .field("email", &self.email)
+            .field("gender", &self.gender)
+            .field("locale", &self.locale)
+            .field("name", &self.name)
+            .field("phone", &self.phone)
+            .field("picture", &self.picture)
+            .field("profile", &self.profile)
+            .field("username", &self.username)
+            .field("website", &self.website)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ClientPoliciesRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPoliciesRepresentation {
     /// `globalPolicies`
@@ -315,8 +437,17 @@ pub struct ClientPoliciesRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClientPoliciesRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientPoliciesRepresentation")
+            .field("globalPolicies", &self.global_policies)
+            .field("policies", &self.policies)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ClientPolicyConditionRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPolicyConditionRepresentation {
     /// `condition`
@@ -330,8 +461,17 @@ pub struct ClientPolicyConditionRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClientPolicyConditionRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientPolicyConditionRepresentation")
+            .field("condition", &self.condition)
+            .field("configuration", &crate::redact::ByKey(&self.configuration))
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ClientPolicyExecutorRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPolicyExecutorRepresentation {
     /// Configuration settings as a JSON object
@@ -345,8 +485,17 @@ pub struct ClientPolicyExecutorRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClientPolicyExecutorRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientPolicyExecutorRepresentation")
+            .field("configuration", &crate::redact::ByKey(&self.configuration))
+            .field("executor", &self.executor)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ClientPolicyRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientPolicyRepresentation {
     /// `conditions`
@@ -369,8 +518,20 @@ pub struct ClientPolicyRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClientPolicyRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientPolicyRepresentation")
+            .field("conditions", &self.conditions)
+            .field("description", &self.description)
+            .field("enabled", &self.enabled)
+            .field("name", &self.name)
+            .field("profiles", &self.profiles)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ClientProfileRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientProfileRepresentation {
     /// `description`
@@ -387,8 +548,18 @@ pub struct ClientProfileRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClientProfileRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientProfileRepresentation")
+            .field("description", &self.description)
+            .field("executors", &self.executors)
+            .field("name", &self.name)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ClientProfilesRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientProfilesRepresentation {
     /// `globalProfiles`
@@ -401,6 +572,15 @@ pub struct ClientProfilesRepresentation {
     /// read-modify-write sends them back unchanged.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+impl std::fmt::Debug for ClientProfilesRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientProfilesRepresentation")
+            .field("globalProfiles", &self.global_profiles)
+            .field("profiles", &self.profiles)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
 }
 /// The `ClientRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -548,13 +728,13 @@ pub struct ClientRepresentation {
 impl std::fmt::Debug for ClientRepresentation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientRepresentation")
-            .field("access", &self.access)
+            .field("access", &crate::redact::ByKey(&self.access))
             .field("adminUrl", &self.admin_url)
             .field("alwaysDisplayInConsole", &self.always_display_in_console)
-            .field("attributes", &self.attributes)
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
             .field(
                 "authenticationFlowBindingOverrides",
-                &self.authentication_flow_binding_overrides,
+                &crate::redact::ByKey(&self.authentication_flow_binding_overrides),
             )
             .field("authorizationServicesEnabled", &self.authorization_services_enabled)
             .field("authorizationSettings", &self.authorization_settings)
@@ -583,13 +763,13 @@ impl std::fmt::Debug for ClientRepresentation {
             .field("protocolMappers", &self.protocol_mappers)
             .field("publicClient", &self.public_client)
             .field("redirectUris", &self.redirect_uris)
-            .field("registeredNodes", &self.registered_nodes)
+            .field("registeredNodes", &crate::redact::ByKey(&self.registered_nodes))
             .field(
                 "registrationAccessToken",
-                &self.registration_access_token.as_ref().map(|_| "<redacted>"),
+                &crate::redact::Whole(&self.registration_access_token),
             )
             .field("rootUrl", &self.root_url)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret", &crate::redact::Whole(&self.secret))
             .field("serviceAccountsEnabled", &self.service_accounts_enabled)
             .field("standardFlowEnabled", &self.standard_flow_enabled)
             .field("surrogateAuthRequired", &self.surrogate_auth_required)
@@ -598,12 +778,12 @@ impl std::fmt::Debug for ClientRepresentation {
             .field("useTemplateMappers", &self.use_template_mappers)
             .field("useTemplateScope", &self.use_template_scope)
             .field("webOrigins", &self.web_origins)
-            .field("extra", &self.extra)
+            .field("extra", &crate::redact::ByKey(&self.extra))
             .finish()
     }
 }
 /// The `ClientScopeRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientScopeRepresentation {
     /// `attributes`
@@ -629,8 +809,21 @@ pub struct ClientScopeRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClientScopeRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientScopeRepresentation")
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("description", &self.description)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("protocol", &self.protocol)
+            .field("protocolMappers", &self.protocol_mappers)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ClientTemplateRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientTemplateRepresentation {
     /// `attributes`
@@ -683,8 +876,30 @@ pub struct ClientTemplateRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ClientTemplateRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTemplateRepresentation")
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("bearerOnly", &self.bearer_only)
+            .field("consentRequired", &self.consent_required)
+            .field("description", &self.description)
+            .field("directAccessGrantsEnabled", &self.direct_access_grants_enabled)
+            .field("frontchannelLogout", &self.frontchannel_logout)
+            .field("fullScopeAllowed", &self.full_scope_allowed)
+            .field("id", &self.id)
+            .field("implicitFlowEnabled", &self.implicit_flow_enabled)
+            .field("name", &self.name)
+            .field("protocol", &self.protocol)
+            .field("protocolMappers", &self.protocol_mappers)
+            .field("publicClient", &self.public_client)
+            .field("serviceAccountsEnabled", &self.service_accounts_enabled)
+            .field("standardFlowEnabled", &self.standard_flow_enabled)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ComponentExportRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentExportRepresentation {
     /// `config`
@@ -710,8 +925,21 @@ pub struct ComponentExportRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ComponentExportRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentExportRepresentation")
+            .field("config", &crate::redact::Values(&self.config))
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("providerId", &self.provider_id)
+            .field("subComponents", &self.sub_components)
+            .field("subType", &self.sub_type)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `Composites` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Composites {
     /// `application`
@@ -727,6 +955,16 @@ pub struct Composites {
     /// read-modify-write sends them back unchanged.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+impl std::fmt::Debug for Composites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Composites")
+            .field("application", &crate::redact::ByKey(&self.application))
+            .field("client", &crate::redact::ByKey(&self.client))
+            .field("realm", &self.realm)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
 }
 /// The `CredentialRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -798,28 +1036,25 @@ impl std::fmt::Debug for CredentialRepresentation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CredentialRepresentation")
             .field("algorithm", &self.algorithm)
-            .field("config", &self.config)
+            .field("config", &crate::redact::Values(&self.config))
             .field("counter", &self.counter)
             .field("createdDate", &self.created_date)
-            .field("credentialData", &self.credential_data)
+            .field("credentialData", &crate::redact::Whole(&self.credential_data))
             .field("device", &self.device)
             .field("digits", &self.digits)
             .field("federationLink", &self.federation_link)
             .field("hashIterations", &self.hash_iterations)
-            .field(
-                "hashedSaltedValue",
-                &self.hashed_salted_value.as_ref().map(|_| "<redacted>"),
-            )
+            .field("hashedSaltedValue", &crate::redact::Whole(&self.hashed_salted_value))
             .field("id", &self.id)
             .field("period", &self.period)
             .field("priority", &self.priority)
-            .field("salt", &self.salt.as_ref().map(|_| "<redacted>"))
-            .field("secretData", &self.secret_data.as_ref().map(|_| "<redacted>"))
+            .field("salt", &crate::redact::Whole(&self.salt))
+            .field("secretData", &crate::redact::Whole(&self.secret_data))
             .field("temporary", &self.temporary)
             .field("type", &self.r#type)
             .field("userLabel", &self.user_label)
-            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
-            .field("extra", &self.extra)
+            .field("value", &crate::redact::Whole(&self.value))
+            .field("extra", &crate::redact::ByKey(&self.extra))
             .finish()
     }
 }
@@ -840,7 +1075,7 @@ pub enum DecisionStrategy {
     Other(String),
 }
 /// The `FederatedIdentityRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FederatedIdentityRepresentation {
     /// `identityProvider`
@@ -857,8 +1092,18 @@ pub struct FederatedIdentityRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for FederatedIdentityRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FederatedIdentityRepresentation")
+            .field("identityProvider", &self.identity_provider)
+            .field("userId", &self.user_id)
+            .field("userName", &self.user_name)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `GroupRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupRepresentation {
     /// `access`
@@ -899,8 +1144,26 @@ pub struct GroupRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for GroupRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupRepresentation")
+            .field("access", &crate::redact::ByKey(&self.access))
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("clientRoles", &crate::redact::ByKey(&self.client_roles))
+            .field("description", &self.description)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("parentId", &self.parent_id)
+            .field("path", &self.path)
+            .field("realmRoles", &self.realm_roles)
+            .field("subGroupCount", &self.sub_group_count)
+            .field("subGroups", &self.sub_groups)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `IdentityProviderMapperRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityProviderMapperRepresentation {
     /// `config`
@@ -922,6 +1185,18 @@ pub struct IdentityProviderMapperRepresentation {
     /// read-modify-write sends them back unchanged.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+impl std::fmt::Debug for IdentityProviderMapperRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityProviderMapperRepresentation")
+            .field("config", &crate::redact::Values(&self.config))
+            .field("id", &self.id)
+            .field("identityProviderAlias", &self.identity_provider_alias)
+            .field("identityProviderMapper", &self.identity_provider_mapper)
+            .field("name", &self.name)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
 }
 /// The `IdentityProviderRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -992,7 +1267,7 @@ impl std::fmt::Debug for IdentityProviderRepresentation {
             .field("addReadTokenRoleOnCreate", &self.add_read_token_role_on_create)
             .field("alias", &self.alias)
             .field("authenticateByDefault", &self.authenticate_by_default)
-            .field("config", &self.config.as_ref().map(|_| "<redacted>"))
+            .field("config", &crate::redact::Values(&self.config))
             .field("displayName", &self.display_name)
             .field("enabled", &self.enabled)
             .field("firstBrokerLoginFlowAlias", &self.first_broker_login_flow_alias)
@@ -1007,7 +1282,7 @@ impl std::fmt::Debug for IdentityProviderRepresentation {
             .field("types", &self.types)
             .field("updateProfileFirstLogin", &self.update_profile_first_login)
             .field("updateProfileFirstLoginMode", &self.update_profile_first_login_mode)
-            .field("extra", &self.extra)
+            .field("extra", &crate::redact::ByKey(&self.extra))
             .finish()
     }
 }
@@ -1025,7 +1300,7 @@ pub enum Logic {
     Other(String),
 }
 /// The `MemberRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberRepresentation {
     /// `access`
@@ -1117,6 +1392,44 @@ pub struct MemberRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for MemberRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberRepresentation")
+            .field("access", &crate::redact::ByKey(&self.access))
+            .field("applicationRoles", &crate::redact::ByKey(&self.application_roles))
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("clientConsents", &self.client_consents)
+            .field("clientRoles", &crate::redact::ByKey(&self.client_roles))
+            .field("createdTimestamp", &self.created_timestamp)
+            .field("credentials", &self.credentials)
+            .field(
+                "disableableCredentialTypes",
+                &crate::redact::Whole(&self.disableable_credential_types),
+            )
+            .field("email", &self.email)
+            .field("emailVerified", &self.email_verified)
+            .field("enabled", &self.enabled)
+            .field("federatedIdentities", &self.federated_identities)
+            .field("federationLink", &self.federation_link)
+            .field("firstName", &self.first_name)
+            .field("groups", &self.groups)
+            .field("id", &self.id)
+            .field("lastName", &self.last_name)
+            .field("membershipType", &self.membership_type)
+            .field("notBefore", &self.not_before)
+            .field("origin", &self.origin)
+            .field("realmRoles", &self.realm_roles)
+            .field("requiredActions", &self.required_actions)
+            .field("self", &self.self_)
+            .field("serviceAccountClientId", &self.service_account_client_id)
+            .field("socialLinks", &self.social_links)
+            .field("totp", &self.totp)
+            .field("userProfileMetadata", &self.user_profile_metadata)
+            .field("username", &self.username)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `MembershipType` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MembershipType {
@@ -1141,7 +1454,7 @@ pub type MultivaluedHashMapStringString = std::collections::BTreeMap<
     Vec<String>,
 >;
 /// The `OAuthClientRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthClientRepresentation {
     /// `access`
@@ -1286,8 +1599,66 @@ pub struct OAuthClientRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for OAuthClientRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClientRepresentation")
+            .field("access", &crate::redact::ByKey(&self.access))
+            .field("adminUrl", &self.admin_url)
+            .field("alwaysDisplayInConsole", &self.always_display_in_console)
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field(
+                "authenticationFlowBindingOverrides",
+                &crate::redact::ByKey(&self.authentication_flow_binding_overrides),
+            )
+            .field("authorizationServicesEnabled", &self.authorization_services_enabled)
+            .field("authorizationSettings", &self.authorization_settings)
+            .field("baseUrl", &self.base_url)
+            .field("bearerOnly", &self.bearer_only)
+            .field("claims", &self.claims)
+            .field("clientAuthenticatorType", &self.client_authenticator_type)
+            .field("clientId", &self.client_id)
+            .field("clientTemplate", &self.client_template)
+            .field("consentRequired", &self.consent_required)
+            .field("defaultClientScopes", &self.default_client_scopes)
+            .field("defaultRoles", &self.default_roles)
+            .field("description", &self.description)
+            .field("directAccessGrantsEnabled", &self.direct_access_grants_enabled)
+            .field("directGrantsOnly", &self.direct_grants_only)
+            .field("enabled", &self.enabled)
+            .field("frontchannelLogout", &self.frontchannel_logout)
+            .field("fullScopeAllowed", &self.full_scope_allowed)
+            .field("id", &self.id)
+            .field("implicitFlowEnabled", &self.implicit_flow_enabled)
+            .field("name", &self.name)
+            .field("nodeReRegistrationTimeout", &self.node_re_registration_timeout)
+            .field("notBefore", &self.not_before)
+            .field("optionalClientScopes", &self.optional_client_scopes)
+            .field("origin", &self.origin)
+            .field("protocol", &self.protocol)
+            .field("protocolMappers", &self.protocol_mappers)
+            .field("publicClient", &self.public_client)
+            .field("redirectUris", &self.redirect_uris)
+            .field("registeredNodes", &crate::redact::ByKey(&self.registered_nodes))
+            .field(
+                "registrationAccessToken",
+                &crate::redact::Whole(&self.registration_access_token),
+            )
+            .field("rootUrl", &self.root_url)
+            .field("secret", &crate::redact::Whole(&self.secret))
+            .field("serviceAccountsEnabled", &self.service_accounts_enabled)
+            .field("standardFlowEnabled", &self.standard_flow_enabled)
+            .field("surrogateAuthRequired", &self.surrogate_auth_required)
+            .field("type", &self.r#type)
+            .field("useTemplateConfig", &self.use_template_config)
+            .field("useTemplateMappers", &self.use_template_mappers)
+            .field("useTemplateScope", &self.use_template_scope)
+            .field("webOrigins", &self.web_origins)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `OrganizationDomainRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationDomainRepresentation {
     /// `name`
@@ -1301,8 +1672,17 @@ pub struct OrganizationDomainRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for OrganizationDomainRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrganizationDomainRepresentation")
+            .field("name", &self.name)
+            .field("verified", &self.verified)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `OrganizationRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationRepresentation {
     /// `alias`
@@ -1343,6 +1723,24 @@ pub struct OrganizationRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for OrganizationRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrganizationRepresentation")
+            .field("alias", &self.alias)
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("description", &self.description)
+            .field("domains", &self.domains)
+            .field("enabled", &self.enabled)
+            .field("groups", &self.groups)
+            .field("id", &self.id)
+            .field("identityProviders", &self.identity_providers)
+            .field("members", &self.members)
+            .field("name", &self.name)
+            .field("redirectUrl", &self.redirect_url)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `PolicyEnforcementMode` values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PolicyEnforcementMode {
@@ -1360,7 +1758,7 @@ pub enum PolicyEnforcementMode {
     Other(String),
 }
 /// The `PolicyRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRepresentation {
     /// `config`
@@ -1410,8 +1808,29 @@ pub struct PolicyRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for PolicyRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyRepresentation")
+            .field("config", &crate::redact::Values(&self.config))
+            .field("decisionStrategy", &self.decision_strategy)
+            .field("description", &self.description)
+            .field("id", &self.id)
+            .field("logic", &self.logic)
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("policies", &self.policies)
+            .field("resourceType", &self.resource_type)
+            .field("resources", &self.resources)
+            .field("resourcesData", &self.resources_data)
+            .field("scopes", &self.scopes)
+            .field("scopesData", &self.scopes_data)
+            .field("type", &self.r#type)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ProtocolMapperRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProtocolMapperRepresentation {
     /// `config`
@@ -1439,6 +1858,20 @@ pub struct ProtocolMapperRepresentation {
     /// read-modify-write sends them back unchanged.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+impl std::fmt::Debug for ProtocolMapperRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolMapperRepresentation")
+            .field("config", &crate::redact::Values(&self.config))
+            .field("consentRequired", &self.consent_required)
+            .field("consentText", &self.consent_text)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("protocol", &self.protocol)
+            .field("protocolMapper", &self.protocol_mapper)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
 }
 /// The `RealmRepresentation` representation.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1941,11 +2374,14 @@ impl std::fmt::Debug for RealmRepresentation {
             .field("adminTheme", &self.admin_theme)
             .field("applicationScopeMappings", &self.application_scope_mappings)
             .field("applications", &self.applications)
-            .field("attributes", &self.attributes)
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
             .field("authenticationFlows", &self.authentication_flows)
             .field("authenticatorConfig", &self.authenticator_config)
             .field("browserFlow", &self.browser_flow)
-            .field("browserSecurityHeaders", &self.browser_security_headers)
+            .field(
+                "browserSecurityHeaders",
+                &crate::redact::ByKey(&self.browser_security_headers),
+            )
             .field("bruteForceProtected", &self.brute_force_protected)
             .field("bruteForceStrategy", &self.brute_force_strategy)
             .field("certificate", &self.certificate)
@@ -1966,7 +2402,7 @@ impl std::fmt::Debug for RealmRepresentation {
             .field("clientSessionMaxLifespan", &self.client_session_max_lifespan)
             .field("clientTemplates", &self.client_templates)
             .field("clients", &self.clients)
-            .field("codeSecret", &self.code_secret)
+            .field("codeSecret", &crate::redact::Whole(&self.code_secret))
             .field("components", &self.components)
             .field("defaultDefaultClientScopes", &self.default_default_client_scopes)
             .field("defaultGroups", &self.default_groups)
@@ -1996,7 +2432,7 @@ impl std::fmt::Debug for RealmRepresentation {
             .field("identityProviders", &self.identity_providers)
             .field("internationalizationEnabled", &self.internationalization_enabled)
             .field("keycloakVersion", &self.keycloak_version)
-            .field("localizationTexts", &self.localization_texts)
+            .field("localizationTexts", &crate::redact::ByKey(&self.localization_texts))
             .field("loginTheme", &self.login_theme)
             .field("loginWithEmailAllowed", &self.login_with_email_allowed)
             .field("maxDeltaTimeSeconds", &self.max_delta_time_seconds)
@@ -2019,23 +2455,29 @@ impl std::fmt::Debug for RealmRepresentation {
             )
             .field("organizations", &self.organizations)
             .field("organizationsEnabled", &self.organizations_enabled)
-            .field("otpPolicyAlgorithm", &self.otp_policy_algorithm)
+            .field(
+                "otpPolicyAlgorithm",
+                &crate::redact::Whole(&self.otp_policy_algorithm),
+            )
             .field("otpPolicyCodeReusable", &self.otp_policy_code_reusable)
             .field("otpPolicyDigits", &self.otp_policy_digits)
             .field("otpPolicyInitialCounter", &self.otp_policy_initial_counter)
             .field("otpPolicyLookAheadWindow", &self.otp_policy_look_ahead_window)
             .field("otpPolicyPeriod", &self.otp_policy_period)
-            .field("otpPolicyType", &self.otp_policy_type)
-            .field("otpSupportedApplications", &self.otp_supported_applications)
+            .field("otpPolicyType", &crate::redact::Whole(&self.otp_policy_type))
+            .field(
+                "otpSupportedApplications",
+                &crate::redact::Whole(&self.otp_supported_applications),
+            )
             .field(
                 "passwordCredentialGrantAllowed",
                 &self.password_credential_grant_allowed,
             )
-            .field("passwordPolicy", &self.password_policy)
+            .field("passwordPolicy", &crate::redact::Whole(&self.password_policy))
             .field("permanentLockout", &self.permanent_lockout)
-            .field("privateKey", &self.private_key)
+            .field("privateKey", &crate::redact::Whole(&self.private_key))
             .field("protocolMappers", &self.protocol_mappers)
-            .field("publicKey", &self.public_key)
+            .field("publicKey", &crate::redact::Whole(&self.public_key))
             .field("quickLoginCheckMilliSeconds", &self.quick_login_check_milli_seconds)
             .field("realm", &self.realm)
             .field("realmCacheEnabled", &self.realm_cache_enabled)
@@ -2045,16 +2487,22 @@ impl std::fmt::Debug for RealmRepresentation {
             .field("registrationFlow", &self.registration_flow)
             .field("rememberMe", &self.remember_me)
             .field("requiredActions", &self.required_actions)
-            .field("requiredCredentials", &self.required_credentials)
-            .field("resetCredentialsFlow", &self.reset_credentials_flow)
+            .field(
+                "requiredCredentials",
+                &crate::redact::Whole(&self.required_credentials),
+            )
+            .field(
+                "resetCredentialsFlow",
+                &crate::redact::Whole(&self.reset_credentials_flow),
+            )
             .field("resetPasswordAllowed", &self.reset_password_allowed)
             .field("revokeRefreshToken", &self.revoke_refresh_token)
             .field("roles", &self.roles)
             .field("scimApiEnabled", &self.scim_api_enabled)
             .field("scopeMappings", &self.scope_mappings)
-            .field("smtpServer", &self.smtp_server.as_ref().map(|_| "<redacted>"))
+            .field("smtpServer", &crate::redact::ByKey(&self.smtp_server))
             .field("social", &self.social)
-            .field("socialProviders", &self.social_providers)
+            .field("socialProviders", &crate::redact::ByKey(&self.social_providers))
             .field("sslRequired", &self.ssl_required)
             .field("ssoSessionIdleTimeout", &self.sso_session_idle_timeout)
             .field(
@@ -2099,15 +2547,21 @@ impl std::fmt::Debug for RealmRepresentation {
             .field("webAuthnPolicyExtraOrigins", &self.web_authn_policy_extra_origins)
             .field(
                 "webAuthnPolicyPasswordlessAcceptableAaguids",
-                &self.web_authn_policy_passwordless_acceptable_aaguids,
+                &crate::redact::Whole(
+                    &self.web_authn_policy_passwordless_acceptable_aaguids,
+                ),
             )
             .field(
                 "webAuthnPolicyPasswordlessAttestationConveyancePreference",
-                &self.web_authn_policy_passwordless_attestation_conveyance_preference,
+                &crate::redact::Whole(
+                    &self.web_authn_policy_passwordless_attestation_conveyance_preference,
+                ),
             )
             .field(
                 "webAuthnPolicyPasswordlessAuthenticatorAttachment",
-                &self.web_authn_policy_passwordless_authenticator_attachment,
+                &crate::redact::Whole(
+                    &self.web_authn_policy_passwordless_authenticator_attachment,
+                ),
             )
             .field(
                 "webAuthnPolicyPasswordlessAvoidSameAuthenticatorRegister",
@@ -2119,7 +2573,7 @@ impl std::fmt::Debug for RealmRepresentation {
             )
             .field(
                 "webAuthnPolicyPasswordlessExtraOrigins",
-                &self.web_authn_policy_passwordless_extra_origins,
+                &crate::redact::Whole(&self.web_authn_policy_passwordless_extra_origins),
             )
             .field(
                 "webAuthnPolicyPasswordlessPasskeysEnabled",
@@ -2127,27 +2581,33 @@ impl std::fmt::Debug for RealmRepresentation {
             )
             .field(
                 "webAuthnPolicyPasswordlessRequireResidentKey",
-                &self.web_authn_policy_passwordless_require_resident_key,
+                &crate::redact::Whole(
+                    &self.web_authn_policy_passwordless_require_resident_key,
+                ),
             )
             .field(
                 "webAuthnPolicyPasswordlessRpEntityName",
-                &self.web_authn_policy_passwordless_rp_entity_name,
+                &crate::redact::Whole(&self.web_authn_policy_passwordless_rp_entity_name),
             )
             .field(
                 "webAuthnPolicyPasswordlessRpId",
-                &self.web_authn_policy_passwordless_rp_id,
+                &crate::redact::Whole(&self.web_authn_policy_passwordless_rp_id),
             )
             .field(
                 "webAuthnPolicyPasswordlessSignatureAlgorithms",
-                &self.web_authn_policy_passwordless_signature_algorithms,
+                &crate::redact::Whole(
+                    &self.web_authn_policy_passwordless_signature_algorithms,
+                ),
             )
             .field(
                 "webAuthnPolicyPasswordlessUserVerificationRequirement",
-                &self.web_authn_policy_passwordless_user_verification_requirement,
+                &crate::redact::Whole(
+                    &self.web_authn_policy_passwordless_user_verification_requirement,
+                ),
             )
             .field(
                 "webAuthnPolicyRequireResidentKey",
-                &self.web_authn_policy_require_resident_key,
+                &crate::redact::Whole(&self.web_authn_policy_require_resident_key),
             )
             .field("webAuthnPolicyRpEntityName", &self.web_authn_policy_rp_entity_name)
             .field("webAuthnPolicyRpId", &self.web_authn_policy_rp_id)
@@ -2159,12 +2619,12 @@ impl std::fmt::Debug for RealmRepresentation {
                 "webAuthnPolicyUserVerificationRequirement",
                 &self.web_authn_policy_user_verification_requirement,
             )
-            .field("extra", &self.extra)
+            .field("extra", &crate::redact::ByKey(&self.extra))
             .finish()
     }
 }
 /// The `RequiredActionProviderRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequiredActionProviderRepresentation {
     /// `alias`
@@ -2193,8 +2653,22 @@ pub struct RequiredActionProviderRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for RequiredActionProviderRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequiredActionProviderRepresentation")
+            .field("alias", &self.alias)
+            .field("config", &crate::redact::Values(&self.config))
+            .field("defaultAction", &self.default_action)
+            .field("enabled", &self.enabled)
+            .field("name", &self.name)
+            .field("priority", &self.priority)
+            .field("providerId", &self.provider_id)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ResourceOwnerRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceOwnerRepresentation {
     /// `id`
@@ -2208,8 +2682,17 @@ pub struct ResourceOwnerRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ResourceOwnerRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceOwnerRepresentation")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ResourceRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceRepresentation {
     /// `_id`
@@ -2253,8 +2736,27 @@ pub struct ResourceRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ResourceRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceRepresentation")
+            .field("_id", &self.id)
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("displayName", &self.display_name)
+            .field("icon_uri", &self.icon_uri)
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("ownerManagedAccess", &self.owner_managed_access)
+            .field("scopes", &self.scopes)
+            .field("scopesUma", &self.scopes_uma)
+            .field("type", &self.r#type)
+            .field("uri", &self.uri)
+            .field("uris", &self.uris)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ResourceServerRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceServerRepresentation {
     /// `allowRemoteResourceManagement`
@@ -2292,8 +2794,28 @@ pub struct ResourceServerRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ResourceServerRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceServerRepresentation")
+            .field(
+                "allowRemoteResourceManagement",
+                &self.allow_remote_resource_management,
+            )
+            .field("authorizationSchema", &self.authorization_schema)
+            .field("clientId", &self.client_id)
+            .field("decisionStrategy", &self.decision_strategy)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("policies", &self.policies)
+            .field("policyEnforcementMode", &self.policy_enforcement_mode)
+            .field("resources", &self.resources)
+            .field("scopes", &self.scopes)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ResourceType` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceType {
     /// `groupType`
@@ -2313,8 +2835,19 @@ pub struct ResourceType {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceType")
+            .field("groupType", &self.group_type)
+            .field("scopeAliases", &crate::redact::ByKey(&self.scope_aliases))
+            .field("scopes", &self.scopes)
+            .field("type", &self.r#type)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `RoleRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoleRepresentation {
     /// `attributes`
@@ -2349,8 +2882,24 @@ pub struct RoleRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for RoleRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleRepresentation")
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("clientRole", &self.client_role)
+            .field("composite", &self.composite)
+            .field("composites", &self.composites)
+            .field("containerId", &self.container_id)
+            .field("description", &self.description)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("scopeParamRequired", &self.scope_param_required)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `RolesRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RolesRepresentation {
     /// `application`
@@ -2367,8 +2916,18 @@ pub struct RolesRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for RolesRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RolesRepresentation")
+            .field("application", &self.application)
+            .field("client", &self.client)
+            .field("realm", &self.realm)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ScopeMappingRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeMappingRepresentation {
     /// `client`
@@ -2391,8 +2950,20 @@ pub struct ScopeMappingRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ScopeMappingRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeMappingRepresentation")
+            .field("client", &self.client)
+            .field("clientScope", &self.client_scope)
+            .field("clientTemplate", &self.client_template)
+            .field("roles", &self.roles)
+            .field("self", &self.self_)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `ScopeRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeRepresentation {
     /// `displayName`
@@ -2418,8 +2989,21 @@ pub struct ScopeRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for ScopeRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopeRepresentation")
+            .field("displayName", &self.display_name)
+            .field("iconUri", &self.icon_uri)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("policies", &self.policies)
+            .field("resources", &self.resources)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `SocialLinkRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SocialLinkRepresentation {
     /// `socialProvider`
@@ -2436,8 +3020,18 @@ pub struct SocialLinkRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for SocialLinkRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocialLinkRepresentation")
+            .field("socialProvider", &self.social_provider)
+            .field("socialUserId", &self.social_user_id)
+            .field("socialUsername", &self.social_username)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `UserConsentRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserConsentRepresentation {
     /// `clientId`
@@ -2460,8 +3054,20 @@ pub struct UserConsentRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for UserConsentRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConsentRepresentation")
+            .field("clientId", &self.client_id)
+            .field("createdDate", &self.created_date)
+            .field("grantedClientScopes", &self.granted_client_scopes)
+            .field("grantedRealmRoles", &self.granted_realm_roles)
+            .field("lastUpdatedDate", &self.last_updated_date)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `UserFederationMapperRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserFederationMapperRepresentation {
     /// `config`
@@ -2484,8 +3090,23 @@ pub struct UserFederationMapperRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for UserFederationMapperRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserFederationMapperRepresentation")
+            .field("config", &crate::redact::Values(&self.config))
+            .field("federationMapperType", &self.federation_mapper_type)
+            .field(
+                "federationProviderDisplayName",
+                &self.federation_provider_display_name,
+            )
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `UserFederationProviderRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserFederationProviderRepresentation {
     /// `changedSyncPeriod`
@@ -2517,8 +3138,23 @@ pub struct UserFederationProviderRepresentation {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for UserFederationProviderRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserFederationProviderRepresentation")
+            .field("changedSyncPeriod", &self.changed_sync_period)
+            .field("config", &crate::redact::Values(&self.config))
+            .field("displayName", &self.display_name)
+            .field("fullSyncPeriod", &self.full_sync_period)
+            .field("id", &self.id)
+            .field("lastSync", &self.last_sync)
+            .field("priority", &self.priority)
+            .field("providerName", &self.provider_name)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `UserProfileAttributeGroupMetadata` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfileAttributeGroupMetadata {
     /// `annotations`
@@ -2538,8 +3174,19 @@ pub struct UserProfileAttributeGroupMetadata {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for UserProfileAttributeGroupMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserProfileAttributeGroupMetadata")
+            .field("annotations", &crate::redact::ByKey(&self.annotations))
+            .field("displayDescription", &self.display_description)
+            .field("displayHeader", &self.display_header)
+            .field("name", &self.name)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `UserProfileAttributeMetadata` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfileAttributeMetadata {
     /// `annotations`
@@ -2579,8 +3226,24 @@ pub struct UserProfileAttributeMetadata {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for UserProfileAttributeMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserProfileAttributeMetadata")
+            .field("annotations", &crate::redact::ByKey(&self.annotations))
+            .field("defaultValue", &self.default_value)
+            .field("displayName", &self.display_name)
+            .field("group", &self.group)
+            .field("multivalued", &self.multivalued)
+            .field("name", &self.name)
+            .field("readOnly", &self.read_only)
+            .field("required", &self.required)
+            .field("validators", &crate::redact::ByKey(&self.validators))
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `UserProfileMetadata` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserProfileMetadata {
     /// `attributes`
@@ -2594,8 +3257,17 @@ pub struct UserProfileMetadata {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
+impl std::fmt::Debug for UserProfileMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserProfileMetadata")
+            .field("attributes", &self.attributes)
+            .field("groups", &self.groups)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
+}
 /// The `UserRepresentation` representation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRepresentation {
     /// `access`
@@ -2683,6 +3355,43 @@ pub struct UserRepresentation {
     /// read-modify-write sends them back unchanged.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+impl std::fmt::Debug for UserRepresentation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRepresentation")
+            .field("access", &crate::redact::ByKey(&self.access))
+            .field("applicationRoles", &crate::redact::ByKey(&self.application_roles))
+            .field("attributes", &crate::redact::ByKey(&self.attributes))
+            .field("clientConsents", &self.client_consents)
+            .field("clientRoles", &crate::redact::ByKey(&self.client_roles))
+            .field("createdTimestamp", &self.created_timestamp)
+            .field("credentials", &self.credentials)
+            .field(
+                "disableableCredentialTypes",
+                &crate::redact::Whole(&self.disableable_credential_types),
+            )
+            .field("email", &self.email)
+            .field("emailVerified", &self.email_verified)
+            .field("enabled", &self.enabled)
+            .field("federatedIdentities", &self.federated_identities)
+            .field("federationLink", &self.federation_link)
+            .field("firstName", &self.first_name)
+            .field("groups", &self.groups)
+            .field("id", &self.id)
+            .field("lastName", &self.last_name)
+            .field("notBefore", &self.not_before)
+            .field("origin", &self.origin)
+            .field("realmRoles", &self.realm_roles)
+            .field("requiredActions", &self.required_actions)
+            .field("self", &self.self_)
+            .field("serviceAccountClientId", &self.service_account_client_id)
+            .field("socialLinks", &self.social_links)
+            .field("totp", &self.totp)
+            .field("userProfileMetadata", &self.user_profile_metadata)
+            .field("username", &self.username)
+            .field("extra", &crate::redact::ByKey(&self.extra))
+            .finish()
+    }
 }
 /// Query parameters of [`Realms::list`](crate::api::Realms::list) (`GET /admin/realms`); `None` leaves a parameter out.
 #[derive(Debug, Clone, Default, PartialEq)]
