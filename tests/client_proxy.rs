@@ -4,7 +4,8 @@
 //! form requests) and over TLS (a TLS terminator made here with rcgen and tokio-rustls in
 //! front of the testbed, reached through the proxy's `CONNECT` tunnel). Each test reads the
 //! proxy's own log to see the requests went through it. Skips, with a message, when tinyproxy
-//! is not installed (Debian package `tinyproxy`; `.ci/run` installs it).
+//! is not installed (Debian package `tinyproxy`; `.ci/run` installs it). The last tests take
+//! pacer-admin and pacer-inventory through the proxy by their own settings.
 
 #![allow(clippy::unwrap_used)]
 
@@ -529,4 +530,84 @@ async fn no_proxy_hosts_bypass_the_proxy() {
         "{}",
         proxy.log()
     );
+}
+
+#[tokio::test]
+async fn pacer_admin_goes_through_the_proxy_of_its_config() {
+    let Some(proxy) = tinyproxy_or_skip(&ProxySetup::default()) else {
+        return;
+    };
+    let testbed = Testbed::start().await.unwrap();
+    let creds = testbed.credentials();
+    let credentials = pacer_admin::Credentials::client_credentials(
+        creds.keycloak_realm.clone(),
+        creds.keycloak_client_id.clone(),
+        creds.keycloak_client_secret.clone(),
+    );
+    let client = pacer_admin::AdminClient::new(
+        testbed.keycloak_url(),
+        credentials,
+        &config_through(&proxy.url()),
+    )
+    .unwrap();
+    client.namespace("ops").server_info().await.unwrap();
+
+    let log = proxy.log();
+    let port = testbed.addr().port();
+    for line in [
+        format!("POST http://127.0.0.1:{port}/realms/master/protocol/openid-connect/token"),
+        format!("GET http://127.0.0.1:{port}/admin/serverinfo"),
+    ] {
+        assert!(
+            log.contains(&line),
+            "no `{line}` in the proxy's log:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pacer_inventory_goes_through_infrahub_proxy() {
+    let setup = ProxySetup {
+        basic_auth: true,
+        ..ProxySetup::default()
+    };
+    let Some(proxy) = tinyproxy_or_skip(&setup) else {
+        return;
+    };
+    let testbed = Testbed::start().await.unwrap();
+    let creds = testbed.credentials();
+    let mut config = pacer_inventory::Config::default();
+    config.address = testbed.infrahub_url().to_owned();
+    config.username = Some(creds.infrahub_user.clone());
+    config.password = Some(pacer::auth::SecretString::from(
+        creds.infrahub_password.clone(),
+    ));
+    // With credentials in the proxy URL, as `INFRAHUB_PROXY` may carry them.
+    config.proxy = Some(pacer::auth::SecretString::from(
+        proxy.url_with(PROXY_PASSWORD),
+    ));
+    config.validate().unwrap();
+    assert!(!format!("{config:?}").contains(PROXY_PASSWORD));
+    let client = pacer_inventory::InventoryClient::new(config.clone()).unwrap();
+    client.server_version().await.unwrap();
+
+    let log = proxy.log();
+    let port = testbed.addr().port();
+    for line in [
+        format!("POST http://127.0.0.1:{port}/api/auth/login"),
+        format!("POST http://127.0.0.1:{port}/graphql"),
+    ] {
+        assert!(
+            log.contains(&line),
+            "no `{line}` in the proxy's log:\n{log}"
+        );
+    }
+
+    // A proxy URL of the wrong kind is refused by name, without quoting it.
+    config.proxy = Some(pacer::auth::SecretString::from(format!(
+        "socks5://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:1080"
+    )));
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("proxy"), "{error}");
+    assert!(!error.contains(PROXY_PASSWORD), "{error}");
 }

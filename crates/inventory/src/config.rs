@@ -311,10 +311,12 @@ impl Config {
                     config.proxy = match non_empty(value) {
                         None => None,
                         Some(proxy) => {
-                            parse_proxy(proxy).map_err(|reason| ConfigError::Env {
-                                variable: name.clone(),
-                                value: "***".into(),
-                                reason: reason.to_owned(),
+                            pacer::config::ProxyUrl::parse(proxy).map_err(|reason| {
+                                ConfigError::Env {
+                                    variable: name.clone(),
+                                    value: "***".into(),
+                                    reason: reason.to_owned(),
+                                }
                             })?;
                             Some(SecretString::from(proxy))
                         }
@@ -383,7 +385,12 @@ impl Config {
         if let Some(ca_file) = &self.tls_ca_file {
             pacer.tls.extra_ca_file = Some(ca_file.clone());
         }
-        // `proxy` and `tls_insecure` are kept here until pacer's `Config` has their fields.
+        if let Some(proxy) = &self.proxy {
+            // An unparsable proxy is refused by `validate`; a proxy that cannot be used is never
+            // silently replaced by a direct connection, so it stays set for pacer to refuse too.
+            pacer.proxy = pacer::config::ProxyUrl::parse(proxy.expose_secret()).ok();
+        }
+        pacer.tls.insecure = pacer.tls.insecure || self.tls_insecure;
         // Infrahub runs on uvicorn, which closes connections idle for 5 s: drop them first, so
         // that no mutation is written into a connection the server is closing.
         pacer.pool_idle_timeout_secs = Some(
@@ -428,7 +435,8 @@ impl Config {
             return Err(invalid("max_retry_duration", "must be more than zero"));
         }
         if let Some(proxy) = &self.proxy {
-            parse_proxy(proxy.expose_secret()).map_err(|reason| invalid("proxy", reason))?;
+            pacer::config::ProxyUrl::parse(proxy.expose_secret())
+                .map_err(|reason| invalid("proxy", reason))?;
         }
         if self.pagination_size == 0 {
             return Err(invalid("pagination_size", "must be at least 1"));
@@ -467,19 +475,6 @@ fn parse_address(value: &str) -> Result<String, &'static str> {
         }
         (Some("http" | "https"), Some(_)) => Ok(value.to_owned()),
         _ => Err("expected an http:// or https:// URL"),
-    }
-}
-
-/// A proxy URL: `http://`, `https://`, `socks5://` or `socks5h://` with a host (user-info
-/// allowed: the value is a secret).
-fn parse_proxy(value: &str) -> Result<(), &'static str> {
-    let uri: http::Uri = value
-        .trim()
-        .parse()
-        .map_err(|_| "expected a proxy URL (http://host:port)")?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https" | "socks5" | "socks5h"), Some(host)) if !host.is_empty() => Ok(()),
-        _ => Err("expected a proxy URL (http://host:port)"),
     }
 }
 
