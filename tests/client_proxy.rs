@@ -533,7 +533,7 @@ async fn no_proxy_hosts_bypass_the_proxy() {
 }
 
 #[tokio::test]
-async fn pacer_admin_goes_through_the_proxy_of_its_config() {
+async fn pacer_admin_goes_through_keycloak_api_proxy() {
     let Some(proxy) = tinyproxy_or_skip(&ProxySetup::default()) else {
         return;
     };
@@ -544,12 +544,15 @@ async fn pacer_admin_goes_through_the_proxy_of_its_config() {
         creds.keycloak_client_id.clone(),
         creds.keycloak_client_secret.clone(),
     );
-    let client = pacer_admin::AdminClient::new(
-        testbed.keycloak_url(),
-        credentials,
-        &config_through(&proxy.url()),
-    )
-    .unwrap();
+    // The operator's settings under its prefix, as `KEYCLOAK_API_PROXY=...` in its pod.
+    let config = Config::default()
+        .merge_env_vars(
+            "KEYCLOAK_API",
+            [("KEYCLOAK_API_PROXY".to_owned(), proxy.url())],
+        )
+        .unwrap();
+    let client =
+        pacer_admin::AdminClient::new(testbed.keycloak_url(), credentials, &config).unwrap();
     client.namespace("ops").server_info().await.unwrap();
 
     let log = proxy.log();

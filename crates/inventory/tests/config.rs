@@ -310,7 +310,15 @@ fn proxy() {
         "http://user:pr0xy-s3cret@proxy.corp:3128"
     );
     assert!(!format!("{config:?}").contains("pr0xy-s3cret"));
+    // It is the proxy of pacer's client, shown redacted there too.
+    let pacer = config.pacer_config();
+    let pacer_proxy = pacer.proxy.as_ref().unwrap();
+    assert_eq!(pacer_proxy.redacted(), "http://***@proxy.corp:3128/");
+    assert!(!format!("{pacer:?}").contains("pr0xy-s3cret"));
     assert!(env(&[("INFRAHUB_PROXY", "")]).unwrap().proxy.is_none());
+    // The SDK takes SOCKS proxies through httpx extras; pacer's client does not, and says so.
+    let error = env(&[("INFRAHUB_PROXY", "socks5://proxy.corp:1080")]).unwrap_err();
+    assert!(error.to_string().contains("INFRAHUB_PROXY"), "{error}");
     // A bad proxy names the variable but never quotes the value (it may hold credentials).
     for value in [
         "not a url pw-xyz",
@@ -335,6 +343,9 @@ fn tls_insecure() {
             .tls_insecure
     );
     assert!(!env(&[("INFRAHUB_TLS_INSECURE", "0")]).unwrap().tls_insecure);
+    let insecure = env(&[("INFRAHUB_TLS_INSECURE", "yes")]).unwrap();
+    assert!(insecure.pacer_config().tls.insecure);
+    assert!(!Config::default().pacer_config().tls.insecure);
     bad("INFRAHUB_TLS_INSECURE", "sometimes");
 }
 
