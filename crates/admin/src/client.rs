@@ -227,7 +227,7 @@ impl AdminClientBuilder {
 
     /// Builds [`pacer::client::Client`] from the configuration (rustls, pooled HTTP/1.1 and
     /// HTTP/2) and the client on it. Needs no runtime; calls must then run in a tokio
-    /// runtime (or through [`blocking::AdminClient`]).
+    /// runtime (or through [`blocking::AdminClient`](crate::blocking::AdminClient)).
     pub fn build(self) -> Result<AdminClient, BuildError> {
         let metrics = match self.metrics {
             Some(metrics) => metrics,

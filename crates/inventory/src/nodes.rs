@@ -463,7 +463,7 @@ impl InventoryClient {
     }
 
     /// Dynamic API: every node of `kind` matching `filters`, page after page. Ends as
-    /// [`stream`](Self::stream) does: after `count` nodes or on a short or empty page; a
+    /// [`stream`](crate::InventoryClient::stream) does: after `count` nodes or on a short or empty page; a
     /// repeated page or paging past [`MAX_PAGES`] pages is an [`Error::Decode`].
     pub async fn node_all(
         &self,
