@@ -1,6 +1,7 @@
 //! Policies chosen in a `Config` reach the layers built from it: proactive pacing
 //! (`retry_after.proactive`) and the retry budget's floor following the global rate.
 #![cfg(feature = "client")]
+#![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};

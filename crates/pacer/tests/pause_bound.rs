@@ -3,6 +3,8 @@
 //! waiting request past `max_delay`, nor past the retry deadline. It then fails with the error
 //! a too-long `Retry-After` gives, [`RetryAfterExceeded`].
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
