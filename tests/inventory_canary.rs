@@ -2,7 +2,7 @@
 //! out, the proxy's credentials and a password in the address are all set to values holding
 //! one canary string; the async and blocking clients run through success paths (login,
 //! refresh after a `401`, replay) and failure paths (refused key, refused login, stalled
-//! login, address with user-info). The canary must appear in no `Debug` or `Display` output,
+//! login, address with user-info, an unreachable proxy with credentials). The canary must appear in no `Debug` or `Display` output,
 //! no captured `tracing` output (every level) and not in the metrics text.
 #![allow(clippy::unwrap_used)]
 
@@ -66,9 +66,6 @@ fn login_config(server: &HostileServer) -> Config {
     config.address = server.url().to_owned();
     config.username = Some("admin".into());
     config.password = Some(SecretString::from(format!("{CANARY}-password")));
-    config.proxy = Some(SecretString::from(format!(
-        "http://user:{CANARY}-proxy@proxy.invalid:3128"
-    )));
     config.timeout = Duration::from_secs(1);
     config.max_retry_duration = Duration::from_secs(3);
     config.rate_limit_backoff_base = Duration::from_millis(10);
@@ -160,6 +157,22 @@ fn the_canary_never_leaves() {
         format!("not a url {CANARY}-proxy"),
     )])
     .unwrap_err();
+    texts.push(format!("{error} {error:?}"));
+    // A proxy with credentials that cannot be reached: the error names the proxy, never its
+    // password.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proxied = login_config(&server);
+    proxied.proxy = Some(SecretString::from(format!(
+        "http://user:{CANARY}-proxy@127.0.0.1:{closed_port}"
+    )));
+    texts.push(format!("{proxied:?}"));
+    let client = InventoryClient::with_metrics(proxied, metrics.clone()).unwrap();
+    texts.push(format!("{client:?}"));
+    let error = runtime.block_on(client.tag_count(&filter)).unwrap_err();
     texts.push(format!("{error} {error:?}"));
     drop(server);
 
