@@ -117,10 +117,15 @@ impl Tinyproxy {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let proxy = Tinyproxy { child, dir, port };
+        let mut proxy = Tinyproxy { child, dir, port };
         // Ready when it accepts connections.
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            // Another test took the free port between our probe and tinyproxy's bind: it
+            // exits, and a new one starts on another port.
+            if let Ok(Some(_)) = proxy.child.try_wait() {
+                return Tinyproxy::start(bin, setup);
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "tinyproxy did not start; its log: {}",
@@ -534,10 +539,15 @@ async fn no_proxy_hosts_bypass_the_proxy() {
 
 #[tokio::test]
 async fn pacer_admin_goes_through_keycloak_api_proxy() {
-    let Some(proxy) = tinyproxy_or_skip(&ProxySetup::default()) else {
+    let testbed = Testbed::start().await.unwrap();
+    let (tls_port, ca) = tls_front(testbed.addr(), "admin").await;
+    let setup = ProxySetup {
+        connect_ports: vec![tls_port],
+        ..ProxySetup::default()
+    };
+    let Some(proxy) = tinyproxy_or_skip(&setup) else {
         return;
     };
-    let testbed = Testbed::start().await.unwrap();
     let creds = testbed.credentials();
     let credentials = pacer_admin::Credentials::client_credentials(
         creds.keycloak_realm.clone(),
@@ -548,63 +558,76 @@ async fn pacer_admin_goes_through_keycloak_api_proxy() {
     let config = Config::default()
         .merge_env_vars(
             "KEYCLOAK_API",
-            [("KEYCLOAK_API_PROXY".to_owned(), proxy.url())],
+            [
+                ("KEYCLOAK_API_PROXY".to_owned(), proxy.url()),
+                (
+                    "KEYCLOAK_API_TLS_EXTRA_CA_FILE".to_owned(),
+                    ca.display().to_string(),
+                ),
+            ],
         )
         .unwrap();
-    let client =
-        pacer_admin::AdminClient::new(testbed.keycloak_url(), credentials, &config).unwrap();
+    let base = format!("https://127.0.0.1:{tls_port}");
+    let client = pacer_admin::AdminClient::new(base, credentials, &config).unwrap();
     client.namespace("ops").server_info().await.unwrap();
 
     let log = proxy.log();
-    let port = testbed.addr().port();
-    for line in [
-        format!("POST http://127.0.0.1:{port}/realms/master/protocol/openid-connect/token"),
-        format!("GET http://127.0.0.1:{port}/admin/serverinfo"),
-    ] {
-        assert!(
-            log.contains(&line),
-            "no `{line}` in the proxy's log:\n{log}"
-        );
-    }
+    let line = format!("CONNECT 127.0.0.1:{tls_port}");
+    assert!(
+        log.contains(&line),
+        "no `{line}` in the proxy's log:\n{log}"
+    );
+    // The token request and the API call both reached the testbed, inside the tunnel.
+    assert!(
+        testbed.stats().requests() >= 2,
+        "the testbed saw the requests"
+    );
+    let _ = std::fs::remove_file(ca);
 }
 
 #[tokio::test]
 async fn pacer_inventory_goes_through_infrahub_proxy() {
+    let testbed = Testbed::start().await.unwrap();
+    let (tls_port, ca) = tls_front(testbed.addr(), "inventory").await;
     let setup = ProxySetup {
+        connect_ports: vec![tls_port],
         basic_auth: true,
         ..ProxySetup::default()
     };
     let Some(proxy) = tinyproxy_or_skip(&setup) else {
         return;
     };
-    let testbed = Testbed::start().await.unwrap();
     let creds = testbed.credentials();
-    let mut config = pacer_inventory::Config::default();
-    config.address = testbed.infrahub_url().to_owned();
-    config.username = Some(creds.infrahub_user.clone());
-    config.password = Some(pacer::auth::SecretString::from(
-        creds.infrahub_password.clone(),
-    ));
-    // With credentials in the proxy URL, as `INFRAHUB_PROXY` may carry them.
-    config.proxy = Some(pacer::auth::SecretString::from(
-        proxy.url_with(PROXY_PASSWORD),
-    ));
-    config.validate().unwrap();
+    // The SDK's names, as a sync job's environment carries them; the proxy URL holds the
+    // proxy's credentials.
+    let mut config = pacer_inventory::Config::from_env_vars([
+        (
+            "INFRAHUB_ADDRESS".to_owned(),
+            format!("https://127.0.0.1:{tls_port}"),
+        ),
+        ("INFRAHUB_USERNAME".to_owned(), creds.infrahub_user.clone()),
+        (
+            "INFRAHUB_PASSWORD".to_owned(),
+            creds.infrahub_password.clone(),
+        ),
+        ("INFRAHUB_PROXY".to_owned(), proxy.url_with(PROXY_PASSWORD)),
+        ("INFRAHUB_TLS_CA_FILE".to_owned(), ca.display().to_string()),
+    ])
+    .unwrap();
     assert!(!format!("{config:?}").contains(PROXY_PASSWORD));
     let client = pacer_inventory::InventoryClient::new(config.clone()).unwrap();
     client.server_version().await.unwrap();
 
     let log = proxy.log();
-    let port = testbed.addr().port();
-    for line in [
-        format!("POST http://127.0.0.1:{port}/api/auth/login"),
-        format!("POST http://127.0.0.1:{port}/graphql"),
-    ] {
-        assert!(
-            log.contains(&line),
-            "no `{line}` in the proxy's log:\n{log}"
-        );
-    }
+    let line = format!("CONNECT 127.0.0.1:{tls_port}");
+    assert!(
+        log.contains(&line),
+        "no `{line}` in the proxy's log:\n{log}"
+    );
+    assert!(
+        testbed.stats().requests() >= 2,
+        "the testbed saw the requests"
+    );
 
     // A proxy URL of the wrong kind is refused by name, without quoting it.
     config.proxy = Some(pacer::auth::SecretString::from(format!(
@@ -613,4 +636,5 @@ async fn pacer_inventory_goes_through_infrahub_proxy() {
     let error = config.validate().unwrap_err().to_string();
     assert!(error.contains("proxy"), "{error}");
     assert!(!error.contains(PROXY_PASSWORD), "{error}");
+    let _ = std::fs::remove_file(ca);
 }

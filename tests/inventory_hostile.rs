@@ -11,9 +11,7 @@ mod support;
 use std::time::Duration;
 
 use pacer::auth::{AuthError, SecretString};
-use pacer_inventory::{
-    BuiltinTagFilter, Config, DeadlineElapsed, Error, InventoryClient, Selection,
-};
+use pacer_inventory::{BuiltinTagFilter, Config, Error, InventoryClient, Selection};
 use pacer_testbed::hostile::{Behaviour, HostileServer, Rule};
 use serde_json::Map;
 
@@ -295,20 +293,21 @@ hostile!(retry_after_of_a_day_is_clamped_then_a_rate_limit_error,
     expect: Err(Error::RateLimit(_)),
     then: _);
 
-// ---- the response body (bounded by the total deadline, `max_retry_duration`) ----
+// ---- the response body (bounded by the per-attempt `timeout`, which covers the body; a body
+// is not retried without `retry_on_failure`) ----
 
 hostile!(body_drip_times_out,
     rules: [Rule::new("/graphql", Behaviour::DripBody { interval: Duration::from_millis(200) })],
     login: false,
     call: tag_count(&filter()),
-    expect: Err(Error::Transport(e)) if e.is::<DeadlineElapsed>(),
+    expect: Err(Error::Transport(e)) if e.is::<tower::timeout::error::Elapsed>(),
     then: _);
 
 hostile!(body_stall_times_out,
     rules: [Rule::new("/graphql", Behaviour::StallBody)],
     login: false,
     call: tag_count(&filter()),
-    expect: Err(Error::Transport(e)) if e.is::<DeadlineElapsed>(),
+    expect: Err(Error::Transport(e)) if e.is::<tower::timeout::error::Elapsed>(),
     then: _);
 
 hostile!(body_reset_is_a_transport_error,
