@@ -324,3 +324,57 @@ async fn namespace_labels_are_capped() {
         Some(1.0)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn paused_upstreams_gauge_returns_to_zero_when_the_gate_is_dropped_mid_pause() {
+    use crate::retry_after::RetryAfterLayer;
+    let mut registry = Registry::default();
+    let metrics = Metrics::builder().prefix("svc").register(&mut registry);
+    let service = ServiceBuilder::new()
+        .layer(RetryAfterLayer::new().observer(metrics.clone()))
+        .service(service_fn(|req: Request<String>| async move {
+            let status = if req.uri().path() == "/throttle" {
+                429
+            } else {
+                200
+            };
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .status(status)
+                    .header("retry-after", "30")
+                    .body(String::new())
+                    .unwrap(),
+            )
+        }));
+    let throttle = Request::get("http://api.test/throttle")
+        .body(String::new())
+        .unwrap();
+    let _ = service.clone().oneshot(throttle).await.unwrap();
+    assert_eq!(
+        sample(&encode(&registry), "svc_paused_upstreams"),
+        Some(1.0)
+    );
+
+    // A request held by the pause, dropped mid-pause, together with the gate.
+    let held = Request::get("http://api.test/ok")
+        .body(String::new())
+        .unwrap();
+    let waiter = tokio::spawn(service.clone().oneshot(held));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!waiter.is_finished());
+    waiter.abort();
+    let _ = waiter.await;
+    drop(service);
+    tokio::task::yield_now().await;
+    assert_eq!(
+        sample(&encode(&registry), "svc_paused_upstreams"),
+        Some(0.0)
+    );
+
+    // Nothing is decremented twice later.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        sample(&encode(&registry), "svc_paused_upstreams"),
+        Some(0.0)
+    );
+}

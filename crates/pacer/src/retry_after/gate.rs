@@ -190,6 +190,16 @@ impl Reporter {
     }
 }
 
+/// The last handle of a gate is gone: the pauses it still tracks end now, and whoever heard
+/// of their start hears of their end (so a `pacer_paused_upstreams` gauge returns to 0 when a
+/// gate is dropped mid-pause; its end timers hold it weakly and report nothing after this).
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        report_ends(state.pauses.drain().map(|(_, pause)| pause));
+    }
+}
+
 /// Reports the ends of removed pauses (outside the gate's lock, so observers never run
 /// under it).
 fn report_ends(ended: impl IntoIterator<Item = Pause>) {
