@@ -183,7 +183,13 @@ impl Layers {
         };
         let retry_after = match overrides.retry_after {
             Some(layer) => layer,
-            None => config.retry_after_layer().observer(events),
+            None => {
+                let layer = config.retry_after_layer().observer(events);
+                match config.shared_pause(&rate_limiter) {
+                    Some(shared) => layer.shared(shared),
+                    None => layer,
+                }
+            }
         };
         metrics.observe_limiter(&rate_limiter);
         Self {

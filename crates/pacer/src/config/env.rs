@@ -91,6 +91,9 @@ impl Config {
                 "RATE_LIMIT_PAUSE_RELEASE_WINDOW" => {
                     self.retry_after.release_window_secs = parse_secs(&value).map_err(bad)?;
                 }
+                "RETRY_AFTER_SHARED" => {
+                    self.retry_after.shared = parse_switch(&value).map_err(bad)?;
+                }
                 "RETRY_AFTER_PROACTIVE" => {
                     self.retry_after.proactive = parse_proactive(&value).map_err(bad)?;
                 }

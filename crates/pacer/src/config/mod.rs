@@ -23,6 +23,7 @@
 //! | `retry_after.pause_scope` | `upstream` (`upstream`, `namespace`) | `RATE_LIMIT_PAUSE_SCOPE` |
 //! | `retry_after.release_window_secs` | 1 | `RATE_LIMIT_PAUSE_RELEASE_WINDOW` |
 //! | `retry_after.proactive` | `off` (`off`, `ratelimit`, `x-ratelimit-reset-delta`, `x-ratelimit-reset-epoch`) | `RETRY_AFTER_PROACTIVE` |
+//! | `retry_after.shared` | `true`: pauses are shared through the rate limiter's store when it has one | `RETRY_AFTER_SHARED` |
 //! | `timeout_secs` (per attempt) | 30 | `TIMEOUT` (`off` for none) |
 //! | `deadline_secs` (whole request, retries and buffered bodies included) | 300 | `DEADLINE` (`off` for none) |
 //! | `read_timeout_secs` (silence between two frames of a streaming body) | 30 | `READ_TIMEOUT_SECS` (`off` for none) |

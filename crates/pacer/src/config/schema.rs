@@ -143,6 +143,9 @@ pub struct RetryAfterConfig {
     pub release_window_secs: f64,
     /// Proactive pacing: pause before a `429` when a response says the quota is used up.
     pub proactive: Proactive,
+    /// Share pauses with the other replicas through the rate limiter's store, when it has
+    /// one (e.g. Redis). Default true; without a store it changes nothing.
+    pub shared: bool,
 }
 
 impl Default for RetryAfterConfig {
@@ -153,6 +156,7 @@ impl Default for RetryAfterConfig {
             pause_scope: PauseScope::Upstream,
             release_window_secs: 1.0,
             proactive: Proactive::Off,
+            shared: true,
         }
     }
 }

@@ -194,6 +194,20 @@ impl ValidConfig {
         }
     }
 
+    /// The shared pause these settings describe for `limiter`: `None` unless
+    /// `retry_after.shared` is on (the default) and the limiter has a store; keyed like the
+    /// local pauses (by upstream, or by upstream and namespace).
+    pub fn shared_pause(&self, limiter: &RateLimiter) -> Option<crate::retry_after::SharedPause> {
+        if !self.config.retry_after.shared {
+            return None;
+        }
+        let store = limiter.store()?;
+        Some(
+            crate::retry_after::SharedPause::new(std::sync::Arc::clone(store))
+                .by_namespace(matches!(self.pause_scope, PauseScope::Namespace)),
+        )
+    }
+
     /// A [`Metrics`](crate::metrics::Metrics) builder with these settings' prefix and label cap.
     #[cfg(feature = "metrics")]
     pub fn metrics_builder(&self) -> crate::metrics::MetricsBuilder {

@@ -39,6 +39,19 @@ pub enum Event<'a> {
         /// Whether the local fallback decided (otherwise the request was refused).
         local: bool,
     },
+    /// A call to the shared rate-limit store (Redis) failed: an error or a timeout. The failure
+    /// policy then applies (for the limiter, see [`Event::StoreFallback`]; for a shared pause,
+    /// the local gate alone decides).
+    StoreError {
+        /// The store operation that failed: `decide`, `reserve_global`, `refund`,
+        /// `pause_upstream` or `paused_until`.
+        operation: &'static str,
+        /// The kind of failure, also the metric's label: `timeout`, `backend`, `protocol` or
+        /// `unsupported` ([`StoreError::kind`](crate::rate_limit::StoreError::kind)).
+        kind: &'static str,
+        /// The failure itself (never carries credentials: the store's errors name no URL).
+        error: &'a crate::rate_limit::StoreError,
+    },
     /// A request is about to be sent again after `delay`.
     Retry {
         /// The request.

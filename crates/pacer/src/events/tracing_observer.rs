@@ -9,7 +9,7 @@ use super::observer::Observer;
 /// | event | level |
 /// |---|---|
 /// | [`Event::Retry`] throttled by the server ([`RetryReason::is_throttled`](crate::retry::RetryReason::is_throttled)) | WARN, one line per retry: method, path, namespace, attempt, delay, `from_server` |
-/// | [`Event::RetriesExhausted`], [`Event::RetryBudgetExhausted`], [`Event::StoreFallback`] | WARN |
+/// | [`Event::RetriesExhausted`], [`Event::RetryBudgetExhausted`], [`Event::StoreFallback`], [`Event::StoreError`] | WARN |
 /// | other [`Event::Retry`], [`Event::RateLimitRefused`], [`Event::Timeout`], [`Event::PauseStarted`] | INFO |
 /// | [`Event::RateLimitWait`], [`Event::PauseEnded`] | DEBUG |
 ///
@@ -85,6 +85,16 @@ impl Observer for TracingObserver {
                 %namespace,
                 local,
                 "shared rate-limit store unavailable, failure policy applied"
+            ),
+            Event::StoreError {
+                operation,
+                kind,
+                error,
+            } => warn!(
+                operation,
+                kind,
+                %error,
+                "shared rate-limit store call failed"
             ),
             Event::Timeout { request, after } => info!(
                 method = %request.method,

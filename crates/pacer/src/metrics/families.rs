@@ -13,7 +13,7 @@ use super::cardinality::NamespaceLabels;
 use super::collector::LimiterCollector;
 use super::labels::{
     DurationLabels, LimitLabels, METHODS, NamespaceLabel, RequestLabels, RetryLabels,
-    STATUS_CLASSES,
+    STATUS_CLASSES, StoreErrorLabels,
 };
 use crate::namespace::Namespace;
 use crate::rate_limit::limiter::{RateLimiter, WeakRateLimiter};
@@ -59,6 +59,7 @@ pub(super) struct Inner {
     pub(super) paused: Gauge,
     pub(super) timeouts: Counter,
     pub(super) store_fallbacks: Counter,
+    pub(super) store_errors: Family<StoreErrorLabels, Counter>,
     pub(super) namespaces: NamespaceLabels,
     pub(super) limiter: Arc<Mutex<Option<WeakRateLimiter>>>,
 }
@@ -147,6 +148,7 @@ impl MetricsBuilder {
             paused: Gauge::default(),
             timeouts: Counter::default(),
             store_fallbacks: Counter::default(),
+            store_errors: Family::default(),
             namespaces: NamespaceLabels::new(self.max_namespace_labels),
             limiter: Arc::clone(&limiter),
         };
@@ -214,6 +216,16 @@ impl MetricsBuilder {
             "timeouts",
             "Attempts that timed out",
             inner.timeouts.clone(),
+        );
+        registry.register(
+            "rate_limit_store_fallbacks",
+            "Rate-limit decisions made by the failure policy while the shared store was unavailable",
+            inner.store_fallbacks.clone(),
+        );
+        registry.register(
+            "rate_limit_store_errors",
+            "Failed calls to the shared rate-limit store, by kind (timeout, backend, protocol, unsupported)",
+            inner.store_errors.clone(),
         );
         registry.register_collector(Box::new(LimiterCollector {
             limiter: Arc::downgrade(&limiter),

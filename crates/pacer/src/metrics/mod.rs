@@ -50,6 +50,7 @@
 //! | `pacer_paused_upstreams` | gauge | | pauses running now |
 //! | `pacer_timeouts_total` | counter | | attempts that timed out |
 //! | `pacer_rate_limit_store_fallbacks_total` | counter | | decisions made by the failure policy while the shared store was unavailable |
+//! | `pacer_rate_limit_store_errors_total` | counter | `kind` | failed calls to the shared store ([`StoreError::kind`](crate::rate_limit::StoreError::kind): `timeout`, `backend`, `protocol`, `unsupported`) |
 //! | `pacer_rate_limit_namespaces` | gauge | | namespaces with a bucket of their own, at scrape time |
 //! | `pacer_rate_limit_global_tokens` | gauge | | requests the global bucket admits at once, at scrape time |
 //!

@@ -69,6 +69,12 @@ impl Observer for Metrics {
             Event::StoreFallback { .. } => {
                 inner.store_fallbacks.inc();
             }
+            Event::StoreError { kind, .. } => {
+                inner
+                    .store_errors
+                    .get_or_create(&super::labels::StoreErrorLabels { kind })
+                    .inc();
+            }
         }
     }
 }

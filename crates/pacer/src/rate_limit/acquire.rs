@@ -185,7 +185,7 @@ impl Acquire {
     /// with what is left of its wait) or refuses it.
     fn after_store_failure(
         &mut self,
-        error: Option<&StoreError>,
+        error: Option<(&'static str, &StoreError)>,
         deadline: u64,
     ) -> Option<Poll<<Self as Future>::Output>> {
         let limiter = &self.limiter;
@@ -193,8 +193,8 @@ impl Acquire {
             self.state = State::Done;
             return Some(Poll::Ready(Ok(())));
         };
-        if let Some(error) = error {
-            limiter.store_failed(shared, error);
+        if let Some((operation, error)) = error {
+            limiter.store_failed(shared, operation, error);
         }
         let outcome = limiter
             .store_unavailable(shared, &self.namespace)
@@ -275,7 +275,9 @@ impl Future for Acquire {
                         }
                         Err(error) => {
                             this.state = State::Done;
-                            if let Some(done) = this.after_store_failure(Some(&error), deadline) {
+                            if let Some(done) =
+                                this.after_store_failure(Some(("decide", &error)), deadline)
+                            {
                                 return done;
                             }
                         }
@@ -376,7 +378,9 @@ impl Future for Acquire {
                         Err(error) => {
                             this.limiter.refund_shared(Some(&this.namespace), false);
                             this.state = State::Done;
-                            if let Some(done) = this.after_store_failure(Some(&error), deadline) {
+                            if let Some(done) =
+                                this.after_store_failure(Some(("reserve_global", &error)), deadline)
+                            {
                                 return done;
                             }
                         }

@@ -227,10 +227,19 @@ impl RateLimiter {
         }
     }
 
-    /// Records a failure of the shared store: it is left alone for the retry interval.
-    pub(super) fn store_failed(&self, shared: &SharedBackend, error: &StoreError) {
-        // Hook for the `events` module (a later issue): report `error` here.
-        let _ = error;
+    /// Records a failure of the shared store's `operation`: it is reported as
+    /// [`Event::StoreError`], and the store is left alone for the retry interval.
+    pub(super) fn store_failed(
+        &self,
+        shared: &SharedBackend,
+        operation: &'static str,
+        error: &StoreError,
+    ) {
+        self.shared.events.emit(|| Event::StoreError {
+            operation,
+            kind: error.kind(),
+            error,
+        });
         let until = self.now().saturating_add(shared.retry_interval);
         shared.down_until.fetch_max(until, Ordering::Relaxed);
     }
@@ -255,7 +264,19 @@ impl RateLimiter {
         if global {
             refund = refund.global(self.shared.global);
         }
-        spawn_detached(shared.store.refund(refund));
+        let events = self.shared.events.clone();
+        let refund = shared.store.refund(refund);
+        spawn_detached(Box::pin(async move {
+            let outcome = refund.await;
+            if let Err(error) = &outcome {
+                events.emit(|| Event::StoreError {
+                    operation: "refund",
+                    kind: error.kind(),
+                    error,
+                });
+            }
+            outcome
+        }));
     }
 }
 

@@ -280,6 +280,14 @@ fn from_micros(micros: i64) -> Duration {
     Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
+/// `left` from now; a store answer past the clock's range is capped at a year.
+fn anchor(left: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(left)
+        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(now)
+}
+
 impl RateLimitStore for RedisStore {
     fn decide(&self, request: StoreRequest) -> StoreFuture<StoreDecision> {
         let (ns_t, ns_tau) = micros(request.namespace_quota);
@@ -354,14 +362,14 @@ impl RateLimitStore for RedisStore {
         );
         // The answer is relative to Redis's now: anchored when it arrives, so the pause can
         // only end later than asked, never earlier.
-        Box::pin(async move { Ok(Instant::now() + from_micros(call.await?)) })
+        Box::pin(async move { Ok(anchor(from_micros(call.await?))) })
     }
 
     fn paused_until(&self, key: &str) -> StoreFuture<Option<Instant>> {
         let call = self.run::<i64>(|inner| &inner.paused, vec![self.pause_key(key)], Vec::new());
         Box::pin(async move {
             let left = call.await?;
-            Ok((left >= 0).then(|| Instant::now() + from_micros(left)))
+            Ok((left >= 0).then(|| anchor(from_micros(left))))
         })
     }
 }

@@ -215,6 +215,19 @@ pub enum StoreError {
     Unsupported(&'static str),
 }
 
+impl StoreError {
+    /// A short name of the kind of failure, for metrics and logs: `timeout`, `backend`,
+    /// `protocol` or `unsupported`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Backend(_) => "backend",
+            Self::Protocol(_) => "protocol",
+            Self::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -16,8 +16,10 @@ use super::cap::RetryAfterExceeded;
 use super::gate::{PauseGate, PauseKey};
 use super::key::Upstream;
 use super::settings::Settings;
+use super::shared::{Lookup, SharedPause};
 use crate::BoxError;
 use crate::events::observer::Events;
+use crate::rate_limit::StoreFuture;
 
 pin_project! {
     /// Response future of [`RetryAfter`].
@@ -32,6 +34,9 @@ pin_project! {
         settings: Settings,
         // Only when the layer has an observer.
         observer: Option<(Events, Upstream)>,
+        // Only when the layer shares its pauses: the store, this upstream's store key, and
+        // where store errors are reported.
+        shared: Option<Box<(SharedPause, String, Events)>>,
     }
 }
 
@@ -62,6 +67,8 @@ pin_project! {
     /// then.
     #[project = WaitingProj]
     pub(super) struct Waiting<S, ReqBody> {
+        // The store's pause, asked before the request goes (shared pauses only).
+        pub(super) lookup: Option<StoreFuture<Option<Instant>>>,
         #[pin]
         pub(super) sleep: Sleep,
         pub(super) end: Instant,
@@ -84,6 +91,7 @@ where
         key: PauseKey,
         settings: Settings,
         observer: Option<(Events, Upstream)>,
+        shared: Option<Box<(SharedPause, String, Events)>>,
     ) -> Self {
         Self {
             state,
@@ -91,6 +99,7 @@ where
             key,
             settings,
             observer,
+            shared,
         }
     }
 }
@@ -125,12 +134,20 @@ where
             match this.state.as_mut().project() {
                 StateProj::Waiting { waiting } => {
                     let WaitingProj {
+                        lookup,
                         mut sleep,
                         end,
                         held_since,
                         service,
                         request,
                     } = waiting.as_mut().project();
+                    if let Some(pending) = lookup.as_mut() {
+                        let answer = ready!(pending.as_mut().poll(cx));
+                        *lookup = None;
+                        if let Some(shared) = this.shared.as_ref() {
+                            Lookup::apply(answer, this.gate, *this.key, &shared.2);
+                        }
+                    }
                     ready!(sleep.as_mut().poll(cx));
                     // The pause may have been extended while we slept.
                     if let Some((new_end, release)) = this.gate.release_at(*this.key) {
@@ -167,6 +184,12 @@ where
                 StateProj::Calling { future } => {
                     let res = ready!(future.poll(cx)).map_err(Into::into)?;
                     if let Some(delay) = this.settings.delay_for(res.status(), res.headers()) {
+                        if let Some(shared) = this.shared.as_ref() {
+                            let now = Instant::now();
+                            if let Some(until) = now.checked_add(delay) {
+                                shared.0.record(&shared.1, until, &shared.2);
+                            }
+                        }
                         match this.observer {
                             Some((events, upstream)) => this.gate.pause_observed(
                                 *this.key,

@@ -17,6 +17,7 @@ use super::gate::{PauseGate, PauseKey};
 use super::key::{KeyFn, Upstream};
 use super::parse::ResetHeader;
 use super::settings::Settings;
+use super::shared::SharedPause;
 use crate::BoxError;
 use crate::events::observer::Events;
 
@@ -31,6 +32,7 @@ pub struct RetryAfterLayer {
     key: KeyFn,
     settings: Settings,
     events: Events,
+    shared: Option<SharedPause>,
 }
 
 impl Default for RetryAfterLayer {
@@ -52,7 +54,21 @@ impl RetryAfterLayer {
                 wall_clock: SystemTime::now,
             },
             events: Events::none(),
+            shared: None,
         }
+    }
+
+    /// Shares this layer's pauses with other replicas through a store (see [`SharedPause`]):
+    /// a pause set here is written to the store, and the store's pause is consulted (at most
+    /// once per refresh period per upstream) before a request goes. Default: none.
+    pub fn shared(mut self, shared: SharedPause) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The store this layer shares its pauses through, if any.
+    pub fn shared_pause(&self) -> Option<&SharedPause> {
+        self.shared.as_ref()
     }
 
     /// Reports the pauses this layer sets to `observer` (see [`crate::events`]):
@@ -149,6 +165,7 @@ impl<S> Layer<S> for RetryAfterLayer {
             key: self.key.clone(),
             settings: self.settings,
             events: self.events.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -162,6 +179,7 @@ pub struct RetryAfter<S> {
     key: KeyFn,
     settings: Settings,
     events: Events,
+    shared: Option<SharedPause>,
 }
 
 impl<S> RetryAfter<S> {
@@ -202,7 +220,30 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let key = self.key.key(req.uri(), req.extensions());
         let upstream = self.events.is_enabled().then(|| Upstream::of(req.uri()));
+        let shared = self.shared.as_ref().map(|shared| {
+            let store_key = shared.store_key(req.uri(), req.extensions());
+            Box::new((shared.clone(), store_key, self.events.clone()))
+        });
+        let lookup = match (&shared, self.gate.release_at(key)) {
+            (Some(shared), None) => shared.0.lookup(key, &shared.1),
+            _ => None,
+        };
         let state = match self.gate.release_at(key) {
+            // Not paused locally, but the store is to be asked first: wait for its answer
+            // (bounded by the store's timeout), then as for a local pause.
+            None if lookup.is_some() => {
+                let now = Instant::now();
+                State::Waiting {
+                    waiting: Box::pin(Waiting {
+                        lookup: lookup.map(|lookup| lookup.future),
+                        sleep: tokio::time::sleep_until(now),
+                        end: now,
+                        held_since: now,
+                        service: Some(self.inner.clone()),
+                        request: Some(req),
+                    }),
+                }
+            }
             // Not paused: `self.inner` was made ready by `poll_ready`, call it now.
             None => State::Calling {
                 future: self.inner.call(req),
@@ -224,6 +265,7 @@ where
                 } else {
                     State::Waiting {
                         waiting: Box::pin(Waiting {
+                            lookup: None,
                             sleep: tokio::time::sleep_until(release),
                             end,
                             held_since: now,
@@ -240,6 +282,7 @@ where
             key,
             self.settings,
             upstream.map(|upstream| (self.events.clone(), upstream)),
+            shared,
         )
     }
 }

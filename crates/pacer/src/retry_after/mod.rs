@@ -84,6 +84,7 @@ mod key;
 mod layer;
 pub(crate) mod parse;
 mod settings;
+mod shared;
 
 use std::time::Duration;
 
@@ -96,6 +97,7 @@ pub use layer::{RetryAfter, RetryAfterLayer};
 pub use parse::{
     ResetHeader, parse_retry_after, rate_limit_reset, retry_after, x_rate_limit_reset,
 };
+pub use shared::{DEFAULT_SHARED_REFRESH, SharedPause};
 
 /// Default cap on a server-given delay.
 pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
