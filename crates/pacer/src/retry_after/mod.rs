@@ -85,8 +85,6 @@ mod layer;
 pub(crate) mod parse;
 mod settings;
 
-use std::time::Duration;
-
 pub use cap::{RetryAfterExceeded, RetryAfterMode};
 pub use future::ResponseFuture;
 pub use gate::{
@@ -97,8 +95,7 @@ pub use parse::{
     ResetHeader, parse_retry_after, rate_limit_reset, retry_after, x_rate_limit_reset,
 };
 
-/// Default cap on a server-given delay.
-pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
+pub use cap::DEFAULT_MAX_DELAY;
 
 #[cfg(test)]
 mod tests;
