@@ -204,8 +204,8 @@ impl crate::blocking::InventoryClient {
             .and_then(|answer| answer)
     }
     /// Dynamic API: every node of `kind` matching `filters`, page after page. Ends as
-    /// [`stream`](Self::stream) does: after `count` nodes, on a short, empty or repeated
-    /// page, or after [`MAX_PAGES`] pages.
+    /// [`stream`](Self::stream) does: after `count` nodes or on a short or empty page; a
+    /// repeated page or paging past [`MAX_PAGES`] pages is an [`Error::Decode`].
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn node_all(
