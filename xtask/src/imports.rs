@@ -28,8 +28,8 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "crates/pacer",
         &[
+            &["namespace"],
             &[
-                "namespace",
                 "body",
                 "rate_limit::level",
                 "retry::reason",
@@ -51,10 +51,15 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "crates/admin",
         &[
-            &["error"],
-            &["call"],
+            &["secret_names"],
+            &["error", "redact", "path"],
+            &["decode"],
             &["auth"],
-            &["generated"],
+            &["client"],
+            &["call"],
+            &["types"],
+            &["api"],
+            &["blocking_api"],
             &["serverinfo"],
             &["reconcile"],
             &["blocking"],
@@ -66,7 +71,9 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
         &[
             &["error"],
             &["config"],
+            &["response"],
             &["auth"],
+            &["stack"],
             &["client"],
             &["branch", "node", "schema"],
             &["nodes"],

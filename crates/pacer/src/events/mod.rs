@@ -33,7 +33,7 @@ pub(crate) mod observer;
 mod tracing_observer;
 
 /// The one retry reason, defined with the classifier; re-exported for the events that carry it.
-pub use crate::retry::RetryReason;
+pub use crate::retry::reason::RetryReason;
 pub use event::{Event, RequestInfo};
 pub use observer::{Events, Observer};
 #[cfg(feature = "tracing")]

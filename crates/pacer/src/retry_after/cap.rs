@@ -5,6 +5,9 @@
 use std::fmt;
 use std::time::Duration;
 
+/// Default cap on a server-given delay.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
+
 /// What to do when a server asks for a `Retry-After` longer than the cap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RetryAfterMode {

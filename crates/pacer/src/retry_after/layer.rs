@@ -10,7 +10,7 @@ use http::{Extensions, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::DEFAULT_MAX_DELAY;
+use super::cap::DEFAULT_MAX_DELAY;
 use super::cap::RetryAfterExceeded;
 use super::future::{ResponseFuture, State, Waiting, exceeds_hold};
 use super::gate::{PauseGate, PauseKey};

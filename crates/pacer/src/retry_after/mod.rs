@@ -86,8 +86,6 @@ pub(crate) mod parse;
 mod settings;
 mod shared;
 
-use std::time::Duration;
-
 pub use cap::{RetryAfterExceeded, RetryAfterMode};
 pub use future::ResponseFuture;
 pub use gate::{
@@ -99,8 +97,7 @@ pub use parse::{
 };
 pub use shared::{DEFAULT_SHARED_REFRESH, SharedPause};
 
-/// Default cap on a server-given delay.
-pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
+pub use cap::DEFAULT_MAX_DELAY;
 
 #[cfg(test)]
 mod tests;
