@@ -44,3 +44,22 @@ pub fn roomy_config() -> pacer::config::Config {
     config.rate_limit.namespace_burst = 10_000;
     config
 }
+
+/// Small bounds for the hostile suites: 1 s per attempt, 4 s per call, 2 retries quickly,
+/// `Retry-After` capped at 1 s.
+pub fn tight_config() -> pacer::config::Config {
+    let mut config = roomy_config();
+    config.timeout_secs = Some(1.0);
+    config.deadline_secs = Some(4.0);
+    config.retry.max_retries = 2;
+    config.retry.backoff_base_secs = 0.01;
+    config.retry.backoff_max_secs = 0.05;
+    config.retry.budget = false;
+    config.retry_after.max_secs = 1.0;
+    config
+}
+
+/// Password credentials (the hostile server grants any).
+pub fn any_credentials() -> Credentials {
+    Credentials::password("master", "admin", "admin-password")
+}
