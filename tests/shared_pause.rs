@@ -3,9 +3,6 @@
 //! prints why it skips and passes.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::io::Write;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,114 +15,9 @@ use pacer::rate_limit::redis::RedisStore;
 use pacer::rate_limit::{RateLimitStore, RateLimiter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A `redis-server` of our own, on a free loopback port, persisting nothing.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    /// `None` (after saying so) when `redis-server` is not installed.
-    fn start() -> Option<Self> {
-        let version = Command::new("redis-server").arg("--version").output();
-        if !version.is_ok_and(|out| out.status.success()) {
-            // Written to stderr directly, past the test harness's capture, so it shows.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: redis-server is not installed (apt-get install redis-server)"
-            );
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        Some(server)
-    }
-
-    /// Starts (again) on the same port and waits until it answers `PING`.
-    fn restart(&mut self) {
-        let version = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .unwrap();
-        // Redis 7 refuses DEBUG unless told otherwise; older versions do not know the option.
-        let debug_allowed = String::from_utf8_lossy(&version.stdout)
-            .split("v=")
-            .nth(1)
-            .and_then(|v| v.split('.').next())
-            .and_then(|major| major.parse::<u32>().ok())
-            .is_some_and(|major| major >= 7);
-        let mut command = Command::new("redis-server");
-        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
-        command.args(["--save", "", "--appendonly", "no"]);
-        if debug_allowed {
-            command.args(["--enable-debug-command", "yes"]);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let pong = redis::Client::open(self.url())
-                .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con));
-            if pong.is_ok() {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// A plain synchronous connection, for looking at keys.
-    fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-
-    /// Redis's clock, in microseconds.
-    fn time_micros(&self) -> u64 {
-        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut self.connection()).unwrap();
-        secs * 1_000_000 + micros
-    }
-
-    fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
-        let mut command = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            command.arg(*arg);
-        }
-        command.query(&mut self.connection()).unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+#[path = "support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
 
 /// An HTTP/1.1 server answering `429` with `Retry-After: 2` on `/busy` and `200` otherwise,
 /// logging when each request arrived.
