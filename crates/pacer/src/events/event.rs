@@ -50,7 +50,7 @@ pub enum Event<'a> {
         /// `unsupported` ([`StoreError::kind`](crate::rate_limit::StoreError::kind)).
         kind: &'static str,
         /// The failure itself (never carries credentials: the store's errors name no URL).
-        error: &'a crate::rate_limit::StoreError,
+        error: &'a crate::rate_limit::store::StoreError,
     },
     /// A request is about to be sent again after `delay`.
     Retry {

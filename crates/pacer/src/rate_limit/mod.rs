@@ -153,7 +153,7 @@ mod quota;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod reject;
-mod store;
+pub(crate) mod store;
 
 pub use acquire::Acquire;
 pub use builder::RateLimiterBuilder;
