@@ -885,8 +885,6 @@ fn assert_no_secret(what: &str, text: &str) {
 // 8.
 #[tokio::test(start_paused = true)]
 async fn secrets_stay_out_of_debug_errors_and_tracing() {
-    use tracing_subscriber::util::SubscriberInitExt;
-
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer({
@@ -896,8 +894,11 @@ async fn secrets_stay_out_of_debug_errors_and_tracing() {
         .with_ansi(false)
         .with_max_level(tracing::Level::TRACE)
         .finish();
-    // Thread-local: the paused-time runtime runs every task (the token request too) here.
-    let _default = subscriber.set_default();
+    // The global default, not a thread-local one: with other tests of this binary running on
+    // other threads, a scoped subscriber can miss events whose callsites those threads
+    // registered first (tracing's interest cache), and the test then fails for want of logs.
+    // The other tests' logs land in the buffer too, which only widens what is checked.
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let phase = Arc::new(AtomicUsize::new(0));
     let upstream = {
