@@ -209,6 +209,11 @@ async fn tls_front(backend: SocketAddr, name: &str) -> (u16, PathBuf) {
     (port, path)
 }
 
+/// Fails unless the proxy's `log` holds `line`, showing the log.
+fn assert_logged(log: &str, line: &str) {
+    assert!(log.contains(line), "no `{line}` in the proxy's log:\n{log}");
+}
+
 fn config_through(proxy: &str) -> Config {
     Config {
         proxy: Some(ProxyUrl::parse(proxy).unwrap()),
@@ -294,11 +299,7 @@ async fn plain_http_goes_through_the_proxy_in_absolute_form() {
         "/realms/master/protocol/openid-connect/token",
         "/api/auth/login",
     ] {
-        let line = format!("POST http://127.0.0.1:{port}{path}");
-        assert!(
-            log.contains(&line),
-            "no `{line}` in the proxy's log:\n{log}"
-        );
+        assert_logged(&log, &format!("POST http://127.0.0.1:{port}{path}"));
     }
 }
 
@@ -320,11 +321,7 @@ async fn https_goes_through_a_connect_tunnel() {
     keycloak_and_infrahub(&client, &base, &testbed).await;
 
     let log = proxy.log();
-    let line = format!("CONNECT 127.0.0.1:{tls_port}");
-    assert!(
-        log.contains(&line),
-        "no `{line}` in the proxy's log:\n{log}"
-    );
+    assert_logged(&log, &format!("CONNECT 127.0.0.1:{tls_port}"));
     // The requests themselves are inside the tunnel: the proxy never saw their paths.
     assert!(!log.contains("/api/auth/login"), "{log}");
     assert!(
@@ -572,11 +569,7 @@ async fn pacer_admin_goes_through_keycloak_api_proxy() {
     client.namespace("ops").server_info().await.unwrap();
 
     let log = proxy.log();
-    let line = format!("CONNECT 127.0.0.1:{tls_port}");
-    assert!(
-        log.contains(&line),
-        "no `{line}` in the proxy's log:\n{log}"
-    );
+    assert_logged(&log, &format!("CONNECT 127.0.0.1:{tls_port}"));
     // The token request and the API call both reached the testbed, inside the tunnel.
     assert!(
         testbed.stats().requests() >= 2,
@@ -619,11 +612,7 @@ async fn pacer_inventory_goes_through_infrahub_proxy() {
     client.server_version().await.unwrap();
 
     let log = proxy.log();
-    let line = format!("CONNECT 127.0.0.1:{tls_port}");
-    assert!(
-        log.contains(&line),
-        "no `{line}` in the proxy's log:\n{log}"
-    );
+    assert_logged(&log, &format!("CONNECT 127.0.0.1:{tls_port}"));
     assert!(
         testbed.stats().requests() >= 2,
         "the testbed saw the requests"

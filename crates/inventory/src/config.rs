@@ -386,8 +386,8 @@ impl Config {
             pacer.tls.extra_ca_file = Some(ca_file.clone());
         }
         if let Some(proxy) = &self.proxy {
-            // An unparsable proxy is refused by `validate`; a proxy that cannot be used is never
-            // silently replaced by a direct connection, so it stays set for pacer to refuse too.
+            // `validate`, which every client constructor runs first, refuses a proxy that does
+            // not parse: none is dropped here in favour of a direct connection.
             pacer.proxy = pacer::config::ProxyUrl::parse(proxy.expose_secret()).ok();
         }
         pacer.tls.insecure = pacer.tls.insecure || self.tls_insecure;
