@@ -126,6 +126,11 @@ impl Config {
                 "METRICS_MAX_NAMESPACE_LABELS" => {
                     self.metrics.max_namespace_labels = parse_positive(&value).map_err(bad)?;
                 }
+                "METRICS_NAMESPACE_LABEL_IDLE_SECS" => {
+                    let secs = parse_positive(&value).map_err(bad)?;
+                    self.metrics.namespace_label_idle_secs =
+                        u64::try_from(secs).unwrap_or(u64::MAX);
+                }
                 _ => continue,
             }
             // A value fine alone may clash with another setting (a backoff base above its

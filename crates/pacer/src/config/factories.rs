@@ -32,12 +32,17 @@ impl Config {
         Ok(self.validate()?.retry_after_layer())
     }
 
-    /// A [`Metrics`](crate::metrics::Metrics) builder with these settings' prefix and label cap
-    /// (it converts no number, so it needs no validation).
+    /// A [`Metrics`](crate::metrics::Metrics) builder with these settings' prefix, label cap
+    /// and idle time, every namespace with a rate-limit override pinned to a label of its own
+    /// (it does no arithmetic on the numbers, so it needs no validation).
     #[cfg(feature = "metrics")]
     pub fn metrics_builder(&self) -> crate::metrics::MetricsBuilder {
         crate::metrics::Metrics::builder()
             .prefix(self.metrics.prefix.clone())
             .max_namespace_labels(self.metrics.max_namespace_labels)
+            .namespace_label_idle(std::time::Duration::from_secs(
+                self.metrics.namespace_label_idle_secs,
+            ))
+            .pin_namespaces(self.rate_limit.overrides.keys().map(String::as_str))
     }
 }

@@ -35,7 +35,8 @@
 //! | `no_proxy` (hosts reached directly, as curl's `NO_PROXY`) | none | `NO_PROXY` |
 //! | `proxy_from_env` (honour `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) | true | `PROXY_FROM_ENV` |
 //! | `metrics.prefix` | `pacer` | `METRICS_PREFIX` |
-//! | `metrics.max_namespace_labels` | 100 | `METRICS_MAX_NAMESPACE_LABELS` |
+//! | `metrics.max_namespace_labels` (namespaces with overrides always have a label of their own) | 100 | `METRICS_MAX_NAMESPACE_LABELS` |
+//! | `metrics.namespace_label_idle_secs` (an idle namespace's label slot is released once every slot is taken) | 300 | `METRICS_NAMESPACE_LABEL_IDLE_SECS` |
 //!
 //! Durations are seconds, fractions allowed (`0.5`). A value that does not parse or is out of
 //! range is an error naming the variable (or field) and the value — never a silent default.

@@ -23,6 +23,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::proactive::Proactive;
 use super::scope::PauseScope;
 use crate::rate_limit::Quota;
 use crate::retry::Jitter;
@@ -159,10 +160,9 @@ pub fn parse_scope(value: &str) -> Result<PauseScope, Reason> {
     }
 }
 
-/// A [`Proactive`](super::Proactive) pacing: `off`, `ratelimit`, `x-ratelimit-reset-delta`
+/// A [`Proactive`] pacing: `off`, `ratelimit`, `x-ratelimit-reset-delta`
 /// or `x-ratelimit-reset-epoch`.
-pub fn parse_proactive(value: &str) -> Result<super::Proactive, Reason> {
-    use super::Proactive;
+pub fn parse_proactive(value: &str) -> Result<Proactive, Reason> {
     match value.trim().to_ascii_lowercase().as_str() {
         "off" => Ok(Proactive::Off),
         "ratelimit" => Ok(Proactive::RateLimit),

@@ -228,8 +228,12 @@ pub struct QuotaConfig {
 pub struct MetricsConfig {
     /// The prefix of every metric name.
     pub prefix: String,
-    /// Distinct `namespace` label values before the rest count as `other`.
+    /// Namespaces (besides those with overrides) with a `namespace` label value of their own
+    /// at once; while every slot is taken, new ones count as `other`.
     pub max_namespace_labels: usize,
+    /// Whole seconds a namespace without requests keeps its label slot once every slot is
+    /// taken (see [`MetricsBuilder::namespace_label_idle`](crate::metrics::MetricsBuilder::namespace_label_idle)).
+    pub namespace_label_idle_secs: u64,
 }
 
 impl Default for MetricsConfig {
@@ -237,6 +241,7 @@ impl Default for MetricsConfig {
         Self {
             prefix: "pacer".to_owned(),
             max_namespace_labels: 100,
+            namespace_label_idle_secs: 300,
         }
     }
 }

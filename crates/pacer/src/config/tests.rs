@@ -94,6 +94,29 @@ fn environment_overrides_with_a_prefix() {
 }
 
 #[test]
+fn metrics_label_settings_from_the_environment() {
+    let config = Config::default()
+        .merge_env_vars(
+            "P",
+            env(&[
+                ("P_METRICS_MAX_NAMESPACE_LABELS", "20"),
+                ("P_METRICS_NAMESPACE_LABEL_IDLE_SECS", "90"),
+            ]),
+        )
+        .unwrap();
+    assert_eq!(config.metrics.max_namespace_labels, 20);
+    assert_eq!(config.metrics.namespace_label_idle_secs, 90);
+    let from_toml =
+        Config::from_toml_str("[metrics]\nnamespace_label_idle_secs = 0\n").unwrap_err();
+    assert!(
+        from_toml
+            .to_string()
+            .contains("metrics.namespace_label_idle_secs"),
+        "{from_toml}"
+    );
+}
+
+#[test]
 fn bad_environment_values_name_the_variable_and_value() {
     for (variable, value) in [
         ("P_GLOBAL_RATE_LIMIT_TPS", "fast"),
@@ -107,6 +130,9 @@ fn bad_environment_values_name_the_variable_and_value() {
         ("P_RATE_LIMIT_INITIAL_FILL", "2"),
         ("P_RATE_LIMIT_MAX_NAMESPACES", "0"),
         ("P_METRICS_PREFIX", "9lives"),
+        ("P_METRICS_NAMESPACE_LABEL_IDLE_SECS", "0"),
+        ("P_METRICS_NAMESPACE_LABEL_IDLE_SECS", "-5"),
+        ("P_METRICS_NAMESPACE_LABEL_IDLE_SECS", "1.5"),
         ("P_RATE_LIMIT_MAX_RETRIES", "many"),
         ("P_RATE_LIMIT_MAX_RETRIES", "-1"),
         ("P_RATE_LIMIT_BACKOFF_BASE", "soon"),

@@ -25,7 +25,7 @@ impl Config {
     /// | rates | above 0, at most 1e9 per second | a zero rate admits nothing, ever |
     /// | bursts | 1 to 4294967295 | a zero burst admits nothing |
     /// | `rate_limit.max_wait_secs` | 0 to 86400 s | 0: never wait, refuse at once |
-    /// | `rate_limit.max_namespaces`, `metrics.max_namespace_labels` | at least 1 | |
+    /// | `rate_limit.max_namespaces`, `metrics.max_namespace_labels`, `metrics.namespace_label_idle_secs` | at least 1 | |
     /// | `rate_limit.initial_fill` | 0 to 1 | 0: buckets start empty |
     /// | `timeout_secs`, `deadline_secs`, `read_timeout_secs` | above 0, at most 86400 s, or none | a zero timeout or deadline fails every request: say none instead |
     /// | `pool_idle_timeout_secs` | 0 to 86400 s, or none | 0: no idle connection is kept |
@@ -132,6 +132,14 @@ impl Config {
         if self.metrics.max_namespace_labels == 0 {
             return Err(invalid(
                 "metrics.max_namespace_labels",
+                "0".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.metrics.namespace_label_idle_secs == 0 {
+            // Zero would release a label between two requests of a busy tenant.
+            return Err(invalid(
+                "metrics.namespace_label_idle_secs",
                 "0".into(),
                 "must be at least 1".into(),
             ));

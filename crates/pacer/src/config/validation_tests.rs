@@ -379,7 +379,7 @@ fn hostile_numbers_in_the_environment_name_the_variable() {
 #[test]
 fn zero_counts_are_named_errors_where_zero_means_nothing() {
     type Set = fn(&mut Config);
-    let cases: [(&str, Set); 5] = [
+    let cases: [(&str, Set); 6] = [
         ("rate_limit.global_rate/global_burst", |c| {
             c.rate_limit.global_burst = 0
         }),
@@ -391,6 +391,9 @@ fn zero_counts_are_named_errors_where_zero_means_nothing() {
         }),
         ("metrics.max_namespace_labels", |c| {
             c.metrics.max_namespace_labels = 0
+        }),
+        ("metrics.namespace_label_idle_secs", |c| {
+            c.metrics.namespace_label_idle_secs = 0
         }),
         ("rate_limit.overrides.team-a", |c| {
             c.rate_limit.overrides.insert(

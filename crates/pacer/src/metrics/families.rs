@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -9,11 +10,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::cardinality::NamespaceLabels;
+use super::cardinality::{LabelledFamilies, NamespaceLabels, NamespaceSeries};
 use super::collector::LimiterCollector;
 use super::labels::{
-    DurationLabels, LimitLabels, METHODS, NamespaceLabel, RequestLabels, RetryLabels,
-    STATUS_CLASSES, StoreErrorLabels,
+    DurationLabels, LimitLabels, METHODS, RequestLabels, RetryLabels, STATUS_CLASSES,
+    StoreErrorLabels,
 };
 use crate::namespace::Namespace;
 use crate::rate_limit::limiter::{RateLimiter, WeakRateLimiter};
@@ -76,6 +77,8 @@ impl Metrics {
         MetricsBuilder {
             prefix: "pacer".to_owned(),
             max_namespace_labels: 100,
+            namespace_label_idle: DEFAULT_NAMESPACE_LABEL_IDLE,
+            pinned: Vec::new(),
         }
     }
 
@@ -90,8 +93,12 @@ impl Metrics {
         *slot = Some(limiter.downgrade());
     }
 
-    pub(super) fn namespace(&self, namespace: &Namespace) -> NamespaceLabel {
-        self.inner.namespaces.label(namespace)
+    /// The series `namespace` is recorded in now; hold it while recording, so that its slot
+    /// cannot be released under the recording.
+    pub(super) fn namespace_series(&self, namespace: &Namespace) -> Arc<NamespaceSeries> {
+        self.inner
+            .namespaces
+            .series(namespace, tokio::time::Instant::now())
     }
 }
 
@@ -103,11 +110,16 @@ impl fmt::Debug for Metrics {
     }
 }
 
+/// How long a namespace label slot stays taken without a request, by default.
+pub const DEFAULT_NAMESPACE_LABEL_IDLE: Duration = Duration::from_secs(300);
+
 /// Builds and registers [`Metrics`].
 #[derive(Debug, Clone)]
 pub struct MetricsBuilder {
     prefix: String,
     max_namespace_labels: usize,
+    namespace_label_idle: Duration,
+    pinned: Vec<Namespace>,
 }
 
 impl MetricsBuilder {
@@ -117,10 +129,30 @@ impl MetricsBuilder {
         self
     }
 
-    /// How many distinct `namespace` label values are reported before the rest count as
-    /// `other` (default 100).
+    /// How many namespaces (besides the pinned ones) have a `namespace` label value of their
+    /// own at once; while every slot is taken, new ones count as `other` (default 100). See
+    /// [the cardinality policy](super#cardinality).
     pub fn max_namespace_labels(mut self, max: usize) -> Self {
         self.max_namespace_labels = max;
+        self
+    }
+
+    /// How long a namespace without requests keeps its label slot once every slot is taken
+    /// (default [`DEFAULT_NAMESPACE_LABEL_IDLE`], 5 minutes; whole seconds count). A released
+    /// namespace's series leave the registry; if it comes back it starts again from zero,
+    /// which Prometheus' `rate()` and `increase()` read as a counter reset.
+    pub fn namespace_label_idle(mut self, idle: Duration) -> Self {
+        self.namespace_label_idle = idle;
+        self
+    }
+
+    /// Namespaces that always have a label value of their own, outside the cap: the
+    /// namespaces you configured overrides for, the tenants you alert on. Adds to earlier calls.
+    pub fn pin_namespaces<N: Into<Namespace>>(
+        mut self,
+        namespaces: impl IntoIterator<Item = N>,
+    ) -> Self {
+        self.pinned.extend(namespaces.into_iter().map(Into::into));
         self
     }
 
@@ -132,13 +164,26 @@ impl MetricsBuilder {
             registry.sub_registry_with_prefix(&self.prefix)
         };
         let limiter = Arc::new(Mutex::new(None));
+        let requests = Family::default();
+        let wait = Family::new_with_constructor(wait_histogram as fn() -> Histogram);
+        let refusals = Family::default();
+        let namespaces = NamespaceLabels::new(
+            self.max_namespace_labels,
+            self.namespace_label_idle,
+            self.pinned,
+            LabelledFamilies {
+                requests: requests.clone(),
+                wait: wait.clone(),
+                refusals: refusals.clone(),
+            },
+        );
         let inner = Inner {
-            requests: Family::default(),
+            requests,
             duration: Family::new_with_constructor(duration_histogram),
             durations: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
             in_flight: Gauge::default(),
-            wait: Family::new_with_constructor(wait_histogram),
-            refusals: Family::default(),
+            wait,
+            refusals,
             retries: Family::default(),
             retries_exhausted: Counter::default(),
             budget_exhausted: Counter::default(),
@@ -149,7 +194,7 @@ impl MetricsBuilder {
             timeouts: Counter::default(),
             store_fallbacks: Counter::default(),
             store_errors: Family::default(),
-            namespaces: NamespaceLabels::new(self.max_namespace_labels),
+            namespaces,
             limiter: Arc::clone(&limiter),
         };
         registry.register(

@@ -60,7 +60,8 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let series = self.metrics.inner.namespaces.series_of(&request);
+        let start = Instant::now();
+        let series = self.metrics.inner.namespaces.series_of(&request, start);
         let method = method_index(request.method());
         self.metrics.inner.in_flight.inc();
         let guard = Guard {
@@ -68,7 +69,7 @@ where
             series,
             method,
             status_class: ERROR_CLASS,
-            start: Instant::now(),
+            start,
         };
         ResponseFuture::new(self.inner.call(request), guard)
     }

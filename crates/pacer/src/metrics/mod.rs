@@ -62,9 +62,23 @@
 //!
 //! # Cardinality
 //!
-//! At most [`MetricsBuilder::max_namespace_labels`] (default 100) distinct `namespace` values are
-//! reported, first come first served; any other namespace is counted as `other`, so a flood of
-//! namespaces cannot grow the registry. Methods outside the standard nine are reported as
+//! A flood of namespaces cannot grow the registry, and cannot take the labels from real
+//! tenants for good:
+//!
+//! - namespaces named by [`MetricsBuilder::pin_namespaces`] (with
+//!   [`Config::metrics_builder`](crate::config::Config::metrics_builder): every namespace with
+//!   a rate-limit override) and the default namespace always have a `namespace` label value of
+//!   their own;
+//! - any other namespace takes one of [`MetricsBuilder::max_namespace_labels`] slots (default
+//!   100) on first use; while every slot is taken, a new namespace counts as `other`;
+//! - once every slot is taken, a slot whose namespace has had no request for
+//!   [`MetricsBuilder::namespace_label_idle`] (default 5 minutes) and has none in flight is
+//!   released, checked at most once a second when a new namespace arrives: its series leave
+//!   the registry and the new namespace takes the slot. Below the cap nothing is released.
+//!
+//! So `namespace_label_idle` after a flood of junk namespaces ends, real tenants get labels
+//! again. A namespace that comes back after its slot was released starts from zero, which
+//! Prometheus reads as a counter reset. Methods outside the standard nine are reported as
 //! `OTHER`.
 //!
 //! # Cost per request
@@ -89,7 +103,7 @@ use std::fmt;
 
 use prometheus_client::registry::Registry;
 
-pub use families::{Metrics, MetricsBuilder};
+pub use families::{DEFAULT_NAMESPACE_LABEL_IDLE, Metrics, MetricsBuilder};
 pub use future::ResponseFuture;
 pub use layer::{MetricsLayer, MetricsService};
 pub use recorded_body::MetricsBody;
@@ -122,5 +136,7 @@ pub fn render(
     }
 }
 
+#[cfg(test)]
+mod cardinality_tests;
 #[cfg(test)]
 mod tests;

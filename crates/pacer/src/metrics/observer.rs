@@ -1,5 +1,8 @@
 //! [`Metrics`] as an [`Observer`]: the other layers' events become counters and histograms.
 
+use std::sync::Arc;
+
+use super::cardinality::NamespaceSeries;
 use super::families::Metrics;
 use super::labels::{LimitLabels, RetryLabels};
 use crate::events::event::Event;
@@ -16,18 +19,17 @@ impl Observer for Metrics {
                 level,
                 waited,
             } => {
+                let (_slot, labels) = self.limit_labels(namespace, level);
                 inner
                     .wait
-                    .get_or_create(&self.limit_labels(namespace, level))
+                    .get_or_create(&labels)
                     .observe(waited.as_secs_f64());
             }
             Event::RateLimitRefused {
                 namespace, level, ..
             } => {
-                inner
-                    .refusals
-                    .get_or_create(&self.limit_labels(namespace, level))
-                    .inc();
+                let (_slot, labels) = self.limit_labels(namespace, level);
+                inner.refusals.get_or_create(&labels).inc();
             }
             Event::Retry {
                 reason,
@@ -80,10 +82,17 @@ impl Observer for Metrics {
 }
 
 impl Metrics {
-    fn limit_labels(&self, namespace: &Namespace, level: Level) -> LimitLabels {
-        LimitLabels {
-            namespace: self.namespace(namespace),
+    /// The labels of a rate-limit event, with the series that keeps their slot while held.
+    fn limit_labels(
+        &self,
+        namespace: &Namespace,
+        level: Level,
+    ) -> (Arc<NamespaceSeries>, LimitLabels) {
+        let series = self.namespace_series(namespace);
+        let labels = LimitLabels {
+            namespace: series.label.clone(),
             level: level.as_str(),
-        }
+        };
+        (series, labels)
     }
 }
