@@ -3,8 +3,8 @@
 //! in front of the fake Keycloak and Infrahub of `pacer_testbed`, over plain HTTP (absolute-
 //! form requests) and over TLS (a TLS terminator made here with rcgen and tokio-rustls in
 //! front of the testbed, reached through the proxy's `CONNECT` tunnel). Each test reads the
-//! proxy's own log to see the requests went through it. Skips, with a message, when tinyproxy
-//! is not installed (Debian package `tinyproxy`; `.ci/run` installs it). The last tests take
+//! proxy's own log to see the requests went through it. Fails, saying how to install it,
+//! when tinyproxy is not installed (Debian package `tinyproxy`; `.ci/run` installs it). The last tests take
 //! pacer-admin and pacer-inventory through the proxy by their own settings.
 
 #![allow(clippy::unwrap_used)]
@@ -150,16 +150,11 @@ impl Tinyproxy {
     }
 }
 
-/// tinyproxy with `setup`, or `None` (after saying so) when it is not installed.
-fn tinyproxy_or_skip(setup: &ProxySetup) -> Option<Tinyproxy> {
-    let Some(bin) = tinyproxy_binary() else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED proxy test: tinyproxy is not installed (apt-get install tinyproxy; .ci/run does)"
-        );
-        return None;
-    };
-    Some(Tinyproxy::start(&bin, setup))
+/// tinyproxy with `setup`; panics, saying how to install it, when it is not installed.
+fn tinyproxy(setup: &ProxySetup) -> Tinyproxy {
+    let bin = tinyproxy_binary()
+        .expect("this test needs tinyproxy: apt-get install tinyproxy (.ci/run does)");
+    Tinyproxy::start(&bin, setup)
 }
 
 /// A CA, and a TLS terminator for `127.0.0.1` and `localhost` it signed, forwarding every
@@ -286,9 +281,7 @@ fn connect_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a
 
 #[tokio::test]
 async fn plain_http_goes_through_the_proxy_in_absolute_form() {
-    let Some(proxy) = tinyproxy_or_skip(&ProxySetup::default()) else {
-        return;
-    };
+    let proxy = tinyproxy(&ProxySetup::default());
     let testbed = Testbed::start().await.unwrap();
     let client = Client::from_config(&config_through(&proxy.url())).unwrap();
     keycloak_and_infrahub(&client, testbed.base_url(), &testbed).await;
@@ -311,9 +304,7 @@ async fn https_goes_through_a_connect_tunnel() {
         connect_ports: vec![tls_port],
         ..ProxySetup::default()
     };
-    let Some(proxy) = tinyproxy_or_skip(&setup) else {
-        return;
-    };
+    let proxy = tinyproxy(&setup);
     let mut config = config_through(&proxy.url());
     config.tls.extra_ca_file = Some(ca.clone());
     let client = Client::from_config(&config).unwrap();
@@ -339,9 +330,7 @@ async fn proxy_credentials_are_sent_for_http_and_https_and_never_shown() {
         basic_auth: true,
         ..ProxySetup::default()
     };
-    let Some(proxy) = tinyproxy_or_skip(&setup) else {
-        return;
-    };
+    let proxy = tinyproxy(&setup);
     let https_base = format!("https://127.0.0.1:{tls_port}");
 
     // The right password: both kinds of request pass.
@@ -448,9 +437,7 @@ async fn a_refused_tunnel_is_a_typed_error() {
         connect_ports: vec![tls_port.wrapping_add(1).max(1)],
         ..ProxySetup::default()
     };
-    let Some(proxy) = tinyproxy_or_skip(&setup) else {
-        return;
-    };
+    let proxy = tinyproxy(&setup);
     let mut config = config_through(&proxy.url());
     config.tls.extra_ca_file = Some(ca.clone());
     let client = Client::from_config(&config).unwrap();
@@ -483,9 +470,7 @@ async fn a_proxy_that_denies_the_client_is_a_typed_error() {
         deny_loopback: true,
         ..ProxySetup::default()
     };
-    let Some(proxy) = tinyproxy_or_skip(&setup) else {
-        return;
-    };
+    let proxy = tinyproxy(&setup);
     let mut config = config_through(&proxy.url());
     config.tls.extra_ca_file = Some(ca.clone());
     let client = Client::from_config(&config).unwrap();
@@ -512,9 +497,7 @@ async fn a_proxy_that_denies_the_client_is_a_typed_error() {
 
 #[tokio::test]
 async fn no_proxy_hosts_bypass_the_proxy() {
-    let Some(proxy) = tinyproxy_or_skip(&ProxySetup::default()) else {
-        return;
-    };
+    let proxy = tinyproxy(&ProxySetup::default());
     let testbed = Testbed::start().await.unwrap();
     let mut config = config_through(&proxy.url());
     // A CIDR rule: every loopback address goes direct.
@@ -542,9 +525,7 @@ async fn pacer_admin_goes_through_keycloak_api_proxy() {
         connect_ports: vec![tls_port],
         ..ProxySetup::default()
     };
-    let Some(proxy) = tinyproxy_or_skip(&setup) else {
-        return;
-    };
+    let proxy = tinyproxy(&setup);
     let creds = testbed.credentials();
     let credentials = pacer_admin::Credentials::client_credentials(
         creds.keycloak_realm.clone(),
@@ -587,9 +568,7 @@ async fn pacer_inventory_goes_through_infrahub_proxy() {
         basic_auth: true,
         ..ProxySetup::default()
     };
-    let Some(proxy) = tinyproxy_or_skip(&setup) else {
-        return;
-    };
+    let proxy = tinyproxy(&setup);
     let creds = testbed.credentials();
     // The SDK's names, as a sync job's environment carries them; the proxy URL holds the
     // proxy's credentials.

@@ -3,7 +3,7 @@
 //! every request of a burst must eventually get its `200`.
 //!
 //! The retry loop below is the test's own (a plain loop, no backoff: the pause gate is what
-//! spaces the attempts). Skips, with a message, when nginx is not installed.
+//! spaces the attempts). Fails, saying how to install it, when nginx is not installed.
 
 #![allow(clippy::unwrap_used)]
 
@@ -157,15 +157,14 @@ async fn start_backend() -> SocketAddr {
     addr
 }
 
-/// nginx in front of a fresh backend, on a free port; `None` (after saying so) without nginx.
-async fn start_nginx_or_skip() -> Option<(Nginx, u16)> {
-    let Some(bin) = nginx_binary() else {
-        eprintln!("SKIPPED nginx test: no nginx binary found (install nginx-light; .ci/run does)");
-        return None;
-    };
+/// nginx in front of a fresh backend, on a free port; panics, saying how to install it,
+/// without nginx.
+async fn start_nginx() -> (Nginx, u16) {
+    let bin = nginx_binary()
+        .expect("this test needs nginx: apt-get install nginx-light (.ci/run does)");
     let backend = start_backend().await;
     let port = free_port();
-    Some((Nginx::start(&bin, port, backend), port))
+    (Nginx::start(&bin, port, backend), port)
 }
 
 /// Runs request `i` of the burst for every `i` at once and collects the outcomes in order,
@@ -191,9 +190,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_through_nginx_limit_req_ends_all_ok() {
-    let Some((_nginx, port)) = start_nginx_or_skip().await else {
-        return;
-    };
+    let (_nginx, port) = start_nginx().await;
 
     let gate = PauseGate::new();
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
@@ -266,9 +263,7 @@ async fn burst_through_nginx_limit_req_ends_all_ok() {
 /// over a per-attempt timeout over hyper's client. Every request must end 200 by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn burst_through_the_pacer_stack_ends_all_ok() {
-    let Some((_nginx, port)) = start_nginx_or_skip().await else {
-        return;
-    };
+    let (_nginx, port) = start_nginx().await;
 
     let policy = pacer::retry::RetryPolicy::new()
         .max_retries(20)

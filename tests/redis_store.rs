@@ -60,9 +60,7 @@ fn decide(namespace: &str, ns_quota: Quota, global: Quota, max_wait: Duration) -
 /// The scripts' logic, step by step, through the store's own API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_burst_rate_refusal_and_refunds() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let store = store(&server).await;
     // A global bucket that never binds here, slow enough that its key outlives each step.
     let (ns_quota, global) = (quota(2.0, 3), quota(10.0, 1000));
@@ -194,9 +192,7 @@ async fn scripts_burst_rate_refusal_and_refunds() {
 /// real time, admit the burst plus 200 together, within 2%; counted against Redis's clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_the_global_limit() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     const BURST: u32 = 20;
     const RUN: Duration = Duration::from_secs(10);
     let mut replicas = Vec::new();
@@ -261,9 +257,7 @@ async fn three_replicas_share_the_global_limit() {
 /// overrides travel with each request; dropped waiters give their slots back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_namespace_limits_in_wait_mode() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let mut replicas = Vec::new();
     for _ in 0..3 {
         let builder = RateLimiter::builder()
@@ -386,9 +380,7 @@ async fn replicas_share_namespace_limits_in_wait_mode() {
 /// dropped, so the next request, on another replica, waits as if they had never come.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_global_waiters_give_their_slots_back() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let builder = || {
         RateLimiter::builder()
             .global(quota(1.0, 1))
@@ -431,9 +423,7 @@ async fn dropped_global_waiters_give_their_slots_back() {
 /// the namespaces active within one refill time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_expire_once_their_bucket_has_refilled() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let store = store(&server).await;
     let limiter = RateLimiter::builder()
         .global(quota(100.0, 10)) // refill time 100 ms
@@ -464,9 +454,7 @@ async fn keys_expire_once_their_bucket_has_refilled() {
 /// brings the shared limits back on their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_falls_back_then_recovers() {
-    let Some(mut server) = RedisServer::start() else {
-        return;
-    };
+    let mut server = RedisServer::start();
     let base = || {
         RateLimiter::builder()
             .global(quota(10.0, 10))
@@ -538,9 +526,7 @@ async fn redis_down_falls_back_then_recovers() {
 /// timeout plus `max_wait`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_redis_does_not_hang_requests() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
+    let server = RedisServer::start();
     let max_wait = Duration::from_millis(200);
     let base = || {
         RateLimiter::builder()
