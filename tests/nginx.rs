@@ -160,8 +160,8 @@ async fn start_backend() -> SocketAddr {
 /// nginx in front of a fresh backend, on a free port; panics, saying how to install it,
 /// without nginx.
 async fn start_nginx() -> (Nginx, u16) {
-    let bin = nginx_binary()
-        .expect("this test needs nginx: apt-get install nginx-light (.ci/run does)");
+    let bin =
+        nginx_binary().expect("this test needs nginx: apt-get install nginx-light (.ci/run does)");
     let backend = start_backend().await;
     let port = free_port();
     (Nginx::start(&bin, port, backend), port)

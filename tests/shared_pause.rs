@@ -1,6 +1,6 @@
 //! The shared `Retry-After` pause across replicas, against a real `redis-server` (started on a
-//! free loopback port, killed when the test ends). Without `redis-server` on `PATH` the test
-//! prints why it skips and passes.
+//! free loopback port, killed when the test ends). Without `redis-server` on `PATH` the tests
+//! fail, saying how to install it.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::sync::{Arc, Mutex};
@@ -156,4 +156,72 @@ async fn the_shared_setting_off_keeps_pauses_local() {
     config.retry_after.shared = false;
     let (client, _) = replica(&redis, &config).await;
     assert!(client.layers().retry_after.shared_pause().is_none());
+}
+
+/// The store is input too: whatever another writer left under the pause key (a number past
+/// any clock, infinity, NaN, a negative deadline, text), a replica's request ends within its
+/// bounds, succeeding or failing like a too-long `Retry-After`, and never panics.
+#[tokio::test]
+async fn a_corrupt_or_huge_pause_in_the_store_is_bounded() {
+    let redis = RedisServer::start();
+    let (url, log) = upstream().await;
+    let mut config = config();
+    config.retry_after.max_secs = 1.0;
+    let authority = url.trim_start_matches("http://").to_owned();
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // (what another writer left, whether the request may go)
+    for (value, goes) in [
+        ("1e300", false),
+        ("9223372036854775807", false),
+        ("1.7976931348623157e308", false),
+        ("inf", false),
+        ("0x7fffffffffffffff", false),
+        ("-inf", true),
+        ("nan", true),
+        ("-5", true),
+        ("not a number", true),
+        ("", true),
+    ] {
+        // A fresh replica (fresh gate) asks the store before its first request.
+        let (client, store) = replica(&redis, &config).await;
+        let () = redis::cmd("SET")
+            .arg(store.pause_key(&authority))
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let sent = tokio::time::timeout(
+            Duration::from_secs(20),
+            client.send(get(format!("{url}/after"))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("a pause of {value:?} held the request past its bounds"));
+        match sent {
+            Ok(response) => {
+                assert!(
+                    goes,
+                    "{value:?} is a pause past any cap, yet the request went"
+                );
+                assert_eq!(response.status(), StatusCode::OK, "{value:?}");
+            }
+            Err(error) => {
+                assert!(!goes, "{value:?} is no pause, yet: {error}");
+                assert!(
+                    error
+                        .downcast_ref::<pacer::retry_after::RetryAfterExceeded>()
+                        .is_some(),
+                    "{value:?}: {error}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        log.lock().unwrap().len(),
+        5,
+        "the five requests that may go went"
+    );
 }

@@ -173,19 +173,22 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local deadline = now + tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '')
-if current and current >= deadline then return math.ceil(current - now) end
+if current and current >= deadline then return math.min(math.ceil(current - now), 9007199254740992) end
 if deadline <= now then return 0 end
 redis.call('SET', KEYS[1], string.format('%.17g', deadline), 'PX', math.max(1, math.ceil((deadline - now) / 1000)))
 return math.ceil(deadline - now)
 ";
 
-/// Replies the microseconds left of the pause in force for KEYS[1], or -1 when none.
+/// Replies the microseconds left of the pause in force for KEYS[1], or -1 when none. A value
+/// past 2^53 (infinity too) is answered as 2^53, as Lua turns a larger one into garbage when it
+/// makes it an integer reply: a corrupt huge pause then fails requests like a too-long
+/// `Retry-After` instead of being read as no pause at all.
 const PAUSED: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local current = tonumber(redis.call('GET', KEYS[1]) or '')
-if current and current > now then return math.ceil(current - now) end
+if current and current > now then return math.min(math.ceil(current - now), 9007199254740992) end
 return -1
 ";
 
