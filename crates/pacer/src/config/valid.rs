@@ -111,7 +111,11 @@ impl ValidConfig {
     /// The rate limiter these settings describe, reporting to `observer`
     /// ([`Events::none()`] for none).
     pub fn rate_limiter(&self, observer: impl Into<Events>) -> RateLimiter {
-        RateLimiter::from_checked(self.limits.clone(), observer.into())
+        RateLimiter::from_checked(
+            self.limits.clone(),
+            observer.into(),
+            &crate::rate_limit::LimiterClock::Tokio,
+        )
     }
 
     /// The rate limiter builder these settings describe, to add what a configuration does not

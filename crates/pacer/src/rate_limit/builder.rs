@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use foldhash::fast::RandomState;
-use tokio::time::Instant;
-
+use super::clock::{LimiterClock, RunningClock};
 use super::error::BuildError;
 use super::limiter::{Backend, RateLimiter, Shared, SharedBackend};
 use super::memory::MemoryState;
@@ -17,6 +15,7 @@ use super::quota::{Gcra, Quota, QuotaError};
 use super::store::{RateLimitStore, StoreFailure};
 use crate::events::observer::Events;
 use crate::namespace::Namespace;
+use foldhash::fast::RandomState;
 
 impl RateLimiter {
     /// A builder with the defaults: global 50 req/s burst 100, per namespace 5 req/s burst 10,
@@ -39,6 +38,7 @@ pub struct RateLimiterBuilder {
     store: Option<Arc<dyn RateLimitStore>>,
     on_store_failure: StoreFailure,
     store_retry_interval: Duration,
+    clock: LimiterClock,
 }
 
 impl Default for RateLimiterBuilder {
@@ -54,6 +54,7 @@ impl Default for RateLimiterBuilder {
             store: None,
             on_store_failure: StoreFailure::FailClosed,
             store_retry_interval: Duration::from_millis(250),
+            clock: LimiterClock::Tokio,
         }
     }
 }
@@ -133,6 +134,13 @@ impl RateLimiterBuilder {
         self
     }
 
+    /// Where the limiter reads the time (default [`LimiterClock::Tokio`], exact under
+    /// `tokio::time::pause`); see [`clock`](super::clock) for what each source costs.
+    pub fn clock(mut self, clock: LimiterClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Validates the settings and builds the limiter.
     pub fn build(self) -> Result<RateLimiter, BuildError> {
         let global = self.global.map_err(BuildError::GlobalQuota)?;
@@ -160,7 +168,7 @@ impl RateLimiterBuilder {
             initial_fill: self.initial_fill,
         };
         let Some(store) = self.store else {
-            return Ok(RateLimiter::from_checked(limits, self.events));
+            return Ok(RateLimiter::from_checked(limits, self.events, &self.clock));
         };
         let fallback = match self.on_store_failure {
             StoreFailure::FailClosed => None,
@@ -178,7 +186,7 @@ impl RateLimiterBuilder {
             down_until: AtomicU64::new(0),
             retry_interval: u64::try_from(self.store_retry_interval.as_nanos()).unwrap_or(u64::MAX),
         });
-        Ok(limits.into_limiter(backend, self.events))
+        Ok(limits.into_limiter(backend, self.events, &self.clock))
     }
 }
 
@@ -229,11 +237,11 @@ impl CheckedLimits {
         u64::try_from(period.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn into_limiter(self, backend: Backend, events: Events) -> RateLimiter {
+    fn into_limiter(self, backend: Backend, events: Events, clock: &LimiterClock) -> RateLimiter {
         let mut overrides = HashMap::with_hasher(RandomState::default());
         overrides.extend(self.overrides);
         RateLimiter::from_shared(Shared {
-            epoch: Instant::now(),
+            clock: RunningClock::start(clock),
             max_wait: u64::try_from(self.max_wait.as_nanos()).unwrap_or(u64::MAX),
             global: self.global,
             namespace: self.namespace,
@@ -246,12 +254,16 @@ impl CheckedLimits {
 }
 
 impl RateLimiter {
-    /// The in-memory limiter of `limits`, reporting to `events`; cannot fail.
-    pub(crate) fn from_checked(limits: CheckedLimits, events: Events) -> RateLimiter {
+    /// The in-memory limiter of `limits`, reporting to `events`, reading `clock`; cannot fail.
+    pub(crate) fn from_checked(
+        limits: CheckedLimits,
+        events: Events,
+        clock: &LimiterClock,
+    ) -> RateLimiter {
         let state = match limits.memory_state(Ok::<Quota, Infallible>) {
             Ok(state) => state,
             Err(never) => match never {},
         };
-        limits.into_limiter(Backend::Memory(state), events)
+        limits.into_limiter(Backend::Memory(state), events, clock)
     }
 }

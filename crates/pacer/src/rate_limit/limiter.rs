@@ -12,6 +12,7 @@ use std::time::Duration;
 use foldhash::fast::RandomState;
 use tokio::time::Instant;
 
+use super::clock::RunningClock;
 use super::level::{Level, RateLimited};
 use super::memory::{Decision, MemoryState};
 use super::quota::Quota;
@@ -33,7 +34,7 @@ pub struct RateLimiter {
 }
 
 pub(super) struct Shared {
-    pub(super) epoch: Instant,
+    pub(super) clock: RunningClock,
     pub(super) max_wait: u64,
     pub(super) global: Quota,
     pub(super) namespace: Quota,
@@ -147,10 +148,10 @@ impl RateLimiter {
         Duration::from_nanos(self.shared.max_wait)
     }
 
+    /// Nanoseconds since the limiter was built, on its clock.
     #[inline]
     pub(super) fn now(&self) -> u64 {
-        let elapsed = Instant::now().saturating_duration_since(self.shared.epoch);
-        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        self.shared.clock.now()
     }
 
     pub(super) fn waited(&self, namespace: &Namespace, level: Level, nanos: u64) {
@@ -176,7 +177,7 @@ impl RateLimiter {
     }
 
     pub(super) fn instant(&self, at: u64) -> Instant {
-        self.shared.epoch + Duration::from_nanos(at)
+        self.shared.clock.instant(at)
     }
 
     pub(super) fn refusal(&self, namespace: &Namespace, level: Level, wait: u64) -> RateLimited {
@@ -298,6 +299,7 @@ impl fmt::Debug for RateLimiter {
             .field("overrides", &self.shared.overrides.len())
             .field("max_wait", &self.max_wait())
             .field("max_namespaces", &self.shared.max_namespaces)
+            .field("clock", &self.shared.clock.kind())
             .field("store", &self.store())
             .field(
                 "on_store_failure",

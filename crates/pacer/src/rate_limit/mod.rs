@@ -143,6 +143,7 @@
 
 mod acquire;
 pub(crate) mod builder;
+pub mod clock;
 mod error;
 mod extract;
 mod layer;
@@ -157,6 +158,7 @@ pub(crate) mod store;
 
 pub use acquire::Acquire;
 pub use builder::RateLimiterBuilder;
+pub use clock::{Clock, LimiterClock};
 pub use error::BuildError;
 pub use extract::{ExtractNamespace, FromExtension, FromHeader};
 pub use layer::{RateLimit, RateLimitLayer, Reject, ResponseFuture, Wait};
@@ -168,6 +170,8 @@ pub use store::{
     RateLimitStore, Refund, StoreDecision, StoreError, StoreFailure, StoreFuture, StoreRequest,
 };
 
+#[cfg(test)]
+mod clock_tests;
 #[cfg(test)]
 mod store_tests;
 #[cfg(test)]
