@@ -75,7 +75,9 @@ pub enum Error {
     Decode {
         /// What serde said.
         source: serde_json::Error,
-        /// The start of the body, at most [`EXCERPT_LIMIT`] bytes.
+        /// The start of the body, at most [`EXCERPT_LIMIT`] bytes, the values of keys that
+        /// look secret hidden ([`REDACTED_EXCERPT`] for an operation whose bodies carry
+        /// secrets).
         excerpt: String,
     },
     /// A request body that could not be encoded.
@@ -230,9 +232,12 @@ impl Error {
                 excerpt: REDACTED_EXCERPT.to_owned(),
             }
         } else {
+            // An operation that is not secret by its path can still answer secrets (a list
+            // of clients holds each one's `secret`): the values of secret-looking keys are
+            // hidden here as in a status error's excerpt.
             Error::Decode {
                 source,
-                excerpt: excerpt(body),
+                excerpt: body_excerpt(body, false),
             }
         }
     }
