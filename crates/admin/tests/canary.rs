@@ -546,22 +546,24 @@ fn the_canary_never_leaves() {
         "{error:?}"
     );
     errors.push(error);
-    server.clear_rules();
-    server.rule(Rule::new(
-        keycloak_token_path(REALM),
-        Behaviour::UnauthorizedForever,
-    ));
-    let refused = pacer_admin::blocking::AdminClient::builder(server.url(), secret_credentials())
-        .config(config.clone())
-        .metrics(metrics.clone())
-        .build()
-        .unwrap();
-    let error = refused.namespace("team-b").realms().get(REALM).unwrap_err();
-    assert!(
-        matches!(&error, Error::Auth(auth) if auth.is_refused()),
-        "{error:?}"
-    );
-    errors.push(error);
+    // A refused and a stalled login, each for a fresh client.
+    for behaviour in [Behaviour::UnauthorizedForever, Behaviour::StallHead] {
+        let stalls = behaviour == Behaviour::StallHead;
+        server.clear_rules();
+        server.rule(Rule::new(keycloak_token_path(REALM), behaviour));
+        let refused =
+            pacer_admin::blocking::AdminClient::builder(server.url(), secret_credentials())
+                .config(config.clone())
+                .metrics(metrics.clone())
+                .build()
+                .unwrap();
+        let error = refused.namespace("team-b").realms().get(REALM).unwrap_err();
+        assert!(
+            matches!(&error, Error::Auth(auth) if auth.is_refused() != stalls),
+            "{error:?}"
+        );
+        errors.push(error);
+    }
     let refusal = pacer_admin::blocking::AdminClient::builder(
         format!("https://operator:{CANARY}-url@kc.example"),
         secret_credentials(),
