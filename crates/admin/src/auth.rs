@@ -39,6 +39,7 @@ use pacer::auth::{BearerAuthLayer, ExposeSecret, Grant, TokenSource};
 pub use pacer::auth::{AuthError, SecretString};
 
 use crate::path::push_segment;
+use crate::redact::url_without_userinfo;
 
 /// The namespace token requests are made for (rate limit and metrics).
 pub const TOKEN_NAMESPACE: &str = "keycloak-token";
@@ -151,7 +152,7 @@ pub struct KeycloakTokenSource {
 impl fmt::Debug for KeycloakTokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeycloakTokenSource")
-            .field("token_url", &self.token_url)
+            .field("token_url", &url_without_userinfo(&self.token_url))
             .field("credentials", &self.credentials)
             .finish()
     }

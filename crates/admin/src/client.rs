@@ -17,6 +17,7 @@ use tower::{Layer, Service};
 
 use crate::auth::{Credentials, KeycloakTokenSource};
 use crate::error::BuildError;
+use crate::redact::url_without_userinfo;
 
 /// The largest response body read (a realm export can be big; anything beyond this is an
 /// error rather than unbounded memory).
@@ -195,14 +196,26 @@ impl AdminClient {
     }
 }
 
-/// Builds an [`AdminClient`] on pacer's ready stack.
-#[derive(Debug)]
+/// Builds an [`AdminClient`] on pacer's ready stack. `Debug` shows the base URL without
+/// its user-info (refused only by [`build`](Self::build)).
 pub struct AdminClientBuilder {
     base: String,
     credentials: Credentials,
     config: pacer::config::Config,
     metrics: Option<Metrics>,
     retry: Option<RetryPolicy>,
+}
+
+impl fmt::Debug for AdminClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminClientBuilder")
+            .field("base", &url_without_userinfo(&self.base))
+            .field("credentials", &self.credentials)
+            .field("config", &self.config)
+            .field("metrics", &self.metrics)
+            .field("retry", &self.retry)
+            .finish()
+    }
 }
 
 impl AdminClientBuilder {

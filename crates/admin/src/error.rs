@@ -75,7 +75,9 @@ pub enum Error {
     Decode {
         /// What serde said.
         source: serde_json::Error,
-        /// The start of the body, at most [`EXCERPT_LIMIT`] bytes.
+        /// The start of the body, at most [`EXCERPT_LIMIT`] bytes, the values of keys that
+        /// look secret hidden ([`REDACTED_EXCERPT`] for an operation whose bodies carry
+        /// secrets).
         excerpt: String,
     },
     /// A request body that could not be encoded.
@@ -230,9 +232,12 @@ impl Error {
                 excerpt: REDACTED_EXCERPT.to_owned(),
             }
         } else {
+            // An operation that is not secret by its path can still answer secrets (a list
+            // of clients holds each one's `secret`): the values of secret-looking keys are
+            // hidden here as in a status error's excerpt.
             Error::Decode {
                 source,
-                excerpt: excerpt(body),
+                excerpt: body_excerpt(body, false),
             }
         }
     }
@@ -314,10 +319,26 @@ fn redact_by_key(value: &mut serde_json::Value) -> bool {
     }
 }
 
-/// The start of `body` as text, at most [`EXCERPT_LIMIT`] bytes, cut at a character boundary.
+/// The start of `body` as text, at most [`EXCERPT_LIMIT`] bytes, cut at a character boundary;
+/// a cut ends with `…`.
 pub fn excerpt(body: &[u8]) -> String {
-    let head = &body[..body.len().min(EXCERPT_LIMIT)];
-    bounded(&String::from_utf8_lossy(head))
+    if body.len() <= EXCERPT_LIMIT {
+        // Invalid bytes become U+FFFD (three bytes each): `bounded` cuts what that grew.
+        return bounded(&String::from_utf8_lossy(body));
+    }
+    let head = &body[..EXCERPT_LIMIT];
+    // The byte cut can split the last character: drop its start rather than show U+FFFD.
+    let head = match std::str::from_utf8(head) {
+        Err(error) if error.error_len().is_none() => &head[..error.valid_up_to()],
+        _ => head,
+    };
+    let text = String::from_utf8_lossy(head);
+    // A cut shows, even when the head fits the bound as it is.
+    if text.len() > EXCERPT_LIMIT {
+        bounded(&text)
+    } else {
+        format!("{text}…")
+    }
 }
 
 fn bounded(text: &str) -> String {
@@ -340,6 +361,18 @@ mod tests {
         let body = "é".repeat(1000);
         let cut = excerpt(body.as_bytes());
         assert!(cut.len() <= EXCERPT_LIMIT + 3, "{}", cut.len());
+        // A cut is marked even when the head fits the bound exactly.
+        assert_eq!(
+            excerpt(&[b'a'; 1000]),
+            format!("{}…", "a".repeat(EXCERPT_LIMIT))
+        );
+        // A character the cut splits is dropped, not shown as U+FFFD.
+        let split = format!("{}😀", "a".repeat(EXCERPT_LIMIT - 2));
+        assert_eq!(
+            excerpt(split.as_bytes()),
+            format!("{}…", "a".repeat(EXCERPT_LIMIT - 2))
+        );
+        assert_eq!(excerpt(b"short \xff"), "short \u{fffd}");
         let long = format!("{{\"errorMessage\":\"{}\"}}", "x".repeat(5000));
         assert!(message(long.as_bytes(), false).len() <= EXCERPT_LIMIT + 3);
         assert_eq!(

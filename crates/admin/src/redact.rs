@@ -1,7 +1,9 @@
 //! What the generated representations' `Debug` uses to hide secrets, by the rule in
 //! [`looks_secret`] (the generator decides which wrapper each field gets; see the
-//! `Redaction` of `cargo xtask codegen`).
+//! `Redaction` of `cargo xtask codegen`), and [`url_without_userinfo`] for the URLs the
+//! hand-written `Debug`s print.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -83,6 +85,24 @@ impl fmt::Debug for Entry<'_> {
     }
 }
 
+/// `url` with the user-info of its authority (`user:password@`) shown as `***@`. A URL is
+/// refused when it carries user-info only when the client is built, so the builder and a
+/// [`KeycloakTokenSource`](crate::auth::KeycloakTokenSource) made directly may still hold
+/// one, and `Debug` must not print its password.
+pub(crate) fn url_without_userinfo(url: &str) -> Cow<'_, str> {
+    let start = url.find("://").map_or(0, |scheme| scheme + 3);
+    let rest = url.get(start..).unwrap_or_default();
+    let authority = rest.find(['/', '?', '#']).map_or(rest, |end| &rest[..end]);
+    match authority.rfind('@') {
+        Some(at) => Cow::Owned(format!(
+            "{}***{}",
+            url.get(..start).unwrap_or_default(),
+            rest.get(at..).unwrap_or_default()
+        )),
+        None => Cow::Borrowed(url),
+    }
+}
+
 struct Redact;
 
 impl fmt::Debug for Redact {
@@ -114,5 +134,22 @@ mod tests {
         );
         assert_eq!(format!("{:?}", Whole(&Some("canary"))), "Some(<redacted>)");
         assert_eq!(format!("{:?}", Whole::<String>(&None)), "None");
+    }
+
+    #[test]
+    fn user_info_is_hidden_in_urls() {
+        for (url, shown) in [
+            (
+                "https://u:canary-4@kc.example/auth",
+                "https://***@kc.example/auth",
+            ),
+            ("http://u:p@ss:canary-5@kc:8080", "http://***@kc:8080"),
+            ("u:canary-6@kc/realms", "***@kc/realms"),
+            ("https://kc.example/a@b", "https://kc.example/a@b"),
+            ("https://kc.example?q=a@b", "https://kc.example?q=a@b"),
+            ("", ""),
+        ] {
+            assert_eq!(url_without_userinfo(url), shown, "{url}");
+        }
     }
 }
