@@ -41,6 +41,8 @@ use std::fmt;
 use bytes::Bytes;
 use http::{Request, Response};
 
+use super::buffer_body::BufferBody;
+use super::response::{DEFAULT_MAX_RESPONSE_BYTES, read_to_end};
 use super::runtime::BlockingRuntime;
 use super::{ClientError, RequestBody};
 use crate::BoxError;
@@ -100,10 +102,10 @@ impl Client {
         // Read inside the attempt: the per-attempt timeout and the deadline cover the body.
         request
             .extensions_mut()
-            .insert(super::BufferBody::new(super::DEFAULT_MAX_RESPONSE_BYTES));
+            .insert(BufferBody::new(DEFAULT_MAX_RESPONSE_BYTES));
         self.runtime.block_on(async {
             let response = self.inner.send(request).await?;
-            super::read_to_end(response, super::DEFAULT_MAX_RESPONSE_BYTES).await
+            read_to_end(response, DEFAULT_MAX_RESPONSE_BYTES).await
         })?
     }
 
