@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
                 "rate_limit::quota",
                 "retry_after::parse",
             ],
+            &["rate_limit::store_error"],
             &[""],
             &["events"],
             &["rate_limit"],
