@@ -60,6 +60,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["call"],
             &["types"],
             &["api"],
+            &["blocking_namespaced"],
             &["blocking_api"],
             &["serverinfo"],
             &["reconcile"],
