@@ -81,6 +81,8 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["nodes"],
             &["generated"],
             &["blocking"],
+            // The generated blocking twins add methods to the hand-written blocking client.
+            &["generated::blocking"],
             &[""],
         ],
     ),
