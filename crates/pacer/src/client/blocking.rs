@@ -87,9 +87,9 @@ impl Client {
     }
 
     /// Sends `request` through the stack and reads the whole response body (at most
-    /// [`DEFAULT_MAX_RESPONSE_BYTES`](super::DEFAULT_MAX_RESPONSE_BYTES); a longer one is an
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]; a longer one is an
     /// error). The body is read inside each attempt (the request carries
-    /// [`BufferBody`](super::BufferBody)), so `timeout_secs` bounds each attempt, head and body,
+    /// [`BufferBody`]), so `timeout_secs` bounds each attempt, head and body,
     /// and `deadline_secs` the whole call.
     ///
     /// Errors are those of the async client, or [`InRuntime`](super::runtime::InRuntime) when the call was made from
