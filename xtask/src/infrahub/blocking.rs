@@ -12,12 +12,12 @@ use syn::{FnArg, ImplItem, Item, Pat, Type, Visibility};
 pub(crate) fn twins(sources: &[(Vec<String>, syn::File)]) -> anyhow::Result<TokenStream> {
     let files: Vec<&syn::File> = sources.iter().map(|(_, file)| file).collect();
     let mut methods = Vec::new();
-    // The sources' imports, and the public types each source defines (imported from that
+    // The sources' imports, and the public items each source defines (imported from that
     // source's module, never through the crate root, which re-exports this file's parent), so
-    // the copied signatures name the same types.
+    // the copied signatures and docs name the same items.
     let mut uses: Vec<String> = Vec::new();
     for (module, file) in sources {
-        for name in public_types(file) {
+        for name in public_items(file) {
             let path = format!("crate::{}::{name}", module.join("::"));
             if !uses.contains(&path) {
                 uses.push(path);
@@ -72,13 +72,18 @@ pub(crate) fn twins(sources: &[(Vec<String>, syn::File)]) -> anyhow::Result<Toke
     })
 }
 
-/// The names of the types `file` defines at its top level with `pub`.
-fn public_types(file: &syn::File) -> impl Iterator<Item = &syn::Ident> {
-    file.items.iter().filter_map(|item| match item {
-        Item::Struct(item) if matches!(item.vis, Visibility::Public(_)) => Some(&item.ident),
-        Item::Enum(item) if matches!(item.vis, Visibility::Public(_)) => Some(&item.ident),
-        Item::Type(item) if matches!(item.vis, Visibility::Public(_)) => Some(&item.ident),
-        Item::Trait(item) if matches!(item.vis, Visibility::Public(_)) => Some(&item.ident),
+/// The names of the items `file` defines at its top level with `pub`: the copied signatures
+/// name its types, and the copied docs may link to its constants and functions.
+fn public_items(file: &syn::File) -> impl Iterator<Item = &syn::Ident> {
+    let public = |vis: &Visibility| matches!(vis, Visibility::Public(_));
+    file.items.iter().filter_map(move |item| match item {
+        Item::Struct(item) if public(&item.vis) => Some(&item.ident),
+        Item::Enum(item) if public(&item.vis) => Some(&item.ident),
+        Item::Type(item) if public(&item.vis) => Some(&item.ident),
+        Item::Trait(item) if public(&item.vis) => Some(&item.ident),
+        Item::Const(item) if public(&item.vis) => Some(&item.ident),
+        Item::Static(item) if public(&item.vis) => Some(&item.ident),
+        Item::Fn(item) if public(&item.vis) => Some(&item.sig.ident),
         _ => None,
     })
 }

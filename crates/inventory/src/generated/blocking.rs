@@ -3,10 +3,17 @@
 //! Blocking twins of the async client's methods.
 #![allow(unused_imports)]
 use bytes::Bytes;
+use crate::branch::BRANCH_CREATE_MUTATION;
+use crate::branch::BRANCH_DELETE_MUTATION;
+use crate::branch::BRANCH_MERGE_MUTATION;
+use crate::branch::BRANCH_QUERY;
+use crate::branch::BRANCH_REBASE_MUTATION;
 use crate::branch::Branch;
 use crate::client::Call;
 use crate::client::DeadlineElapsed;
+use crate::client::INFO_QUERY;
 use crate::client::InventoryClient;
+use crate::client::PRIORITY_HEADER;
 use crate::config::Config;
 use crate::config::Priority;
 use crate::error::Error;
@@ -66,7 +73,10 @@ use crate::node::RelatedNode;
 use crate::node::RelationshipInfo;
 use crate::nodes::AllocatedNode;
 use crate::nodes::DynamicNode;
+use crate::nodes::IP_ADDRESS_ALLOCATION_MUTATION;
+use crate::nodes::MAX_PAGES;
 use crate::nodes::Selection;
+use crate::nodes::decode_page;
 use crate::response::decode_envelope;
 use crate::response::service_error;
 use crate::response::status_error;
