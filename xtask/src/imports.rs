@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
                 "rate_limit::quota",
                 "retry_after::parse",
             ],
+            &["rate_limit::store_error"],
             &[""],
             &["events"],
             &["rate_limit"],
@@ -59,6 +60,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["call"],
             &["types"],
             &["api"],
+            &["blocking_namespaced"],
             &["blocking_api"],
             &["serverinfo"],
             &["reconcile"],
@@ -79,6 +81,8 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["nodes"],
             &["generated"],
             &["blocking"],
+            // The generated blocking twins add methods to the hand-written blocking client.
+            &["generated::blocking"],
             &[""],
         ],
     ),
@@ -495,5 +499,113 @@ fn absolute(path: &[String], module: &[String]) -> Option<Vec<String>> {
             Some(base.into_iter().chain(rest.iter().cloned()).collect())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A file of a made-up crate, scanned as [`crate_files`] scans a real one.
+    fn file(path: &str, module: &[&str], text: &str) -> SourceFile {
+        let parsed = syn::parse_file(text).unwrap();
+        let module: Vec<String> = module.iter().map(|segment| segment.to_string()).collect();
+        let mut named = Vec::new();
+        scan_items(&parsed.items, &module, &mut named, &mut Vec::new());
+        SourceFile {
+            path: PathBuf::from(path),
+            module,
+            named,
+        }
+    }
+
+    const LOW_THEN_HIGH: &[&[&str]] = &[&["low"], &["high"], &[""]];
+
+    fn set(files: &[&str]) -> BTreeSet<String> {
+        files.iter().map(|file| file.to_string()).collect()
+    }
+
+    #[test]
+    fn a_two_file_circle_is_reported() {
+        let files = [
+            file("src/lib.rs", &[], "mod high; mod low;"),
+            file(
+                "src/low.rs",
+                &["low"],
+                "pub struct L; fn f(_: crate::high::H) {}",
+            ),
+            file("src/high.rs", &["high"], "use super::low::L; pub struct H;"),
+        ];
+        let report = analyse(&files, LOW_THEN_HIGH);
+        assert_eq!(report.circles, [set(&["src/high.rs", "src/low.rs"])]);
+        assert_eq!(
+            report.upward,
+            [(
+                "src/low.rs".to_owned(),
+                "src/high.rs".to_owned(),
+                vec!["H".to_owned()]
+            )]
+        );
+    }
+
+    #[test]
+    fn an_upward_import_is_reported_without_a_circle() {
+        let files = [
+            file("src/lib.rs", &[], "mod high; mod low;"),
+            file("src/low.rs", &["low"], "use crate::high::H;"),
+            file("src/high.rs", &["high"], "pub struct H;"),
+        ];
+        let report = analyse(&files, LOW_THEN_HIGH);
+        assert!(report.circles.is_empty());
+        assert_eq!(
+            report.upward,
+            [(
+                "src/low.rs".to_owned(),
+                "src/high.rs".to_owned(),
+                vec!["H".to_owned()]
+            )]
+        );
+    }
+
+    #[test]
+    fn importing_through_a_re_export_imports_the_re_exporting_file() {
+        // `crate::L` is `low::L` re-exported: the edge goes to the root, not to `low`.
+        let files = [
+            file("src/lib.rs", &[], "mod high; mod low; pub use low::L;"),
+            file("src/low.rs", &["low"], "pub struct L;"),
+            file("src/high.rs", &["high"], "use crate::L;"),
+        ];
+        let report = analyse(&files, &[&["low"], &[""], &["high"]]);
+        assert!(report.circles.is_empty(), "{:?}", report.circles);
+        assert!(report.upward.is_empty());
+        assert!(report.edges["src/high.rs"].contains_key("src/lib.rs"));
+
+        // So a file that the root re-exports, naming the root back, is in a circle with it.
+        let files = [
+            file("src/lib.rs", &[], "mod low; pub use low::L; pub struct R;"),
+            file("src/low.rs", &["low"], "pub struct L; fn f(_: crate::R) {}"),
+        ];
+        let report = analyse(&files, &[&["low"], &[""]]);
+        assert_eq!(report.circles, [set(&["src/lib.rs", "src/low.rs"])]);
+    }
+
+    #[test]
+    fn downward_imports_and_test_modules_are_no_fault() {
+        let files = [
+            file("src/lib.rs", &[], "mod high; mod low;"),
+            file(
+                "src/low.rs",
+                &["low"],
+                "pub struct L; #[cfg(test)] mod tests { use crate::high::H; }",
+            ),
+            file("src/high.rs", &["high"], "use crate::low::L;"),
+        ];
+        let report = analyse(&files, LOW_THEN_HIGH);
+        assert!(report.circles.is_empty());
+        assert!(report.upward.is_empty());
+        assert!(report.unlayered.is_empty());
+        assert!(report.edges["src/high.rs"].contains_key("src/low.rs"));
     }
 }

@@ -98,10 +98,11 @@ pub(crate) fn generate(
     let mut kind_files = Vec::new();
     for kind in &kinds {
         let tokens = emit::kind_module(kind);
-        kind_files.push(
+        kind_files.push((
+            vec!["generated".to_owned(), kind.module.clone()],
             syn::parse2::<syn::File>(tokens.clone())
                 .with_context(|| format!("generated code for {} is not valid Rust", kind.kind))?,
-        );
+        ));
         files.push(GeneratedFile {
             path: out.join(format!("{}.rs", kind.module)),
             contents: codegen::render(&source, tokens)?,
@@ -117,8 +118,8 @@ pub(crate) fn generate(
         let path = crate_dir.join(relative);
         let text =
             fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        sources
-            .push(syn::parse_file(&text).with_context(|| format!("parsing {}", path.display()))?);
+        let file = syn::parse_file(&text).with_context(|| format!("parsing {}", path.display()))?;
+        sources.push((module_path(relative)?, file));
     }
     sources.extend(kind_files);
     files.push(GeneratedFile {
@@ -129,6 +130,27 @@ pub(crate) fn generate(
         )?,
     });
     Ok(files)
+}
+
+/// The module path of a source file given relative to the crate (`src/branch.rs` is
+/// `["branch"]`, `src/a/mod.rs` is `["a"]`).
+fn module_path(relative: &str) -> anyhow::Result<Vec<String>> {
+    let Some(inside) = relative
+        .strip_prefix("src/")
+        .and_then(|path| path.strip_suffix(".rs"))
+    else {
+        anyhow::bail!("blocking source {relative}: not a `src/**.rs` file");
+    };
+    let mut module: Vec<String> = inside.split('/').map(str::to_owned).collect();
+    if module.last().is_some_and(|last| last == "mod") {
+        module.pop();
+    }
+    if module.is_empty() || module == ["lib"] {
+        anyhow::bail!(
+            "blocking source {relative}: the crate root has no module path to import from"
+        );
+    }
+    Ok(module)
 }
 
 fn resolve(specs: &Path, file: &str) -> PathBuf {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use pacer::client::runtime::BlockingRuntime;
 
 use crate::auth::Credentials;
-use crate::client::{AdminClientBuilder as AsyncBuilder, NamespacedClient as AsyncNamespaced};
+use crate::client::AdminClientBuilder as AsyncBuilder;
 use crate::error::{BuildError, Result};
 use crate::reconcile::Outcome;
 use crate::serverinfo::ServerInfo;
@@ -36,6 +36,7 @@ use crate::types::{
 };
 
 pub use crate::blocking_api::*;
+pub use crate::blocking_namespaced::NamespacedClient;
 
 /// A blocking Keycloak admin client; see the [module docs](self). Cheap to clone.
 #[derive(Clone, Debug)]
@@ -105,13 +106,6 @@ impl AdminClientBuilder {
         };
         Ok(AdminClient { inner, runtime })
     }
-}
-
-/// The blocking API as seen by one namespace.
-#[derive(Clone, Debug)]
-pub struct NamespacedClient {
-    pub(crate) inner: AsyncNamespaced,
-    pub(crate) runtime: BlockingRuntime,
 }
 
 impl NamespacedClient {

@@ -40,6 +40,7 @@
 
 pub mod auth;
 pub mod blocking;
+mod blocking_namespaced;
 mod call;
 mod client;
 pub mod decode;

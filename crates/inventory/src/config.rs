@@ -8,6 +8,8 @@ use std::time::Duration;
 use pacer::auth::{ExposeSecret, SecretString};
 use pacer::config::parse;
 
+use crate::error::ConfigError;
+
 /// The `X-Priority` an Infrahub request is sent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Priority {
@@ -174,53 +176,6 @@ impl Default for Config {
             priority: None,
             namespace: None,
             pacer: pacer::config::Config::default(),
-        }
-    }
-}
-
-/// A setting that could not be used.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// An environment variable has a value that cannot be used.
-    Env {
-        /// The variable.
-        variable: String,
-        /// Its value (never a secret's).
-        value: String,
-        /// What was expected.
-        reason: String,
-    },
-    /// A setting is invalid.
-    Invalid {
-        /// The setting.
-        setting: &'static str,
-        /// Why.
-        reason: String,
-    },
-    /// The pacer settings are invalid.
-    Pacer(pacer::config::ConfigError),
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Env {
-                variable,
-                value,
-                reason,
-            } => write!(f, "{variable}={value:?} is invalid: {reason}"),
-            ConfigError::Invalid { setting, reason } => write!(f, "{setting} is invalid: {reason}"),
-            ConfigError::Pacer(error) => write!(f, "rate limit settings: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConfigError::Pacer(error) => Some(error),
-            _ => None,
         }
     }
 }

@@ -1,11 +1,10 @@
-//! [`Error`]: what a call can fail with.
+//! [`Error`]: what a call can fail with; and [`ConfigError`], one of those failures, here
+//! rather than beside the settings so that the errors sit below everything that returns them.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
-
-use crate::config::ConfigError;
 
 /// Rate limited by the server and the retries ran out (or `429` retries are disabled): the
 /// Python SDK's `RateLimitError`.
@@ -157,6 +156,53 @@ impl Error {
     pub fn as_rate_limit(&self) -> Option<&RateLimitError> {
         match self {
             Error::RateLimit(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A setting that could not be used.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An environment variable has a value that cannot be used.
+    Env {
+        /// The variable.
+        variable: String,
+        /// Its value (never a secret's).
+        value: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// A setting is invalid.
+    Invalid {
+        /// The setting.
+        setting: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The pacer settings are invalid.
+    Pacer(pacer::config::ConfigError),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Env {
+                variable,
+                value,
+                reason,
+            } => write!(f, "{variable}={value:?} is invalid: {reason}"),
+            ConfigError::Invalid { setting, reason } => write!(f, "{setting} is invalid: {reason}"),
+            ConfigError::Pacer(error) => write!(f, "rate limit settings: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Pacer(error) => Some(error),
             _ => None,
         }
     }

@@ -68,8 +68,8 @@ pub use branch::{
     BRANCH_REBASE_MUTATION, Branch,
 };
 pub use client::{DeadlineElapsed, INFO_QUERY, InventoryClient, PRIORITY_HEADER};
-pub use config::{Config, ConfigError, Priority};
-pub use error::{Error, GraphQLError, GraphQLErrorItem, RateLimitError};
+pub use config::{Config, Priority};
+pub use error::{ConfigError, Error, GraphQLError, GraphQLErrorItem, RateLimitError};
 pub use generated::*;
 pub use node::{Cardinality, Kind, KindInfo, NodeRef, Page, Peer, RelatedNode, RelationshipInfo};
 pub use nodes::{

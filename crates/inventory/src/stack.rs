@@ -18,8 +18,8 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
 
 use crate::auth::{InfrahubLogin, TOKEN_NAMESPACE};
-use crate::config::{Config, ConfigError};
-use crate::error::Error;
+use crate::config::Config;
+use crate::error::{ConfigError, Error};
 
 /// The HTTP service every request goes through: the pacer stack (or any service given to
 /// [`InventoryClient::with_service`](crate::InventoryClient::with_service)) with

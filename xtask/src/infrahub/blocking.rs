@@ -7,11 +7,24 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{FnArg, ImplItem, Item, Pat, Type, Visibility};
 
-pub(crate) fn twins(files: &[syn::File]) -> anyhow::Result<TokenStream> {
+/// The twins of the `pub async fn`s in `sources`: each file's module path in the crate
+/// (`["branch"]`, `["generated", "builtin_tag"]`) and its code.
+pub(crate) fn twins(sources: &[(Vec<String>, syn::File)]) -> anyhow::Result<TokenStream> {
+    let files: Vec<&syn::File> = sources.iter().map(|(_, file)| file).collect();
     let mut methods = Vec::new();
-    // The sources' imports, so the copied signatures name the same types.
+    // The sources' imports, and the public items each source defines (imported from that
+    // source's module, never through the crate root, which re-exports this file's parent), so
+    // the copied signatures and docs name the same items.
     let mut uses: Vec<String> = Vec::new();
-    for file in files {
+    for (module, file) in sources {
+        for name in public_items(file) {
+            let path = format!("crate::{}::{name}", module.join("::"));
+            if !uses.contains(&path) {
+                uses.push(path);
+            }
+        }
+    }
+    for file in &files {
         for item in &file.items {
             if let Item::Use(item) = item {
                 let mut paths = Vec::new();
@@ -30,7 +43,7 @@ pub(crate) fn twins(files: &[syn::File]) -> anyhow::Result<TokenStream> {
         .map(|path| format!("use {path};").parse::<TokenStream>())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("re-parsing an import: {e}"))?;
-    for file in files {
+    for file in &files {
         for item in &file.items {
             let Item::Impl(block) = item else { continue };
             if block.trait_.is_some() || !is_client(&block.self_ty) {
@@ -52,11 +65,26 @@ pub(crate) fn twins(files: &[syn::File]) -> anyhow::Result<TokenStream> {
     Ok(quote! {
         //! Blocking twins of the async client's methods.
         #![allow(unused_imports)]
-        use crate::*;
         #(#uses)*
         impl crate::blocking::InventoryClient {
             #(#methods)*
         }
+    })
+}
+
+/// The names of the items `file` defines at its top level with `pub`: the copied signatures
+/// name its types, and the copied docs may link to its constants and functions.
+fn public_items(file: &syn::File) -> impl Iterator<Item = &syn::Ident> {
+    let public = |vis: &Visibility| matches!(vis, Visibility::Public(_));
+    file.items.iter().filter_map(move |item| match item {
+        Item::Struct(item) if public(&item.vis) => Some(&item.ident),
+        Item::Enum(item) if public(&item.vis) => Some(&item.ident),
+        Item::Type(item) if public(&item.vis) => Some(&item.ident),
+        Item::Trait(item) if public(&item.vis) => Some(&item.ident),
+        Item::Const(item) if public(&item.vis) => Some(&item.ident),
+        Item::Static(item) if public(&item.vis) => Some(&item.ident),
+        Item::Fn(item) if public(&item.vis) => Some(&item.sig.ident),
+        _ => None,
     })
 }
 

@@ -1,7 +1,9 @@
 //! Rust and GraphQL text for one kind: the node struct, filter and input structs, the seven
 //! documents, the `Kind` impl and the typed async methods.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use std::collections::BTreeSet;
+
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 
 use super::model::{FieldKind, InputKind, InputModel, KindModel, Scalar, Shape};
@@ -12,6 +14,53 @@ fn ident(name: &str) -> Ident {
     } else {
         Ident::new_raw(name, Span::call_site())
     }
+}
+
+/// The items of the crate (and of pacer) that generated code names, each with the module that
+/// defines it. Generated files import them from there, never through the crate root's
+/// re-exports: the root re-exports `generated`, so naming the root from it would be a circle
+/// (`cargo xtask imports`).
+const DEFINED_IN: &[(&str, &[&str])] = &[
+    ("Cardinality", &["crate", "node"]),
+    ("Error", &["crate", "error"]),
+    ("InventoryClient", &["crate", "client"]),
+    ("Kind", &["crate", "node"]),
+    ("KindInfo", &["crate", "node"]),
+    ("NodeRef", &["crate", "node"]),
+    ("Page", &["crate", "node"]),
+    ("Peer", &["crate", "node"]),
+    ("RelatedNode", &["crate", "node"]),
+    ("RelationshipInfo", &["crate", "node"]),
+    ("SecretString", &["pacer", "auth"]),
+];
+
+/// A `use` line for each [`DEFINED_IN`] item `body` names, so a file imports exactly what it
+/// uses (a kind without relationships needs no `Cardinality`).
+fn imports(body: &TokenStream) -> TokenStream {
+    fn names(tokens: TokenStream, found: &mut BTreeSet<String>) {
+        for tree in tokens {
+            match tree {
+                TokenTree::Ident(ident) => {
+                    found.insert(ident.to_string());
+                }
+                TokenTree::Group(group) => names(group.stream(), found),
+                TokenTree::Punct(_) | TokenTree::Literal(_) => {}
+            }
+        }
+    }
+    let mut found = BTreeSet::new();
+    names(body.clone(), &mut found);
+    let lines = DEFINED_IN
+        .iter()
+        .filter(|(name, _)| found.contains(*name))
+        .map(|(name, module)| {
+            let module = module
+                .iter()
+                .map(|segment| Ident::new(segment, Span::call_site()));
+            let name = Ident::new(name, Span::call_site());
+            quote!(use #(#module)::*::#name;)
+        });
+    quote!(#(#lines)*)
 }
 
 fn scalar_type(scalar: Scalar) -> TokenStream {
@@ -260,13 +309,13 @@ fn node_struct(kind: &KindModel) -> TokenStream {
                 let note = format!(" Peer: `{peer}` (cardinality one).");
                 quote!(#docs #[doc = ""] #[doc = #note]
                     #[serde(default, deserialize_with = "crate::node::wire::one")]
-                    pub #field: Option<crate::Peer>,)
+                    pub #field: Option<Peer>,)
             }
             FieldKind::Many { peer } => {
                 let note = format!(" Peers: `{peer}` (cardinality many).");
                 quote!(#docs #[doc = ""] #[doc = #note]
                     #[serde(default, deserialize_with = "crate::node::wire::many")]
-                    pub #field: Vec<crate::Peer>,)
+                    pub #field: Vec<Peer>,)
             }
         }
     });
@@ -322,7 +371,7 @@ fn input_struct(kind: &KindModel, suffix: &str, input: &InputModel) -> TokenStre
                 let docs = format!(" `{}` (a secret: redacted in `Debug`, never read back).", f.name);
                 quote!(#[doc = #docs]
                     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::node::wire::secret_attribute_input")]
-                    pub #field: Option<crate::SecretString>,)
+                    pub #field: Option<SecretString>,)
             }
             InputKind::Attribute(shape) => {
                 let ty = optional_type(shape);
@@ -333,11 +382,11 @@ fn input_struct(kind: &KindModel, suffix: &str, input: &InputModel) -> TokenStre
             }
             InputKind::Related { list: true } => {
                 let docs = format!(" `{}`: the peers (by id or hfid).", f.name);
-                quote!(#[doc = #docs] #[serde(skip_serializing_if = "Option::is_none")] pub #field: Option<Vec<crate::RelatedNode>>,)
+                quote!(#[doc = #docs] #[serde(skip_serializing_if = "Option::is_none")] pub #field: Option<Vec<RelatedNode>>,)
             }
             InputKind::Related { list: false } => {
                 let docs = format!(" `{}`: the peer (by id or hfid).", f.name);
-                quote!(#[doc = #docs] #[serde(skip_serializing_if = "Option::is_none")] pub #field: Option<crate::RelatedNode>,)
+                quote!(#[doc = #docs] #[serde(skip_serializing_if = "Option::is_none")] pub #field: Option<RelatedNode>,)
             }
             InputKind::Json => {
                 let docs = format!(" `{}` (sent as given).", f.name);
@@ -385,16 +434,16 @@ fn kind_impl(kind: &KindModel) -> TokenStream {
         .map(|f| f.name.as_str());
     let relationships = kind.fields.iter().filter_map(|f| {
         let (peer, cardinality) = match &f.kind {
-            FieldKind::One { peer } => (peer, quote!(crate::Cardinality::One)),
-            FieldKind::Many { peer } => (peer, quote!(crate::Cardinality::Many)),
+            FieldKind::One { peer } => (peer, quote!(Cardinality::One)),
+            FieldKind::Many { peer } => (peer, quote!(Cardinality::Many)),
             _ => return None,
         };
         let field = &f.name;
-        Some(quote!(crate::RelationshipInfo { name: #field, peer: #peer, cardinality: #cardinality }))
+        Some(quote!(RelationshipInfo { name: #field, peer: #peer, cardinality: #cardinality }))
     });
     quote! {
-        impl crate::Kind for #name {
-            const INFO: crate::KindInfo = crate::KindInfo {
+        impl Kind for #name {
+            const INFO: KindInfo = KindInfo {
                 kind: #kind_name,
                 attributes: &[#(#attributes),*],
                 relationships: &[#(#relationships),*],
@@ -450,41 +499,41 @@ fn methods(kind: &KindModel) -> TokenStream {
     let d_upsert = format!(" Creates or updates a `{k}` node (`{k}Upsert`) and returns it.");
     let d_delete = format!(" Deletes the `{k}` node with this id or hfid (`{k}Delete`).");
     quote! {
-        impl crate::InventoryClient {
+        impl InventoryClient {
             #[doc = #d_list]
-            pub async fn #list(&self, filter: &#filter, offset: u64, limit: u64) -> Result<crate::Page<#name>, crate::Error> {
+            pub async fn #list(&self, filter: &#filter, offset: u64, limit: u64) -> Result<Page<#name>, Error> {
                 self.list::<#name>(filter, offset, limit).await
             }
             #[doc = #d_all]
-            pub async fn #all(&self, filter: &#filter) -> Result<Vec<#name>, crate::Error> {
+            pub async fn #all(&self, filter: &#filter) -> Result<Vec<#name>, Error> {
                 self.all::<#name>(filter).await
             }
             #[doc = #d_stream]
-            pub fn #stream(&self, filter: #filter) -> impl futures::Stream<Item = Result<#name, crate::Error>> + Send + 'static {
+            pub fn #stream(&self, filter: #filter) -> impl futures::Stream<Item = Result<#name, Error>> + Send + 'static {
                 self.stream::<#name>(filter)
             }
             #[doc = #d_get]
-            pub async fn #get(&self, node: impl Into<crate::NodeRef>) -> Result<Option<#name>, crate::Error> {
+            pub async fn #get(&self, node: impl Into<NodeRef>) -> Result<Option<#name>, Error> {
                 self.get::<#name>(node.into()).await
             }
             #[doc = #d_count]
-            pub async fn #count(&self, filter: &#filter) -> Result<u64, crate::Error> {
+            pub async fn #count(&self, filter: &#filter) -> Result<u64, Error> {
                 self.count::<#name>(filter).await
             }
             #[doc = #d_create]
-            pub async fn #create_m(&self, data: &#create) -> Result<#name, crate::Error> {
+            pub async fn #create_m(&self, data: &#create) -> Result<#name, Error> {
                 self.create::<#name>(data).await
             }
             #[doc = #d_update]
-            pub async fn #update_m(&self, data: &#update) -> Result<#name, crate::Error> {
+            pub async fn #update_m(&self, data: &#update) -> Result<#name, Error> {
                 self.update::<#name>(data).await
             }
             #[doc = #d_upsert]
-            pub async fn #upsert_m(&self, data: &#upsert) -> Result<#name, crate::Error> {
+            pub async fn #upsert_m(&self, data: &#upsert) -> Result<#name, Error> {
                 self.upsert::<#name>(data).await
             }
             #[doc = #d_delete]
-            pub async fn #delete(&self, node: impl Into<crate::NodeRef>) -> Result<(), crate::Error> {
+            pub async fn #delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
                 self.delete::<#name>(node.into()).await
             }
         }
@@ -503,8 +552,7 @@ pub(crate) fn kind_module(kind: &KindModel) -> TokenStream {
     let upsert = input_struct(kind, "Upsert", &kind.upsert);
     let imp = kind_impl(kind);
     let methods = methods(kind);
-    quote! {
-        #![doc = #module_doc]
+    let body = quote! {
         #node
         #filter
         #create
@@ -512,6 +560,12 @@ pub(crate) fn kind_module(kind: &KindModel) -> TokenStream {
         #upsert
         #imp
         #methods
+    };
+    let imports = imports(&body);
+    quote! {
+        #![doc = #module_doc]
+        #imports
+        #body
     }
 }
 
@@ -530,7 +584,7 @@ pub(crate) fn mod_file(kinds: &[KindModel]) -> TokenStream {
     });
     let infos = kinds.iter().map(|k| {
         let node = ident(&k.kind);
-        quote!(<#node as crate::Kind>::INFO)
+        quote!(<#node as Kind>::INFO)
     });
     let documents = kinds.iter().flat_map(|k| {
         let node = ident(&k.kind);
@@ -546,18 +600,23 @@ pub(crate) fn mod_file(kinds: &[KindModel]) -> TokenStream {
         .into_iter()
         .map(move |c| {
             let constant = Ident::new(c, Span::call_site());
-            quote!(<#node as crate::Kind>::#constant)
+            quote!(<#node as Kind>::#constant)
         })
     });
-    quote! {
-        //! Typed code for the allow-listed kinds (`crates/inventory/codegen.toml`).
-        #(#modules)*
-        mod blocking;
-
+    let constants = quote! {
         /// The schema facts of every generated kind (attributes, relationships).
-        pub const KINDS: &[crate::KindInfo] = &[#(#infos),*];
+        pub const KINDS: &[KindInfo] = &[#(#infos),*];
 
         /// Every generated GraphQL document (queries and mutations of every kind).
         pub const DOCUMENTS: &[&str] = &[#(#documents),*];
+    };
+    let imports = imports(&constants);
+    quote! {
+        //! Typed code for the allow-listed kinds (`crates/inventory/codegen.toml`).
+        #imports
+        #(#modules)*
+        mod blocking;
+
+        #constants
     }
 }

@@ -455,7 +455,7 @@ pub(crate) fn blocking(
                 inner: crate::api::#type_ident,
                 runtime: pacer::client::runtime::BlockingRuntime,
             }
-            impl crate::blocking::NamespacedClient {
+            impl crate::blocking_namespaced::NamespacedClient {
                 #accessor_doc
                 pub fn #accessor(&self, #(#accessor_args),*) -> #type_ident {
                     #type_ident {

@@ -8,7 +8,7 @@ pub struct Realms {
     inner: crate::api::Realms,
     runtime: pacer::client::runtime::BlockingRuntime,
 }
-impl crate::blocking::NamespacedClient {
+impl crate::blocking_namespaced::NamespacedClient {
     /// The blocking [`Realms`] API of this namespace.
     pub fn realms(&self) -> Realms {
         Realms {
@@ -78,7 +78,7 @@ pub struct Clients {
     inner: crate::api::Clients,
     runtime: pacer::client::runtime::BlockingRuntime,
 }
-impl crate::blocking::NamespacedClient {
+impl crate::blocking_namespaced::NamespacedClient {
     /// The blocking [`Clients`] API of this namespace.
     pub fn clients(&self, realm: impl Into<String>) -> Clients {
         Clients {
@@ -328,7 +328,7 @@ pub struct ClientScopes {
     inner: crate::api::ClientScopes,
     runtime: pacer::client::runtime::BlockingRuntime,
 }
-impl crate::blocking::NamespacedClient {
+impl crate::blocking_namespaced::NamespacedClient {
     /// The blocking [`ClientScopes`] API of this namespace.
     pub fn client_scopes(&self, realm: impl Into<String>) -> ClientScopes {
         ClientScopes {
@@ -490,7 +490,7 @@ pub struct Users {
     inner: crate::api::Users,
     runtime: pacer::client::runtime::BlockingRuntime,
 }
-impl crate::blocking::NamespacedClient {
+impl crate::blocking_namespaced::NamespacedClient {
     /// The blocking [`Users`] API of this namespace.
     pub fn users(&self, realm: impl Into<String>) -> Users {
         Users {
@@ -657,7 +657,7 @@ pub struct Groups {
     inner: crate::api::Groups,
     runtime: pacer::client::runtime::BlockingRuntime,
 }
-impl crate::blocking::NamespacedClient {
+impl crate::blocking_namespaced::NamespacedClient {
     /// The blocking [`Groups`] API of this namespace.
     pub fn groups(&self, realm: impl Into<String>) -> Groups {
         Groups {
@@ -817,7 +817,7 @@ pub struct Roles {
     inner: crate::api::Roles,
     runtime: pacer::client::runtime::BlockingRuntime,
 }
-impl crate::blocking::NamespacedClient {
+impl crate::blocking_namespaced::NamespacedClient {
     /// The blocking [`Roles`] API of this namespace.
     pub fn roles(&self, realm: impl Into<String>) -> Roles {
         Roles {
@@ -931,7 +931,7 @@ pub struct IdentityProviders {
     inner: crate::api::IdentityProviders,
     runtime: pacer::client::runtime::BlockingRuntime,
 }
-impl crate::blocking::NamespacedClient {
+impl crate::blocking_namespaced::NamespacedClient {
     /// The blocking [`IdentityProviders`] API of this namespace.
     pub fn identity_providers(&self, realm: impl Into<String>) -> IdentityProviders {
         IdentityProviders {

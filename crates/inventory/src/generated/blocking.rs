@@ -2,21 +2,85 @@
 
 //! Blocking twins of the async client's methods.
 #![allow(unused_imports)]
-use crate::*;
 use bytes::Bytes;
+use crate::branch::BRANCH_CREATE_MUTATION;
+use crate::branch::BRANCH_DELETE_MUTATION;
+use crate::branch::BRANCH_MERGE_MUTATION;
+use crate::branch::BRANCH_QUERY;
+use crate::branch::BRANCH_REBASE_MUTATION;
+use crate::branch::Branch;
 use crate::client::Call;
+use crate::client::DeadlineElapsed;
+use crate::client::INFO_QUERY;
 use crate::client::InventoryClient;
+use crate::client::PRIORITY_HEADER;
 use crate::config::Config;
 use crate::config::Priority;
 use crate::error::Error;
 use crate::error::RateLimitError;
+use crate::generated::builtin_tag::BuiltinTag;
+use crate::generated::builtin_tag::BuiltinTagCreate;
+use crate::generated::builtin_tag::BuiltinTagFilter;
+use crate::generated::builtin_tag::BuiltinTagUpdate;
+use crate::generated::builtin_tag::BuiltinTagUpsert;
+use crate::generated::core_account::CoreAccount;
+use crate::generated::core_account::CoreAccountCreate;
+use crate::generated::core_account::CoreAccountFilter;
+use crate::generated::core_account::CoreAccountUpdate;
+use crate::generated::core_account::CoreAccountUpsert;
+use crate::generated::core_graph_ql_query::CoreGraphQLQuery;
+use crate::generated::core_graph_ql_query::CoreGraphQLQueryCreate;
+use crate::generated::core_graph_ql_query::CoreGraphQLQueryFilter;
+use crate::generated::core_graph_ql_query::CoreGraphQLQueryUpdate;
+use crate::generated::core_graph_ql_query::CoreGraphQLQueryUpsert;
+use crate::generated::core_ip_address_pool::CoreIPAddressPool;
+use crate::generated::core_ip_address_pool::CoreIPAddressPoolCreate;
+use crate::generated::core_ip_address_pool::CoreIPAddressPoolFilter;
+use crate::generated::core_ip_address_pool::CoreIPAddressPoolUpdate;
+use crate::generated::core_ip_address_pool::CoreIPAddressPoolUpsert;
+use crate::generated::core_ip_prefix_pool::CoreIPPrefixPool;
+use crate::generated::core_ip_prefix_pool::CoreIPPrefixPoolCreate;
+use crate::generated::core_ip_prefix_pool::CoreIPPrefixPoolFilter;
+use crate::generated::core_ip_prefix_pool::CoreIPPrefixPoolUpdate;
+use crate::generated::core_ip_prefix_pool::CoreIPPrefixPoolUpsert;
+use crate::generated::core_number_pool::CoreNumberPool;
+use crate::generated::core_number_pool::CoreNumberPoolCreate;
+use crate::generated::core_number_pool::CoreNumberPoolFilter;
+use crate::generated::core_number_pool::CoreNumberPoolUpdate;
+use crate::generated::core_number_pool::CoreNumberPoolUpsert;
+use crate::generated::core_repository::CoreRepository;
+use crate::generated::core_repository::CoreRepositoryCreate;
+use crate::generated::core_repository::CoreRepositoryFilter;
+use crate::generated::core_repository::CoreRepositoryUpdate;
+use crate::generated::core_repository::CoreRepositoryUpsert;
+use crate::generated::core_standard_group::CoreStandardGroup;
+use crate::generated::core_standard_group::CoreStandardGroupCreate;
+use crate::generated::core_standard_group::CoreStandardGroupFilter;
+use crate::generated::core_standard_group::CoreStandardGroupUpdate;
+use crate::generated::core_standard_group::CoreStandardGroupUpsert;
+use crate::generated::ipam_namespace::IpamNamespace;
+use crate::generated::ipam_namespace::IpamNamespaceCreate;
+use crate::generated::ipam_namespace::IpamNamespaceFilter;
+use crate::generated::ipam_namespace::IpamNamespaceUpdate;
+use crate::generated::ipam_namespace::IpamNamespaceUpsert;
+use crate::node::Cardinality;
 use crate::node::Kind;
+use crate::node::KindInfo;
 use crate::node::NodeRef;
 use crate::node::Page;
 use crate::node::Peer;
+use crate::node::RelatedNode;
+use crate::node::RelationshipInfo;
+use crate::nodes::AllocatedNode;
+use crate::nodes::DynamicNode;
+use crate::nodes::IP_ADDRESS_ALLOCATION_MUTATION;
+use crate::nodes::MAX_PAGES;
+use crate::nodes::Selection;
+use crate::nodes::decode_page;
 use crate::response::decode_envelope;
 use crate::response::service_error;
 use crate::response::status_error;
+use crate::schema::SchemaLoad;
 use crate::stack;
 use crate::stack::HttpService;
 use futures::Stream;
@@ -33,6 +97,7 @@ use http_body::Body;
 use http_body_util::Full;
 use pacer::BoxError;
 use pacer::Namespace;
+use pacer::auth::SecretString;
 use pacer::retry::Idempotent;
 use pacer::retry::RetryInfo;
 use percent_encoding::AsciiSet;
@@ -272,17 +337,14 @@ impl crate::blocking::InventoryClient {
         filter: &BuiltinTagFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<BuiltinTag>, crate::Error> {
+    ) -> Result<Page<BuiltinTag>, Error> {
         self.block_on(self.inner().tag_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
     /// Every `BuiltinTag` node matching `filter`, fetched page by page (`pagination_size` per request).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn tag_all(
-        &self,
-        filter: &BuiltinTagFilter,
-    ) -> Result<Vec<BuiltinTag>, crate::Error> {
+    pub fn tag_all(&self, filter: &BuiltinTagFilter) -> Result<Vec<BuiltinTag>, Error> {
         self.block_on(self.inner().tag_all(filter)).and_then(|answer| answer)
     }
     /// The `BuiltinTag` node with this id or hfid, or `None`.
@@ -290,50 +352,38 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn tag_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<BuiltinTag>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<BuiltinTag>, Error> {
         self.block_on(self.inner().tag_get(node)).and_then(|answer| answer)
     }
     /// How many `BuiltinTag` nodes match `filter`.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn tag_count(&self, filter: &BuiltinTagFilter) -> Result<u64, crate::Error> {
+    pub fn tag_count(&self, filter: &BuiltinTagFilter) -> Result<u64, Error> {
         self.block_on(self.inner().tag_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `BuiltinTag` node (`BuiltinTagCreate`) and returns it as stored. Never retried on a transient failure.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn tag_create(
-        &self,
-        data: &BuiltinTagCreate,
-    ) -> Result<BuiltinTag, crate::Error> {
+    pub fn tag_create(&self, data: &BuiltinTagCreate) -> Result<BuiltinTag, Error> {
         self.block_on(self.inner().tag_create(data)).and_then(|answer| answer)
     }
     /// Updates the `BuiltinTag` node named by `data`'s id or hfid (`BuiltinTagUpdate`) and returns it.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn tag_update(
-        &self,
-        data: &BuiltinTagUpdate,
-    ) -> Result<BuiltinTag, crate::Error> {
+    pub fn tag_update(&self, data: &BuiltinTagUpdate) -> Result<BuiltinTag, Error> {
         self.block_on(self.inner().tag_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `BuiltinTag` node (`BuiltinTagUpsert`) and returns it.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn tag_upsert(
-        &self,
-        data: &BuiltinTagUpsert,
-    ) -> Result<BuiltinTag, crate::Error> {
+    pub fn tag_upsert(&self, data: &BuiltinTagUpsert) -> Result<BuiltinTag, Error> {
         self.block_on(self.inner().tag_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `BuiltinTag` node with this id or hfid (`BuiltinTagDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn tag_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn tag_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().tag_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreAccount` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -344,7 +394,7 @@ impl crate::blocking::InventoryClient {
         filter: &CoreAccountFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<CoreAccount>, crate::Error> {
+    ) -> Result<Page<CoreAccount>, Error> {
         self.block_on(self.inner().account_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -354,7 +404,7 @@ impl crate::blocking::InventoryClient {
     pub fn account_all(
         &self,
         filter: &CoreAccountFilter,
-    ) -> Result<Vec<CoreAccount>, crate::Error> {
+    ) -> Result<Vec<CoreAccount>, Error> {
         self.block_on(self.inner().account_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreAccount` node with this id or hfid, or `None`.
@@ -362,17 +412,14 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn account_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<CoreAccount>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<CoreAccount>, Error> {
         self.block_on(self.inner().account_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreAccount` nodes match `filter`.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn account_count(
-        &self,
-        filter: &CoreAccountFilter,
-    ) -> Result<u64, crate::Error> {
+    pub fn account_count(&self, filter: &CoreAccountFilter) -> Result<u64, Error> {
         self.block_on(self.inner().account_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreAccount` node (`CoreAccountCreate`) and returns it as stored. Never retried on a transient failure.
@@ -381,7 +428,7 @@ impl crate::blocking::InventoryClient {
     pub fn account_create(
         &self,
         data: &CoreAccountCreate,
-    ) -> Result<CoreAccount, crate::Error> {
+    ) -> Result<CoreAccount, Error> {
         self.block_on(self.inner().account_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreAccount` node named by `data`'s id or hfid (`CoreAccountUpdate`) and returns it.
@@ -390,7 +437,7 @@ impl crate::blocking::InventoryClient {
     pub fn account_update(
         &self,
         data: &CoreAccountUpdate,
-    ) -> Result<CoreAccount, crate::Error> {
+    ) -> Result<CoreAccount, Error> {
         self.block_on(self.inner().account_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreAccount` node (`CoreAccountUpsert`) and returns it.
@@ -399,16 +446,13 @@ impl crate::blocking::InventoryClient {
     pub fn account_upsert(
         &self,
         data: &CoreAccountUpsert,
-    ) -> Result<CoreAccount, crate::Error> {
+    ) -> Result<CoreAccount, Error> {
         self.block_on(self.inner().account_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreAccount` node with this id or hfid (`CoreAccountDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn account_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn account_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().account_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreGraphQLQuery` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -419,7 +463,7 @@ impl crate::blocking::InventoryClient {
         filter: &CoreGraphQLQueryFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<CoreGraphQLQuery>, crate::Error> {
+    ) -> Result<Page<CoreGraphQLQuery>, Error> {
         self.block_on(self.inner().graphql_query_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -429,7 +473,7 @@ impl crate::blocking::InventoryClient {
     pub fn graphql_query_all(
         &self,
         filter: &CoreGraphQLQueryFilter,
-    ) -> Result<Vec<CoreGraphQLQuery>, crate::Error> {
+    ) -> Result<Vec<CoreGraphQLQuery>, Error> {
         self.block_on(self.inner().graphql_query_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreGraphQLQuery` node with this id or hfid, or `None`.
@@ -437,8 +481,8 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn graphql_query_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<CoreGraphQLQuery>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<CoreGraphQLQuery>, Error> {
         self.block_on(self.inner().graphql_query_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreGraphQLQuery` nodes match `filter`.
@@ -447,7 +491,7 @@ impl crate::blocking::InventoryClient {
     pub fn graphql_query_count(
         &self,
         filter: &CoreGraphQLQueryFilter,
-    ) -> Result<u64, crate::Error> {
+    ) -> Result<u64, Error> {
         self.block_on(self.inner().graphql_query_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreGraphQLQuery` node (`CoreGraphQLQueryCreate`) and returns it as stored. Never retried on a transient failure.
@@ -456,7 +500,7 @@ impl crate::blocking::InventoryClient {
     pub fn graphql_query_create(
         &self,
         data: &CoreGraphQLQueryCreate,
-    ) -> Result<CoreGraphQLQuery, crate::Error> {
+    ) -> Result<CoreGraphQLQuery, Error> {
         self.block_on(self.inner().graphql_query_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreGraphQLQuery` node named by `data`'s id or hfid (`CoreGraphQLQueryUpdate`) and returns it.
@@ -465,7 +509,7 @@ impl crate::blocking::InventoryClient {
     pub fn graphql_query_update(
         &self,
         data: &CoreGraphQLQueryUpdate,
-    ) -> Result<CoreGraphQLQuery, crate::Error> {
+    ) -> Result<CoreGraphQLQuery, Error> {
         self.block_on(self.inner().graphql_query_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreGraphQLQuery` node (`CoreGraphQLQueryUpsert`) and returns it.
@@ -474,16 +518,13 @@ impl crate::blocking::InventoryClient {
     pub fn graphql_query_upsert(
         &self,
         data: &CoreGraphQLQueryUpsert,
-    ) -> Result<CoreGraphQLQuery, crate::Error> {
+    ) -> Result<CoreGraphQLQuery, Error> {
         self.block_on(self.inner().graphql_query_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreGraphQLQuery` node with this id or hfid (`CoreGraphQLQueryDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn graphql_query_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn graphql_query_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().graphql_query_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreIPAddressPool` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -494,7 +535,7 @@ impl crate::blocking::InventoryClient {
         filter: &CoreIPAddressPoolFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<CoreIPAddressPool>, crate::Error> {
+    ) -> Result<Page<CoreIPAddressPool>, Error> {
         self.block_on(self.inner().ip_address_pool_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -504,7 +545,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_address_pool_all(
         &self,
         filter: &CoreIPAddressPoolFilter,
-    ) -> Result<Vec<CoreIPAddressPool>, crate::Error> {
+    ) -> Result<Vec<CoreIPAddressPool>, Error> {
         self.block_on(self.inner().ip_address_pool_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreIPAddressPool` node with this id or hfid, or `None`.
@@ -512,8 +553,8 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_address_pool_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<CoreIPAddressPool>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<CoreIPAddressPool>, Error> {
         self.block_on(self.inner().ip_address_pool_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreIPAddressPool` nodes match `filter`.
@@ -522,7 +563,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_address_pool_count(
         &self,
         filter: &CoreIPAddressPoolFilter,
-    ) -> Result<u64, crate::Error> {
+    ) -> Result<u64, Error> {
         self.block_on(self.inner().ip_address_pool_count(filter))
             .and_then(|answer| answer)
     }
@@ -532,7 +573,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_address_pool_create(
         &self,
         data: &CoreIPAddressPoolCreate,
-    ) -> Result<CoreIPAddressPool, crate::Error> {
+    ) -> Result<CoreIPAddressPool, Error> {
         self.block_on(self.inner().ip_address_pool_create(data))
             .and_then(|answer| answer)
     }
@@ -542,7 +583,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_address_pool_update(
         &self,
         data: &CoreIPAddressPoolUpdate,
-    ) -> Result<CoreIPAddressPool, crate::Error> {
+    ) -> Result<CoreIPAddressPool, Error> {
         self.block_on(self.inner().ip_address_pool_update(data))
             .and_then(|answer| answer)
     }
@@ -552,17 +593,14 @@ impl crate::blocking::InventoryClient {
     pub fn ip_address_pool_upsert(
         &self,
         data: &CoreIPAddressPoolUpsert,
-    ) -> Result<CoreIPAddressPool, crate::Error> {
+    ) -> Result<CoreIPAddressPool, Error> {
         self.block_on(self.inner().ip_address_pool_upsert(data))
             .and_then(|answer| answer)
     }
     /// Deletes the `CoreIPAddressPool` node with this id or hfid (`CoreIPAddressPoolDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn ip_address_pool_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn ip_address_pool_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().ip_address_pool_delete(node))
             .and_then(|answer| answer)
     }
@@ -574,7 +612,7 @@ impl crate::blocking::InventoryClient {
         filter: &CoreIPPrefixPoolFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<CoreIPPrefixPool>, crate::Error> {
+    ) -> Result<Page<CoreIPPrefixPool>, Error> {
         self.block_on(self.inner().ip_prefix_pool_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -584,7 +622,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_prefix_pool_all(
         &self,
         filter: &CoreIPPrefixPoolFilter,
-    ) -> Result<Vec<CoreIPPrefixPool>, crate::Error> {
+    ) -> Result<Vec<CoreIPPrefixPool>, Error> {
         self.block_on(self.inner().ip_prefix_pool_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreIPPrefixPool` node with this id or hfid, or `None`.
@@ -592,8 +630,8 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_prefix_pool_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<CoreIPPrefixPool>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<CoreIPPrefixPool>, Error> {
         self.block_on(self.inner().ip_prefix_pool_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreIPPrefixPool` nodes match `filter`.
@@ -602,7 +640,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_prefix_pool_count(
         &self,
         filter: &CoreIPPrefixPoolFilter,
-    ) -> Result<u64, crate::Error> {
+    ) -> Result<u64, Error> {
         self.block_on(self.inner().ip_prefix_pool_count(filter))
             .and_then(|answer| answer)
     }
@@ -612,7 +650,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_prefix_pool_create(
         &self,
         data: &CoreIPPrefixPoolCreate,
-    ) -> Result<CoreIPPrefixPool, crate::Error> {
+    ) -> Result<CoreIPPrefixPool, Error> {
         self.block_on(self.inner().ip_prefix_pool_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreIPPrefixPool` node named by `data`'s id or hfid (`CoreIPPrefixPoolUpdate`) and returns it.
@@ -621,7 +659,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_prefix_pool_update(
         &self,
         data: &CoreIPPrefixPoolUpdate,
-    ) -> Result<CoreIPPrefixPool, crate::Error> {
+    ) -> Result<CoreIPPrefixPool, Error> {
         self.block_on(self.inner().ip_prefix_pool_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreIPPrefixPool` node (`CoreIPPrefixPoolUpsert`) and returns it.
@@ -630,16 +668,13 @@ impl crate::blocking::InventoryClient {
     pub fn ip_prefix_pool_upsert(
         &self,
         data: &CoreIPPrefixPoolUpsert,
-    ) -> Result<CoreIPPrefixPool, crate::Error> {
+    ) -> Result<CoreIPPrefixPool, Error> {
         self.block_on(self.inner().ip_prefix_pool_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreIPPrefixPool` node with this id or hfid (`CoreIPPrefixPoolDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn ip_prefix_pool_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn ip_prefix_pool_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().ip_prefix_pool_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreNumberPool` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -650,7 +685,7 @@ impl crate::blocking::InventoryClient {
         filter: &CoreNumberPoolFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<CoreNumberPool>, crate::Error> {
+    ) -> Result<Page<CoreNumberPool>, Error> {
         self.block_on(self.inner().number_pool_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -660,7 +695,7 @@ impl crate::blocking::InventoryClient {
     pub fn number_pool_all(
         &self,
         filter: &CoreNumberPoolFilter,
-    ) -> Result<Vec<CoreNumberPool>, crate::Error> {
+    ) -> Result<Vec<CoreNumberPool>, Error> {
         self.block_on(self.inner().number_pool_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreNumberPool` node with this id or hfid, or `None`.
@@ -668,8 +703,8 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn number_pool_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<CoreNumberPool>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<CoreNumberPool>, Error> {
         self.block_on(self.inner().number_pool_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreNumberPool` nodes match `filter`.
@@ -678,7 +713,7 @@ impl crate::blocking::InventoryClient {
     pub fn number_pool_count(
         &self,
         filter: &CoreNumberPoolFilter,
-    ) -> Result<u64, crate::Error> {
+    ) -> Result<u64, Error> {
         self.block_on(self.inner().number_pool_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreNumberPool` node (`CoreNumberPoolCreate`) and returns it as stored. Never retried on a transient failure.
@@ -687,7 +722,7 @@ impl crate::blocking::InventoryClient {
     pub fn number_pool_create(
         &self,
         data: &CoreNumberPoolCreate,
-    ) -> Result<CoreNumberPool, crate::Error> {
+    ) -> Result<CoreNumberPool, Error> {
         self.block_on(self.inner().number_pool_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreNumberPool` node named by `data`'s id or hfid (`CoreNumberPoolUpdate`) and returns it.
@@ -696,7 +731,7 @@ impl crate::blocking::InventoryClient {
     pub fn number_pool_update(
         &self,
         data: &CoreNumberPoolUpdate,
-    ) -> Result<CoreNumberPool, crate::Error> {
+    ) -> Result<CoreNumberPool, Error> {
         self.block_on(self.inner().number_pool_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreNumberPool` node (`CoreNumberPoolUpsert`) and returns it.
@@ -705,16 +740,13 @@ impl crate::blocking::InventoryClient {
     pub fn number_pool_upsert(
         &self,
         data: &CoreNumberPoolUpsert,
-    ) -> Result<CoreNumberPool, crate::Error> {
+    ) -> Result<CoreNumberPool, Error> {
         self.block_on(self.inner().number_pool_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreNumberPool` node with this id or hfid (`CoreNumberPoolDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn number_pool_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn number_pool_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().number_pool_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreRepository` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -725,7 +757,7 @@ impl crate::blocking::InventoryClient {
         filter: &CoreRepositoryFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<CoreRepository>, crate::Error> {
+    ) -> Result<Page<CoreRepository>, Error> {
         self.block_on(self.inner().repository_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -735,7 +767,7 @@ impl crate::blocking::InventoryClient {
     pub fn repository_all(
         &self,
         filter: &CoreRepositoryFilter,
-    ) -> Result<Vec<CoreRepository>, crate::Error> {
+    ) -> Result<Vec<CoreRepository>, Error> {
         self.block_on(self.inner().repository_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreRepository` node with this id or hfid, or `None`.
@@ -743,17 +775,14 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn repository_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<CoreRepository>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<CoreRepository>, Error> {
         self.block_on(self.inner().repository_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreRepository` nodes match `filter`.
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn repository_count(
-        &self,
-        filter: &CoreRepositoryFilter,
-    ) -> Result<u64, crate::Error> {
+    pub fn repository_count(&self, filter: &CoreRepositoryFilter) -> Result<u64, Error> {
         self.block_on(self.inner().repository_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `CoreRepository` node (`CoreRepositoryCreate`) and returns it as stored. Never retried on a transient failure.
@@ -762,7 +791,7 @@ impl crate::blocking::InventoryClient {
     pub fn repository_create(
         &self,
         data: &CoreRepositoryCreate,
-    ) -> Result<CoreRepository, crate::Error> {
+    ) -> Result<CoreRepository, Error> {
         self.block_on(self.inner().repository_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreRepository` node named by `data`'s id or hfid (`CoreRepositoryUpdate`) and returns it.
@@ -771,7 +800,7 @@ impl crate::blocking::InventoryClient {
     pub fn repository_update(
         &self,
         data: &CoreRepositoryUpdate,
-    ) -> Result<CoreRepository, crate::Error> {
+    ) -> Result<CoreRepository, Error> {
         self.block_on(self.inner().repository_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreRepository` node (`CoreRepositoryUpsert`) and returns it.
@@ -780,16 +809,13 @@ impl crate::blocking::InventoryClient {
     pub fn repository_upsert(
         &self,
         data: &CoreRepositoryUpsert,
-    ) -> Result<CoreRepository, crate::Error> {
+    ) -> Result<CoreRepository, Error> {
         self.block_on(self.inner().repository_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreRepository` node with this id or hfid (`CoreRepositoryDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn repository_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn repository_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().repository_delete(node)).and_then(|answer| answer)
     }
     /// One page of `CoreStandardGroup` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -800,7 +826,7 @@ impl crate::blocking::InventoryClient {
         filter: &CoreStandardGroupFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<CoreStandardGroup>, crate::Error> {
+    ) -> Result<Page<CoreStandardGroup>, Error> {
         self.block_on(self.inner().standard_group_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -810,7 +836,7 @@ impl crate::blocking::InventoryClient {
     pub fn standard_group_all(
         &self,
         filter: &CoreStandardGroupFilter,
-    ) -> Result<Vec<CoreStandardGroup>, crate::Error> {
+    ) -> Result<Vec<CoreStandardGroup>, Error> {
         self.block_on(self.inner().standard_group_all(filter)).and_then(|answer| answer)
     }
     /// The `CoreStandardGroup` node with this id or hfid, or `None`.
@@ -818,8 +844,8 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn standard_group_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<CoreStandardGroup>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<CoreStandardGroup>, Error> {
         self.block_on(self.inner().standard_group_get(node)).and_then(|answer| answer)
     }
     /// How many `CoreStandardGroup` nodes match `filter`.
@@ -828,7 +854,7 @@ impl crate::blocking::InventoryClient {
     pub fn standard_group_count(
         &self,
         filter: &CoreStandardGroupFilter,
-    ) -> Result<u64, crate::Error> {
+    ) -> Result<u64, Error> {
         self.block_on(self.inner().standard_group_count(filter))
             .and_then(|answer| answer)
     }
@@ -838,7 +864,7 @@ impl crate::blocking::InventoryClient {
     pub fn standard_group_create(
         &self,
         data: &CoreStandardGroupCreate,
-    ) -> Result<CoreStandardGroup, crate::Error> {
+    ) -> Result<CoreStandardGroup, Error> {
         self.block_on(self.inner().standard_group_create(data)).and_then(|answer| answer)
     }
     /// Updates the `CoreStandardGroup` node named by `data`'s id or hfid (`CoreStandardGroupUpdate`) and returns it.
@@ -847,7 +873,7 @@ impl crate::blocking::InventoryClient {
     pub fn standard_group_update(
         &self,
         data: &CoreStandardGroupUpdate,
-    ) -> Result<CoreStandardGroup, crate::Error> {
+    ) -> Result<CoreStandardGroup, Error> {
         self.block_on(self.inner().standard_group_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `CoreStandardGroup` node (`CoreStandardGroupUpsert`) and returns it.
@@ -856,16 +882,13 @@ impl crate::blocking::InventoryClient {
     pub fn standard_group_upsert(
         &self,
         data: &CoreStandardGroupUpsert,
-    ) -> Result<CoreStandardGroup, crate::Error> {
+    ) -> Result<CoreStandardGroup, Error> {
         self.block_on(self.inner().standard_group_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `CoreStandardGroup` node with this id or hfid (`CoreStandardGroupDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn standard_group_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn standard_group_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().standard_group_delete(node)).and_then(|answer| answer)
     }
     /// One page of `IpamNamespace` nodes matching `filter` (`offset`, at most `limit`), with the total count.
@@ -876,7 +899,7 @@ impl crate::blocking::InventoryClient {
         filter: &IpamNamespaceFilter,
         offset: u64,
         limit: u64,
-    ) -> Result<crate::Page<IpamNamespace>, crate::Error> {
+    ) -> Result<Page<IpamNamespace>, Error> {
         self.block_on(self.inner().ip_namespace_list(filter, offset, limit))
             .and_then(|answer| answer)
     }
@@ -886,7 +909,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_namespace_all(
         &self,
         filter: &IpamNamespaceFilter,
-    ) -> Result<Vec<IpamNamespace>, crate::Error> {
+    ) -> Result<Vec<IpamNamespace>, Error> {
         self.block_on(self.inner().ip_namespace_all(filter)).and_then(|answer| answer)
     }
     /// The `IpamNamespace` node with this id or hfid, or `None`.
@@ -894,8 +917,8 @@ impl crate::blocking::InventoryClient {
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
     pub fn ip_namespace_get(
         &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<Option<IpamNamespace>, crate::Error> {
+        node: impl Into<NodeRef>,
+    ) -> Result<Option<IpamNamespace>, Error> {
         self.block_on(self.inner().ip_namespace_get(node)).and_then(|answer| answer)
     }
     /// How many `IpamNamespace` nodes match `filter`.
@@ -904,7 +927,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_namespace_count(
         &self,
         filter: &IpamNamespaceFilter,
-    ) -> Result<u64, crate::Error> {
+    ) -> Result<u64, Error> {
         self.block_on(self.inner().ip_namespace_count(filter)).and_then(|answer| answer)
     }
     /// Creates a `IpamNamespace` node (`IpamNamespaceCreate`) and returns it as stored. Never retried on a transient failure.
@@ -913,7 +936,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_namespace_create(
         &self,
         data: &IpamNamespaceCreate,
-    ) -> Result<IpamNamespace, crate::Error> {
+    ) -> Result<IpamNamespace, Error> {
         self.block_on(self.inner().ip_namespace_create(data)).and_then(|answer| answer)
     }
     /// Updates the `IpamNamespace` node named by `data`'s id or hfid (`IpamNamespaceUpdate`) and returns it.
@@ -922,7 +945,7 @@ impl crate::blocking::InventoryClient {
     pub fn ip_namespace_update(
         &self,
         data: &IpamNamespaceUpdate,
-    ) -> Result<IpamNamespace, crate::Error> {
+    ) -> Result<IpamNamespace, Error> {
         self.block_on(self.inner().ip_namespace_update(data)).and_then(|answer| answer)
     }
     /// Creates or updates a `IpamNamespace` node (`IpamNamespaceUpsert`) and returns it.
@@ -931,16 +954,13 @@ impl crate::blocking::InventoryClient {
     pub fn ip_namespace_upsert(
         &self,
         data: &IpamNamespaceUpsert,
-    ) -> Result<IpamNamespace, crate::Error> {
+    ) -> Result<IpamNamespace, Error> {
         self.block_on(self.inner().ip_namespace_upsert(data)).and_then(|answer| answer)
     }
     /// Deletes the `IpamNamespace` node with this id or hfid (`IpamNamespaceDelete`).
     ///
     /// Blocking: runs the async method of the same name on this client's runtime (`Error::Blocking` from inside an async runtime).
-    pub fn ip_namespace_delete(
-        &self,
-        node: impl Into<crate::NodeRef>,
-    ) -> Result<(), crate::Error> {
+    pub fn ip_namespace_delete(&self, node: impl Into<NodeRef>) -> Result<(), Error> {
         self.block_on(self.inner().ip_namespace_delete(node)).and_then(|answer| answer)
     }
 }

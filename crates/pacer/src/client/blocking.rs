@@ -41,6 +41,8 @@ use std::fmt;
 use bytes::Bytes;
 use http::{Request, Response};
 
+use super::buffer_body::BufferBody;
+use super::response::{DEFAULT_MAX_RESPONSE_BYTES, read_to_end};
 use super::runtime::BlockingRuntime;
 use super::{ClientError, RequestBody};
 use crate::BoxError;
@@ -85,9 +87,9 @@ impl Client {
     }
 
     /// Sends `request` through the stack and reads the whole response body (at most
-    /// [`DEFAULT_MAX_RESPONSE_BYTES`](super::DEFAULT_MAX_RESPONSE_BYTES); a longer one is an
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`]; a longer one is an
     /// error). The body is read inside each attempt (the request carries
-    /// [`BufferBody`](super::BufferBody)), so `timeout_secs` bounds each attempt, head and body,
+    /// [`BufferBody`]), so `timeout_secs` bounds each attempt, head and body,
     /// and `deadline_secs` the whole call.
     ///
     /// Errors are those of the async client, or [`InRuntime`](super::runtime::InRuntime) when the call was made from
@@ -100,10 +102,10 @@ impl Client {
         // Read inside the attempt: the per-attempt timeout and the deadline cover the body.
         request
             .extensions_mut()
-            .insert(super::BufferBody::new(super::DEFAULT_MAX_RESPONSE_BYTES));
+            .insert(BufferBody::new(DEFAULT_MAX_RESPONSE_BYTES));
         self.runtime.block_on(async {
             let response = self.inner.send(request).await?;
-            super::read_to_end(response, super::DEFAULT_MAX_RESPONSE_BYTES).await
+            read_to_end(response, DEFAULT_MAX_RESPONSE_BYTES).await
         })?
     }
 

@@ -28,31 +28,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use super::buffer_body::BufferBody;
 use super::response::ResponseBody;
 use crate::BoxError;
-
-/// A request extension asking the ready stack to read the response body whole, at most
-/// `max_bytes`, inside the attempt (so the per-attempt timeout and the deadline cover it).
-///
-/// [`collect_responses`](super::collect_responses) and
-/// [`blocking::Client`](super::blocking::Client) insert it; insert it yourself to get a
-/// [`Client`](super::Client) response whose body is already in memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BufferBody {
-    max_bytes: usize,
-}
-
-impl BufferBody {
-    /// Read the body whole, refusing one longer than `max_bytes`.
-    pub fn new(max_bytes: usize) -> Self {
-        Self { max_bytes }
-    }
-
-    /// The largest body read.
-    pub fn max_bytes(&self) -> usize {
-        self.max_bytes
-    }
-}
 
 /// A response body stayed silent between two frames for longer than the read timeout
 /// (`read_timeout_secs`). Its [`source`](std::error::Error::source) is an [`io::Error`] of
@@ -137,7 +115,7 @@ where
             let Some(buffer) = buffer else {
                 return Ok(Response::from_parts(parts, ResponseBody::new(body)));
             };
-            match Limited::new(body, buffer.max_bytes).collect().await {
+            match Limited::new(body, buffer.max_bytes()).collect().await {
                 Ok(collected) => Ok(Response::from_parts(
                     parts,
                     ResponseBody::from(collected.to_bytes()),

@@ -9,7 +9,7 @@ use tower::layer::util::Stack;
 use tower::timeout::TimeoutLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
-use super::Layers;
+use super::layers::Layers;
 use crate::metrics::{Metrics, MetricsLayer};
 use crate::rate_limit::{RateLimitLayer, RateLimiter};
 use crate::retry::{RetryLayer, RetryPolicy};

@@ -83,8 +83,10 @@
 
 pub mod blocking;
 mod bounds;
+mod buffer_body;
 mod builder_ext;
 pub mod connector;
+mod layers;
 mod response;
 pub mod runtime;
 mod tls;
@@ -94,7 +96,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -106,15 +107,19 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_service::Service;
 
-pub use bounds::{BufferBody, ReadTimeout};
+pub use bounds::ReadTimeout;
+pub use buffer_body::BufferBody;
 pub use builder_ext::{PacerStack, ServiceBuilderExt, sensitive_headers};
 pub use connector::{ConnectError, Connector, ProxyFailure};
+pub use layers::Layers;
 pub use response::{DEFAULT_MAX_RESPONSE_BYTES, ResponseBody, collect_responses, read_to_end};
 pub use tls::TlsError;
 
+use layers::Overrides;
+
 use crate::BoxError;
-use crate::config::{Config, ConfigError, ValidConfig};
-use crate::events::observer::{Events, Observer};
+use crate::config::{Config, ConfigError};
+use crate::events::observer::Observer;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::retry::RetryPolicy;
@@ -127,81 +132,6 @@ pub type RequestBody = Full<Bytes>;
 pub type PooledClient = HyperClient<Connector, RequestBody>;
 
 type BoxedStack = BoxCloneSyncService<Request<RequestBody>, Response<ResponseBody>, BoxError>;
-
-/// The configured pieces of the stack, ready to be applied with
-/// [`ServiceBuilderExt::pacer`]. Each piece is shared state or cheap configuration: clones
-/// share the rate limiter, the pause gate, the retry budget and the metrics.
-#[derive(Clone, Debug)]
-pub struct Layers {
-    /// Where the logical requests are measured; also the observer of the limiter and the
-    /// retry policy built by [`Layers::from_config`].
-    pub metrics: Metrics,
-    /// The retry policy (caps, backoff, budget, deadline).
-    pub retry: RetryPolicy,
-    /// The shared `Retry-After` pauses.
-    pub retry_after: RetryAfterLayer,
-    /// The two-level rate limiter (wait mode).
-    pub rate_limiter: RateLimiter,
-    /// The per-attempt timeout.
-    pub timeout: Option<Duration>,
-    /// The idle-read timeout of response bodies ([`Client::from_layers`] applies it; the
-    /// [`ServiceBuilderExt::pacer`] stack over a service of your own does not).
-    pub read_timeout: Option<Duration>,
-}
-
-impl Layers {
-    /// Every piece as `config` describes it, reporting to `metrics`; the configuration is
-    /// validated once, first.
-    pub fn from_config(config: &Config, metrics: Metrics) -> Result<Self, ConfigError> {
-        Ok(Self::from_valid(&config.validate()?, metrics))
-    }
-
-    /// Every piece as the validated `config` describes it, reporting to `metrics`.
-    pub fn from_valid(config: &ValidConfig, metrics: Metrics) -> Self {
-        Self::build(config, metrics, None, Overrides::default())
-    }
-
-    /// The pieces `overrides` does not give, built from `config`.
-    fn build(
-        config: &ValidConfig,
-        metrics: Metrics,
-        observer: Option<Arc<dyn Observer>>,
-        overrides: Overrides,
-    ) -> Self {
-        // Every layer reports to the metrics, and to the caller's observer when there is one.
-        let events: Events = match observer {
-            Some(extra) => (metrics.clone(), extra).into(),
-            None => metrics.clone().into(),
-        };
-        let rate_limiter = match overrides.rate_limiter {
-            Some(limiter) => limiter,
-            None => config.rate_limiter(events.clone()),
-        };
-        let retry = match overrides.retry_policy {
-            Some(policy) => policy,
-            None => config.retry_policy().observer(events.clone()),
-        };
-        let retry_after = match overrides.retry_after {
-            Some(layer) => layer,
-            None => {
-                let layer = config.retry_after_layer().observer(events);
-                match config.shared_pause(&rate_limiter) {
-                    Some(shared) => layer.shared(shared),
-                    None => layer,
-                }
-            }
-        };
-        metrics.observe_limiter(&rate_limiter);
-        Self {
-            metrics,
-            retry,
-            retry_after,
-            rate_limiter,
-            timeout: config.timeout(),
-            read_timeout: config.read_timeout(),
-        }
-    }
-}
 
 /// Why a [`Client`] could not be built.
 #[derive(Debug)]
@@ -349,14 +279,6 @@ pub struct ClientBuilder {
     metrics: Option<Metrics>,
     observer: Option<Arc<dyn Observer>>,
     overrides: Overrides,
-}
-
-/// Pieces given to a [`ClientBuilder`] instead of being built from its configuration.
-#[derive(Debug, Default)]
-struct Overrides {
-    rate_limiter: Option<RateLimiter>,
-    retry_policy: Option<RetryPolicy>,
-    retry_after: Option<RetryAfterLayer>,
 }
 
 impl fmt::Debug for ClientBuilder {

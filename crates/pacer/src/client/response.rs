@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use tower::ServiceExt;
 use tower_service::Service;
 
+use super::buffer_body::BufferBody;
 use crate::BoxError;
 
 /// The largest response body [`read_to_end`] and [`collect_responses`] are usually given: big
@@ -39,7 +40,7 @@ where
 /// `service` with every response body read to the end by [`read_to_end`], for clients that
 /// decode whole bodies (JSON, GraphQL) and so deal in `Response<Bytes>`.
 ///
-/// Each request carries the [`BufferBody`](super::BufferBody) extension: when `service` is a
+/// Each request carries the [`BufferBody`] extension: when `service` is a
 /// [`Client`](super::Client), the body is read inside the attempt, so the per-attempt timeout,
 /// the retries and the total deadline cover it (a stalled or dripping body ends with a
 /// timeout error, a truncated one may be retried). Over a service of your own, bound the body
@@ -65,9 +66,7 @@ where
 {
     service
         .map_request(move |mut request: Request<Full<Bytes>>| {
-            request
-                .extensions_mut()
-                .insert(super::BufferBody::new(max_bytes));
+            request.extensions_mut().insert(BufferBody::new(max_bytes));
             request
         })
         .map_err(Into::into)

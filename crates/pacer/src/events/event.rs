@@ -7,6 +7,7 @@ use http::Method;
 
 use crate::namespace::Namespace;
 use crate::rate_limit::level::Level;
+use crate::rate_limit::store_error::StoreError;
 use crate::retry::reason::RetryReason;
 
 /// Something worth counting that a layer saw.
@@ -47,10 +48,10 @@ pub enum Event<'a> {
         /// `pause_upstream` or `paused_until`.
         operation: &'static str,
         /// The kind of failure, also the metric's label: `timeout`, `backend`, `protocol` or
-        /// `unsupported` ([`StoreError::kind`](crate::rate_limit::StoreError::kind)).
+        /// `unsupported` ([`StoreError::kind`]).
         kind: &'static str,
         /// The failure itself (never carries credentials: the store's errors name no URL).
-        error: &'a crate::rate_limit::store::StoreError,
+        error: &'a StoreError,
     },
     /// A request is about to be sent again after `delay`.
     Retry {

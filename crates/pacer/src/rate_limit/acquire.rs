@@ -13,7 +13,8 @@ use tokio::time::{Instant, Sleep};
 use super::level::{Level, RateLimited};
 use super::limiter::{Backend, RateLimiter, spawn_detached};
 use super::memory::{Decision, Held, MemoryState};
-use super::store::{StoreDecision, StoreError, StoreFuture, StoreRequest};
+use super::store::{StoreDecision, StoreFuture, StoreRequest};
+use super::store_error::StoreError;
 use crate::namespace::Namespace;
 
 impl RateLimiter {

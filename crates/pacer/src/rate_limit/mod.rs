@@ -155,6 +155,7 @@ mod quota;
 pub mod redis;
 mod reject;
 pub(crate) mod store;
+pub(crate) mod store_error;
 
 pub use acquire::Acquire;
 pub use builder::RateLimiterBuilder;
@@ -166,9 +167,8 @@ pub use level::{Level, RateLimited};
 pub use limiter::RateLimiter;
 pub use quota::{Quota, QuotaError};
 pub use reject::{RATELIMIT, RATELIMIT_POLICY, RejectFuture};
-pub use store::{
-    RateLimitStore, Refund, StoreDecision, StoreError, StoreFailure, StoreFuture, StoreRequest,
-};
+pub use store::{RateLimitStore, Refund, StoreDecision, StoreFailure, StoreFuture, StoreRequest};
+pub use store_error::StoreError;
 
 #[cfg(test)]
 mod clock_tests;

@@ -90,7 +90,8 @@ use tokio::time::Instant;
 
 use super::level::Level;
 use super::quota::{Gcra, Quota};
-use super::store::{RateLimitStore, Refund, StoreDecision, StoreError, StoreFuture, StoreRequest};
+use super::store::{RateLimitStore, Refund, StoreDecision, StoreFuture, StoreRequest};
+use super::store_error::StoreError;
 use crate::namespace::Namespace;
 
 /// The first step, atomically: namespace slot first, global only when the namespace slot is

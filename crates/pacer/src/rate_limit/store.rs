@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::level::Level;
 use super::quota::Quota;
-use crate::BoxError;
+use super::store_error::StoreError;
 use crate::namespace::Namespace;
 
 /// The boxed future a [`RateLimitStore`] returns: `Send + 'static`, so that the limiter can keep
@@ -197,53 +197,6 @@ impl StoreFailure {
     pub fn local_share_of(replicas: u32) -> Self {
         Self::Local {
             share: 1.0 / f64::from(replicas.max(1)),
-        }
-    }
-}
-
-/// A shared store failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The call did not complete within the store's timeout.
-    Timeout(Duration),
-    /// The store answered with an error, or could not be reached.
-    Backend(BoxError),
-    /// The store answered something the protocol does not allow.
-    Protocol(String),
-    /// The store does not implement this optional operation.
-    Unsupported(&'static str),
-}
-
-impl StoreError {
-    /// A short name of the kind of failure, for metrics and logs: `timeout`, `backend`,
-    /// `protocol` or `unsupported`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Timeout(_) => "timeout",
-            Self::Backend(_) => "backend",
-            Self::Protocol(_) => "protocol",
-            Self::Unsupported(_) => "unsupported",
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Timeout(timeout) => write!(f, "rate-limit store timed out after {timeout:?}"),
-            Self::Backend(e) => write!(f, "rate-limit store failed: {e}"),
-            Self::Protocol(what) => write!(f, "rate-limit store answered unexpectedly: {what}"),
-            Self::Unsupported(what) => write!(f, "rate-limit store does not support {what}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Backend(e) => Some(&**e),
-            _ => None,
         }
     }
 }
