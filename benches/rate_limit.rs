@@ -26,6 +26,12 @@
 //!   governor's `retain_recent()` (its stop-the-world sweep) over the same N keys, alone and as
 //!   seen by a concurrent caller.
 //!
+//! - `flood-stall` (printed): the longest `try_acquire` calls and the count over 100 µs and
+//!   1 ms, under 10 M made-up names each seen once (default cap 100 000), and over 1 000 names
+//!   that stay in the table (the control), on both clocks.
+//! - `pacer-tsc` rows: pacer on `LimiterClock::Tsc` (quanta's TSC, the clock governor reads)
+//!   instead of tokio's clock.
+//!
 //! With `--test` (CI's smoke run) the sizes shrink to at most 10 000 namespaces.
 //!
 //! On a shared or virtual machine the longest calls are preemptions, not work: the `control` row
@@ -43,7 +49,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota as GovQuota};
 use pacer::Namespace;
-use pacer::rate_limit::{Quota, RateLimiter};
+use pacer::rate_limit::{LimiterClock, Quota, RateLimiter};
 
 mod counting_alloc {
     //! Live heap bytes, for the bytes-per-namespace figure.
@@ -191,6 +197,8 @@ fn max_namespaces_for(keys: usize) -> usize {
 
 struct Limiters {
     pacer: RateLimiter,
+    /// The same limiter reading the TSC clock (`LimiterClock::Tsc`).
+    pacer_tsc: RateLimiter,
     global: DefaultDirectRateLimiter,
     keyed: Keyed,
     /// Pre-shuffled; `namespaces[i]` and `keys[i]` share one `Arc<str>`.
@@ -209,18 +217,24 @@ impl Limiters {
         let mut keys: Vec<Arc<str>> = (0..size).map(|i| Arc::from(name(i).as_str())).collect();
         shuffle(&mut keys, 0x5EED);
         let namespaces: Vec<Namespace> = keys.iter().cloned().map(Namespace::new).collect();
-        let pacer = RateLimiter::builder()
-            .global(pacer_global)
-            .per_namespace(pacer_ns)
-            .max_namespaces(max_namespaces)
-            .max_wait(Duration::ZERO)
-            .build()
-            .expect("valid limiter");
+        let build = |clock: LimiterClock| {
+            RateLimiter::builder()
+                .global(pacer_global)
+                .per_namespace(pacer_ns)
+                .max_namespaces(max_namespaces)
+                .max_wait(Duration::ZERO)
+                .clock(clock)
+                .build()
+                .expect("valid limiter")
+        };
+        let pacer = build(LimiterClock::Tokio);
+        let pacer_tsc = build(LimiterClock::Tsc);
         let global = DefaultDirectRateLimiter::direct(gov_global);
         let keyed = Keyed::keyed(gov_ns);
         // Pre-warm: every key once, in a different order than the measured one.
         for ns in namespaces.iter().rev() {
             let _ = pacer.try_acquire(ns);
+            let _ = pacer_tsc.try_acquire(ns);
         }
         for key in keys.iter().rev() {
             let _ = keyed.check_key(key).and_then(|()| global.check());
@@ -235,6 +249,7 @@ impl Limiters {
         }
         Self {
             pacer,
+            pacer_tsc,
             global,
             keyed,
             namespaces,
@@ -244,11 +259,19 @@ impl Limiters {
 
     /// `n` pacer decisions starting at `start` in the shuffled order; returns the refusals.
     fn run_pacer(&self, start: usize, n: u64) -> u64 {
-        let keys = &self.namespaces;
+        Self::run_limiter(&self.pacer, &self.namespaces, start, n)
+    }
+
+    /// [`run_pacer`](Self::run_pacer) on the TSC clock.
+    fn run_pacer_tsc(&self, start: usize, n: u64) -> u64 {
+        Self::run_limiter(&self.pacer_tsc, &self.namespaces, start, n)
+    }
+
+    fn run_limiter(limiter: &RateLimiter, keys: &[Namespace], start: usize, n: u64) -> u64 {
         let mut i = start % keys.len();
         let mut refused = 0;
         for _ in 0..n {
-            refused += u64::from(black_box(self.pacer.try_acquire(&keys[i])).is_err());
+            refused += u64::from(black_box(limiter.try_acquire(&keys[i])).is_err());
             i += 1;
             if i == keys.len() {
                 i = 0;
@@ -320,8 +343,9 @@ fn bench_pair(
 ) {
     for (&thread_count, suffix) in threads.iter().zip(suffixes) {
         // The same measurement for both limiters, so they differ only in the call under test.
-        let runners: [(&str, Runner); 2] = [
+        let runners: [(&str, Runner); 3] = [
             ("pacer", Limiters::run_pacer),
+            ("pacer-tsc", Limiters::run_pacer_tsc),
             ("governor", Limiters::run_governor),
         ];
         for (name, run) in runners {
@@ -797,6 +821,64 @@ fn stall(n: usize, refill: Duration) {
     );
 }
 
+/// The longest calls under a flood: `names` made-up names, each seen once, through one
+/// limiter with the default cap (100 000), against the same number of calls cycling over
+/// 1 000 names that stay in the table. Names are made outside the timed call, and dropped
+/// after it.
+fn flood_stall(names: usize) {
+    println!();
+    println!(
+        "flood stall: {names} calls of try_acquire on one thread, default max_namespaces (100 000)"
+    );
+    print_latency_header();
+    let limiter = |clock: LimiterClock| {
+        RateLimiter::builder()
+            .global(pacer_global_huge())
+            .per_namespace(pacer_namespace_huge())
+            .max_wait(Duration::ZERO)
+            .clock(clock)
+            .build()
+            .expect("valid limiter")
+    };
+    for (clock, label) in [(LimiterClock::Tokio, "tokio"), (LimiterClock::Tsc, "tsc")] {
+        let flooded = limiter(clock.clone());
+        let mut nanos = Vec::with_capacity(names);
+        for i in 0..names {
+            let namespace = Namespace::new(format!("flood-{i:09}"));
+            let start = Instant::now();
+            let admitted = flooded.try_acquire(&namespace).is_ok();
+            let elapsed = start.elapsed();
+            black_box(admitted);
+            drop(namespace);
+            nanos.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        }
+        let tracked = flooded.tracked_namespaces();
+        print_latency(
+            &format!("pacer ({label} clock), {names} made-up names"),
+            &Latency::of(nanos),
+            &format!("tracked {tracked}"),
+        );
+
+        let steady = limiter(clock);
+        let kept: Vec<Namespace> = (0..1_000).map(|i| Namespace::new(name(i))).collect();
+        let mut nanos = Vec::with_capacity(names);
+        for i in 0..names {
+            let namespace = kept[i % kept.len()].clone();
+            let start = Instant::now();
+            let admitted = steady.try_acquire(&namespace).is_ok();
+            let elapsed = start.elapsed();
+            black_box(admitted);
+            drop(namespace);
+            nanos.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        }
+        print_latency(
+            &format!("pacer ({label} clock), 1 000 names kept (control)"),
+            &Latency::of(nanos),
+            "",
+        );
+    }
+}
+
 /// Whether a section that criterion does not run should run, given the command line filters.
 fn wanted(section: &str) -> bool {
     // Options of criterion's CLI that take a value; their values are not filters.
@@ -852,5 +934,8 @@ fn main() {
     }
     if wanted("stall") {
         stall(n, refill);
+    }
+    if wanted("flood-stall") {
+        flood_stall(if quick { 200_000 } else { 10_000_000 });
     }
 }
