@@ -49,7 +49,7 @@ impl Call {
     /// client's secret, credentials, a password reset), or the request body sets a field
     /// whose name looks secret (a client with its `secret`, a user with `credentials`, a
     /// component with `bindCredential` in its config). Its errors then quote nothing of the
-    /// answer's body but Keycloak's own message.
+    /// answer's body, not even Keycloak's message (which could echo the secret).
     fn secret_body(&self) -> bool {
         self.path.split('/').any(looks_secret)
             || self.body.as_deref().is_some_and(|body| {

@@ -265,9 +265,14 @@ impl fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-/// Keycloak's own message (`errorMessage`, `error_description`, `error`: its words, never
-/// a stored value) or a body excerpt ([`body_excerpt`]).
+/// Keycloak's own message (`errorMessage`, `error_description`, `error`) or a body excerpt
+/// ([`body_excerpt`]). For an operation whose bodies carry secrets even the message is
+/// [`REDACTED_EXCERPT`]: a server may echo the request's secret in it, and the status and the
+/// error's variant still say what went wrong.
 fn message(body: &[u8], secret_body: bool) -> String {
+    if secret_body {
+        return REDACTED_EXCERPT.to_owned();
+    }
     if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body) {
         for key in ["errorMessage", "error_description", "error"] {
             if let Some(text) = object.get(key).and_then(serde_json::Value::as_str) {
