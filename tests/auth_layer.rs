@@ -4,7 +4,6 @@
 //! answers and bounds, secrets.
 #![allow(clippy::unwrap_used)]
 
-use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,8 +19,10 @@ use pacer::rate_limit::{Quota, RateLimitLayer, RateLimiter};
 use pacer::retry::{Backoff, Idempotent, Jitter, RetryLayer, RetryPolicy};
 use pacer::retry_after::RetryAfterLayer;
 use pacer::{BoxError, Namespace};
+use pacer_testbed::support::LogCapture;
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tracing_subscriber::filter::LevelFilter;
 
 const PASSWORD: &str = "hunter2-pa55word";
 const TOKEN_PREFIX: &str = "tok-SECRET-";
@@ -861,21 +862,6 @@ async fn refresh_tokens_are_used_and_a_refused_one_falls_back_to_the_credentials
     );
 }
 
-/// Everything a fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 fn assert_no_secret(what: &str, text: &str) {
     for secret in [PASSWORD, TOKEN_PREFIX, REFRESH_PREFIX] {
         assert!(!text.contains(secret), "{what} shows {secret}: {text}");
@@ -885,20 +871,11 @@ fn assert_no_secret(what: &str, text: &str) {
 // 8.
 #[tokio::test(start_paused = true)]
 async fn secrets_stay_out_of_debug_errors_and_tracing() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let captured = captured.clone();
-            move || captured.clone()
-        })
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
     // The global default, not a thread-local one: with other tests of this binary running on
     // other threads, a scoped subscriber can miss events whose callsites those threads
     // registered first (tracing's interest cache), and the test then fails for want of logs.
     // The other tests' logs land in the buffer too, which only widens what is checked.
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = LogCapture::install_global(LevelFilter::TRACE);
 
     let phase = Arc::new(AtomicUsize::new(0));
     let upstream = {
@@ -962,7 +939,7 @@ async fn secrets_stay_out_of_debug_errors_and_tracing() {
     assert_no_secret("the error's Display", &error.to_string());
     assert_no_secret("the error's Debug", &format!("{error:?}"));
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("token request"), "{logs}");
     assert!(logs.contains("token obtained"), "{logs}");
     assert!(logs.contains("token request failed"), "{logs}");

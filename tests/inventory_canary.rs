@@ -6,8 +6,6 @@
 //! no captured `tracing` output (every level) and not in the metrics text.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,23 +13,11 @@ use http::StatusCode;
 use pacer::auth::SecretString;
 use pacer_inventory::{BuiltinTagFilter, Config, Error, InventoryClient};
 use pacer_testbed::hostile::{Behaviour, HostileServer, Rule};
+use pacer_testbed::support::LogCapture;
 use prometheus_client::registry::Registry;
 use tracing_subscriber::filter::LevelFilter;
 
 const CANARY: &str = "CANARY-7f3a9c";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn token_answer(body: String) -> Behaviour {
     Behaviour::Respond {
@@ -83,16 +69,7 @@ fn api_key_config(server: &HostileServer) -> Config {
 
 #[test]
 fn the_canary_never_leaves() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let captured = captured.clone();
-            move || captured.clone()
-        })
-        .with_ansi(false)
-        .with_max_level(LevelFilter::TRACE)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = LogCapture::install_global(LevelFilter::TRACE);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut registry = Registry::default();
@@ -204,7 +181,7 @@ fn the_canary_never_leaves() {
     let mut metrics_text = String::new();
     prometheus_client::encoding::text::encode(&mut metrics_text, &registry).unwrap();
     assert!(metrics_text.contains("pacer_"), "{metrics_text}");
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(!logs.is_empty());
     for text in texts.iter().chain([&metrics_text, &logs]) {
         assert!(!text.contains(CANARY), "the canary leaked: {text}");

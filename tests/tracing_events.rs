@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
-use std::io;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -18,35 +18,10 @@ use pacer::metrics::{Metrics, MetricsLayer};
 use pacer::rate_limit::{Quota, RateLimitLayer, RateLimiter};
 use pacer::retry::{RetryLayer, RetryPolicy};
 use pacer::retry_after::{PauseGate, RetryAfterLayer};
+use pacer_testbed::support::LogCapture;
 use prometheus_client::registry::Registry;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::util::SubscriberInitExt;
-
-/// Everything the fmt layer writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 fn encode(registry: &Registry) -> String {
     let mut text = String::new();
@@ -76,18 +51,9 @@ fn lines_with<'a>(lines: &'a [String], level: &str, message: &str) -> Vec<&'a St
 
 #[tokio::test(start_paused = true)]
 async fn throttled_retries_log_one_warn_each_without_secrets_and_metrics_see_the_same() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let captured = captured.clone();
-            move || captured.clone()
-        })
-        .with_ansi(false)
-        .without_time()
-        .with_max_level(LevelFilter::DEBUG)
-        .finish();
+    let captured = LogCapture::default();
     // Thread-local; the paused-time runtime runs every task (the pause timer too) here.
-    let _default = subscriber.set_default();
+    let _default = tracing::subscriber::set_default(captured.subscriber(LevelFilter::DEBUG));
 
     let mut registry = Registry::default();
     let metrics = Metrics::new(&mut registry);

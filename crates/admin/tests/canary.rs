@@ -14,8 +14,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,25 +31,13 @@ use pacer_admin::types::{
 };
 use pacer_admin::{AdminClient, Credentials, Error, REDACTED_EXCERPT};
 use pacer_testbed::hostile::{Behaviour, HostileServer, Rule, keycloak_token_path};
+use pacer_testbed::support::LogCapture;
 use prometheus_client::registry::Registry;
 use tower::{Layer, Service, ServiceExt};
 use tracing_subscriber::filter::LevelFilter;
 
 const CANARY: &str = "CANARY-5d1e";
 const REALM: &str = "master";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn respond(status: StatusCode, body: String) -> Behaviour {
     Behaviour::Respond {
@@ -212,16 +199,7 @@ fn closed_port() -> u16 {
 
 #[test]
 fn the_canary_never_leaves() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer({
-            let captured = captured.clone();
-            move || captured.clone()
-        })
-        .with_ansi(false)
-        .with_max_level(LevelFilter::TRACE)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let captured = LogCapture::install_global(LevelFilter::TRACE);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let config = common::tight_config();
@@ -601,7 +579,7 @@ fn the_canary_never_leaves() {
     let mut metrics_text = String::new();
     prometheus_client::encoding::text::encode(&mut metrics_text, &registry).unwrap();
     assert!(metrics_text.contains("team-a"), "{metrics_text}");
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     // The retries of the 500s were logged, and the token requests.
     assert!(logs.contains("retrying"), "{logs}");
     assert!(logs.contains("token"), "{logs}");

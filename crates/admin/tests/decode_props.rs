@@ -64,28 +64,13 @@ const KEYS: &[&str] = &[
     "newField",
 ];
 
+/// Strings the decoders compare against, so that near-valid shapes come up.
+const STRINGS: &[&str] = &[
+    "secret", "password", "Bearer", "26.6.0", "true", "300", "", "a/b", "..",
+];
+
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::String),
-        // Strings the decoders compare against, so that near-valid shapes come up.
-        prop::sample::select(vec![
-            "secret", "password", "Bearer", "26.6.0", "true", "300", "", "a/b", "..",
-        ])
-        .prop_map(|s| Value::String(s.to_owned())),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(prop::sample::select(KEYS), inner, 0..6).prop_map(|map| {
-                Value::Object(map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-            }),
-        ]
-    })
+    pacer_testbed::support::arbitrary_json(STRINGS, KEYS)
 }
 
 /// `value` with whatever is under a secret-looking key replaced by the sentinel: the

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +13,9 @@ use pacer::metrics::Metrics;
 use pacer::retry::{Backoff, RetryPolicy};
 use pacer_admin::{AdminClient, Credentials, Error};
 use pacer_testbed::Testbed;
+use pacer_testbed::support::LogCapture;
 use prometheus_client::registry::Registry;
+use tracing_subscriber::filter::LevelFilter;
 
 fn token_requests(testbed: &Testbed) -> usize {
     testbed
@@ -258,29 +258,10 @@ async fn per_namespace_limits_show_in_the_metrics() {
     assert!(waited_b < 0.05, "team-b waited {waited_b}");
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn secrets_never_show_in_logs_metrics_debug_or_errors() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber(LevelFilter::TRACE));
 
     let secret = "pacer-secret-7f3a9";
     let testbed = Testbed::builder()
@@ -321,7 +302,7 @@ async fn secrets_never_show_in_logs_metrics_debug_or_errors() {
     );
 
     let (_, metrics_text) = pacer::metrics::render(&registry, None).unwrap();
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let observable = [
         ("metrics", metrics_text),
         ("logs", logs),

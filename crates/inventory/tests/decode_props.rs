@@ -12,63 +12,51 @@ use pacer_inventory::{
 use proptest::prelude::*;
 use serde_json::Value;
 
+/// Names the decoders look for, as string values, so that shapes near the expected ones
+/// come up.
+const STRINGS: &[&str] = &[
+    "id",
+    "count",
+    "edges",
+    "node",
+    "data",
+    "errors",
+    "message",
+    "value",
+    "BuiltinTag",
+    "access_token",
+    "expires_in",
+    "refresh_token",
+];
+
+/// Object keys: the fields the decoders read.
+const KEYS: &[&str] = &[
+    "id",
+    "hfid",
+    "display_label",
+    "count",
+    "edges",
+    "node",
+    "data",
+    "errors",
+    "message",
+    "path",
+    "extensions",
+    "value",
+    "name",
+    "tags",
+    "BuiltinTag",
+    "CoreAccount",
+    "access_token",
+    "refresh_token",
+    "expires_in",
+    "refresh_expires_in",
+    "detail",
+    "other",
+];
+
 fn json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::String),
-        // Names the decoders look for, so that shapes near the expected ones come up.
-        prop::sample::select(vec![
-            "id",
-            "count",
-            "edges",
-            "node",
-            "data",
-            "errors",
-            "message",
-            "value",
-            "BuiltinTag",
-            "access_token",
-            "expires_in",
-            "refresh_token",
-        ])
-        .prop_map(|s| Value::String(s.to_owned())),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        let key = prop::sample::select(vec![
-            "id",
-            "hfid",
-            "display_label",
-            "count",
-            "edges",
-            "node",
-            "data",
-            "errors",
-            "message",
-            "path",
-            "extensions",
-            "value",
-            "name",
-            "tags",
-            "BuiltinTag",
-            "CoreAccount",
-            "access_token",
-            "refresh_token",
-            "expires_in",
-            "refresh_expires_in",
-            "detail",
-            "other",
-        ]);
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key, inner, 0..6).prop_map(|map| Value::Object(
-                map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-            )),
-        ]
-    })
+    pacer_testbed::support::arbitrary_json(STRINGS, KEYS)
 }
 
 fn statuses() -> impl Strategy<Value = StatusCode> {
