@@ -51,6 +51,15 @@ fn metrics(builder: MetricsBuilder, registry: &mut Registry) -> Metrics {
     builder.prefix("svc").register(registry)
 }
 
+/// Metrics with `cap` label slots released after `idle_secs`, and their registry.
+fn capped(cap: usize, idle_secs: u64) -> (Metrics, Registry) {
+    let mut registry = Registry::default();
+    let builder = Metrics::builder()
+        .max_namespace_labels(cap)
+        .namespace_label_idle(Duration::from_secs(idle_secs));
+    (metrics(builder, &mut registry), registry)
+}
+
 async fn send(metrics: &Metrics, namespace: Option<&str>) {
     let service = ServiceBuilder::new()
         .layer(MetricsLayer::new(metrics.clone()))
@@ -79,13 +88,7 @@ async fn flood_named(metrics: &Metrics, prefix: &str, names: usize) {
 
 #[tokio::test(start_paused = true)]
 async fn after_a_flood_ends_real_tenants_get_labels_again() {
-    let mut registry = Registry::default();
-    let metrics = metrics(
-        Metrics::builder()
-            .max_namespace_labels(10)
-            .namespace_label_idle(Duration::from_secs(60)),
-        &mut registry,
-    );
+    let (metrics, registry) = capped(10, 60);
     flood(&metrics, 1_000).await;
     send(&metrics, Some("tenant-a")).await;
     let text = encode(&registry);
@@ -155,13 +158,7 @@ async fn overrides_in_the_config_are_pinned() {
 
 #[tokio::test(start_paused = true)]
 async fn below_the_cap_nothing_is_released() {
-    let mut registry = Registry::default();
-    let metrics = metrics(
-        Metrics::builder()
-            .max_namespace_labels(3)
-            .namespace_label_idle(Duration::from_secs(1)),
-        &mut registry,
-    );
+    let (metrics, registry) = capped(3, 1);
     send(&metrics, Some("a")).await;
     send(&metrics, Some("b")).await;
     tokio::time::advance(Duration::from_secs(3600)).await;
@@ -174,13 +171,7 @@ async fn below_the_cap_nothing_is_released() {
 
 #[tokio::test(start_paused = true)]
 async fn a_busy_tenant_keeps_its_slot_through_a_flood() {
-    let mut registry = Registry::default();
-    let metrics = metrics(
-        Metrics::builder()
-            .max_namespace_labels(2)
-            .namespace_label_idle(Duration::from_secs(60)),
-        &mut registry,
-    );
+    let (metrics, registry) = capped(2, 60);
     send(&metrics, Some("busy")).await;
     // Ten minutes of flood, with a request of `busy` every 30 s.
     for round in 0..20 {
@@ -197,13 +188,7 @@ async fn a_busy_tenant_keeps_its_slot_through_a_flood() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slot_with_a_request_in_flight_is_not_released() {
-    let mut registry = Registry::default();
-    let metrics = metrics(
-        Metrics::builder()
-            .max_namespace_labels(1)
-            .namespace_label_idle(Duration::from_secs(60)),
-        &mut registry,
-    );
+    let (metrics, registry) = capped(1, 60);
     let streaming = ServiceBuilder::new()
         .layer(MetricsLayer::new(metrics.clone()))
         .service(service_fn(|_req: Request<String>| async {
@@ -235,13 +220,7 @@ async fn a_slot_with_a_request_in_flight_is_not_released() {
 
 #[tokio::test(start_paused = true)]
 async fn a_released_slot_takes_its_rate_limit_series_along() {
-    let mut registry = Registry::default();
-    let metrics = metrics(
-        Metrics::builder()
-            .max_namespace_labels(1)
-            .namespace_label_idle(Duration::from_secs(60)),
-        &mut registry,
-    );
+    let (metrics, registry) = capped(1, 60);
     let old = Namespace::new("old");
     metrics.observe(&Event::RateLimitRefused {
         namespace: &old,
@@ -271,13 +250,7 @@ async fn a_released_slot_takes_its_rate_limit_series_along() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_table_is_swept_at_most_once_a_second() {
-    let mut registry = Registry::default();
-    let metrics = metrics(
-        Metrics::builder()
-            .max_namespace_labels(1)
-            .namespace_label_idle(Duration::from_secs(1)),
-        &mut registry,
-    );
+    let (metrics, registry) = capped(1, 1);
     send(&metrics, Some("first")).await;
     tokio::time::advance(Duration::from_secs(2)).await;
     // The first newcomer after the idle time sweeps and takes the slot; the next ones within
