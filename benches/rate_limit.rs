@@ -29,6 +29,9 @@
 //! - `flood-stall` (printed): the longest `try_acquire` calls and the count over 100 µs and
 //!   1 ms, under 10 M made-up names each seen once (default cap 100 000), and over 1 000 names
 //!   that stay in the table (the control), on both clocks.
+//! - `new-key/1000/<limiter>/1t`: as `single/1000`, but each call first makes its key from
+//!   the name's `Arc<str>` (pacer: `Namespace::new`, which computes the namespace's SipHash
+//!   key; governor: a clone of the key), as a server keying on a header does per request.
 //! - `pacer-tsc` rows: pacer on `LimiterClock::Tsc` (quanta's TSC, the clock governor reads)
 //!   instead of tokio's clock.
 //!
@@ -267,6 +270,45 @@ impl Limiters {
         Self::run_limiter(&self.pacer_tsc, &self.namespaces, start, n)
     }
 
+    /// [`run_pacer_tsc`](Self::run_pacer_tsc), making each call's `Namespace` from the key
+    /// string first (what a server keying on a header does per request): pacer hashes a
+    /// name when the `Namespace` is made, not in the decision.
+    fn run_pacer_tsc_new_key(&self, start: usize, n: u64) -> u64 {
+        let keys = &self.keys;
+        let mut i = start % keys.len();
+        let mut refused = 0;
+        for _ in 0..n {
+            let namespace = Namespace::new(Arc::clone(&keys[i]));
+            refused += u64::from(black_box(self.pacer_tsc.try_acquire(&namespace)).is_err());
+            i += 1;
+            if i == keys.len() {
+                i = 0;
+            }
+        }
+        refused
+    }
+
+    /// [`run_governor`](Self::run_governor), cloning each call's key first, as the pacer row
+    /// beside it does.
+    fn run_governor_new_key(&self, start: usize, n: u64) -> u64 {
+        let keys = &self.keys;
+        let mut i = start % keys.len();
+        let mut refused = 0;
+        for _ in 0..n {
+            let key = Arc::clone(&keys[i]);
+            let decision = self
+                .keyed
+                .check_key(&key)
+                .and_then(|()| self.global.check());
+            refused += u64::from(black_box(decision).is_err());
+            i += 1;
+            if i == keys.len() {
+                i = 0;
+            }
+        }
+        refused
+    }
+
     fn run_limiter(limiter: &RateLimiter, keys: &[Namespace], start: usize, n: u64) -> u64 {
         let mut i = start % keys.len();
         let mut refused = 0;
@@ -414,6 +456,47 @@ fn single(c: &mut Criterion, quick: bool) {
     }
 }
 
+/// One decision with the namespace made from its name in the same call (a header's value per
+/// request), so that pacer's hashing at `Namespace::new` is measured too.
+fn new_key(c: &mut Criterion) {
+    let size = 1_000;
+    let mut group = c.benchmark_group(format!("new-key/{size}"));
+    group
+        .throughput(Throughput::Elements(1))
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(1000))
+        .measurement_time(Duration::from_secs(2));
+    let limiters = OnceCell::new();
+    let make = || {
+        Limiters::new(
+            size,
+            (pacer_global_huge(), pacer_namespace_huge()),
+            (gov_global_huge(), gov_namespace_huge()),
+            true,
+            max_namespaces_for(size),
+        )
+    };
+    let runners: [(&str, Runner); 2] = [
+        ("pacer-tsc", Limiters::run_pacer_tsc_new_key),
+        ("governor", Limiters::run_governor_new_key),
+    ];
+    for (name, run) in runners {
+        group.bench_function(format!("{name}/1t"), |b| {
+            let l = limiters.get_or_init(make);
+            let mut cursor = 0usize;
+            b.iter_custom(|iters| {
+                cursor = cursor.wrapping_add(7919);
+                let start = Instant::now();
+                let refused = run(l, cursor, iters);
+                let elapsed = start.elapsed();
+                check(refused, iters, Expect::Admitted);
+                elapsed
+            });
+        });
+    }
+    group.finish();
+}
+
 fn refused(c: &mut Criterion) {
     let size = 1_000;
     let mut group = c.benchmark_group(format!("refused/{size}"));
@@ -506,7 +589,7 @@ fn memory(n: usize) {
     println!();
     println!("memory: live heap bytes per namespace after one decision for each of {n} names");
     println!(
-        "  (requested sizes, Arc<str> key included: {} bytes each; limiter built before counting)",
+        "  (requested sizes; governor keeps each Arc<str> key, {} bytes, pacer keeps none (a 64-bit key per bucket); limiter built before counting)",
         16 + names[0].len()
     );
     println!(
@@ -822,7 +905,7 @@ fn stall(n: usize, refill: Duration) {
 }
 
 /// The longest calls under a flood: `names` made-up names, each seen once, through one
-/// limiter with the default cap (100 000), against the same number of calls cycling over
+/// limiter with the default cap (100 000) and per-namespace quota, against the same number of calls cycling over
 /// 1 000 names that stay in the table. Names are made outside the timed call, and dropped
 /// after it.
 fn flood_stall(names: usize) {
@@ -831,10 +914,12 @@ fn flood_stall(names: usize) {
         "flood stall: {names} calls of try_acquire on one thread, default max_namespaces (100 000)"
     );
     print_latency_header();
+    // The default per-namespace quota (5/s, burst 10): a name's bucket is full again 200 ms
+    // after its one request, so the table churns: full shards are swept and their buckets
+    // evicted while the flood goes on.
     let limiter = |clock: LimiterClock| {
         RateLimiter::builder()
             .global(pacer_global_huge())
-            .per_namespace(pacer_namespace_huge())
             .max_wait(Duration::ZERO)
             .clock(clock)
             .build()
@@ -920,6 +1005,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let mut criterion = Criterion::default().configure_from_args();
     single(&mut criterion, quick);
+    new_key(&mut criterion);
     refused(&mut criterion);
     flood(&mut criterion, quick);
     criterion.final_summary();

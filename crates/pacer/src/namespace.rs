@@ -16,22 +16,53 @@
 //! ```
 
 use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-/// The name of the tenant a request is made for; cheap to clone (a shared `Arc<str>`).
+/// The name of the tenant a request is made for; cheap to clone (a shared `Arc<str>` and its
+/// key).
 ///
-/// Carried as an [`http::Request`] extension. Equality and hashing are by name.
-#[derive(Clone, Eq, PartialOrd, Ord)]
-pub struct Namespace(Arc<str>);
+/// Carried as an [`http::Request`] extension. Equality, order and hashing are by name.
+///
+/// A namespace also carries its **key**: a 64-bit SipHash of its name under a random key
+/// drawn once per process, computed once when the namespace is made. The rate limiter's
+/// in-memory table is keyed by it alone (see the [`rate_limit`](crate::rate_limit) module's
+/// *Memory* section), so a decision hashes nothing and compares no string.
+#[derive(Clone)]
+pub struct Namespace {
+    name: Arc<str>,
+    key: u64,
+}
+
+/// The process's random SipHash keys for [`Namespace::key`].
+fn keyed_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
+}
 
 impl PartialEq for Namespace {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        // The limiter compares a request's namespace with the clone it stored: usually the same
-        // allocation. std only short-cuts `Arc` equality by pointer for sized types.
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+        // Different keys: different names, without reading them. Same allocation: same name
+        // (std only short-cuts `Arc` equality by pointer for sized types).
+        self.key == other.key && (Arc::ptr_eq(&self.name, &other.name) || *self.name == *other.name)
+    }
+}
+
+impl Eq for Namespace {}
+
+impl PartialOrd for Namespace {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Namespace {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.name.cmp(&other.name)
     }
 }
 
@@ -39,7 +70,7 @@ impl Hash for Namespace {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         // By name, exactly as `str` hashes: `Borrow<str>` look-ups depend on it.
-        self.0.as_ref().hash(state);
+        self.name.as_ref().hash(state);
     }
 }
 
@@ -54,7 +85,9 @@ impl Namespace {
     /// A namespace with the given name. Names are trusted here; use
     /// [`Namespace::from_untrusted`] for names taken from requests a server receives.
     pub fn new(name: impl Into<Arc<str>>) -> Self {
-        Self(name.into())
+        let name = name.into();
+        let key = keyed_hasher().hash_one(&*name);
+        Self { name, key }
     }
 
     /// A namespace from bytes an untrusted peer sent (a header, a path segment): `None` unless
@@ -82,7 +115,16 @@ impl Namespace {
 
     /// The name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The namespace's key: a keyed 64-bit hash of its name (random SipHash keys per
+    /// process), computed when it was made. Two namespaces with one name have one key; two
+    /// different names share one with a chance of 2^-64, and without the process's keys
+    /// nobody can make them share one on purpose.
+    #[inline]
+    pub(crate) fn key(&self) -> u64 {
+        self.key
     }
 }
 
@@ -98,25 +140,25 @@ impl Default for Namespace {
 
 impl fmt::Debug for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&*self.name, f)
     }
 }
 
 impl fmt::Display for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
 impl Borrow<str> for Namespace {
     fn borrow(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl AsRef<str> for Namespace {
     fn as_ref(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
@@ -134,7 +176,7 @@ impl From<String> for Namespace {
 
 impl From<Arc<str>> for Namespace {
     fn from(name: Arc<str>) -> Self {
-        Self(name)
+        Self::new(name)
     }
 }
 
@@ -162,7 +204,22 @@ mod tests {
     fn default_is_shared_and_named_default() {
         let a = Namespace::default();
         let b = Namespace::default();
-        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert!(Arc::ptr_eq(&a.name, &b.name));
         assert_eq!(a.as_str(), "default");
+    }
+
+    #[test]
+    fn keys_follow_names() {
+        let a = Namespace::new("team-a");
+        assert_eq!(a.key(), Namespace::from(String::from("team-a")).key());
+        assert_eq!(a.key(), Namespace::from(Arc::<str>::from("team-a")).key());
+        assert_ne!(a.key(), Namespace::new("team-b").key());
+        assert_eq!(a, Namespace::new("team-a"));
+        assert_ne!(a, Namespace::new("team-b"));
+        // A thousand names, a thousand keys: a collision here would be a broken hasher.
+        let keys: std::collections::HashSet<u64> = (0..1000)
+            .map(|i| Namespace::new(format!("t{i}")).key())
+            .collect();
+        assert_eq!(keys.len(), 1000);
     }
 }

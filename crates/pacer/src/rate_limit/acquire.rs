@@ -342,7 +342,7 @@ impl Future for Acquire {
                         }
                         Err(wait) => {
                             // Both levels or neither: the namespace slot goes back.
-                            state.refund_namespace(&this.namespace, ns);
+                            state.refund_namespace(ns);
                             this.state = State::Done;
                             return Poll::Ready(Err(limiter.refusal(
                                 &this.namespace,
@@ -415,7 +415,7 @@ impl Drop for Acquire {
                 ..
             } => {
                 if let Some(state) = limiter.local() {
-                    state.refund_namespace(&self.namespace, ns);
+                    state.refund_namespace(ns);
                 }
             }
             State::WaitGlobal {
@@ -424,7 +424,7 @@ impl Drop for Acquire {
             } => {
                 if let Some(state) = limiter.local() {
                     state.refund_global();
-                    state.refund_namespace(&self.namespace, ns);
+                    state.refund_namespace(ns);
                 }
             }
             State::WaitNamespace {

@@ -90,7 +90,7 @@ impl RateLimiter {
             Decision::Refused { level, wait } => Err(self.refusal(namespace, level, wait)),
             // Unreachable with no wait allowed; refusing is the safe answer if it ever were.
             Decision::Queued { slot, ns } => {
-                state.refund_namespace(namespace, ns);
+                state.refund_namespace(ns);
                 Err(self.refusal(namespace, Level::Namespace, slot - self.now()))
             }
         }
