@@ -8,8 +8,8 @@
 //! the end; without `redis-server` only the in-memory figures are measured.
 //!
 //! - `decision/*`: latency of one decision, one at a time (one round trip for Redis).
-//! - `concurrent/*`: decisions per second with 64 tasks deciding at once over one
-//!   multiplexed connection per limiter (the shape of a busy client replica).
+//! - `concurrent/<tasks>/*`: decisions per second with 1, 8, 64 and 256 tasks deciding at
+//!   once over one multiplexed connection per limiter (the shape of a busy client replica).
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -23,7 +23,8 @@ use pacer::rate_limit::redis::RedisStore;
 use pacer::rate_limit::{Quota, RateLimiter};
 use redis::aio::ConnectionManager;
 
-const CONCURRENCY: u64 = 64;
+/// How many tasks decide at once in the `concurrent` rows.
+const CONCURRENCY: [u64; 4] = [1, 8, 64, 256];
 
 struct RedisServer {
     port: u16,
@@ -145,13 +146,29 @@ fn benches(c: &mut Criterion) {
     }
     group.finish();
 
-    let mut group = c.benchmark_group("concurrent");
-    group.throughput(Throughput::Elements(CONCURRENCY));
-    if let Some((limiter, connection)) = &shared {
+    for concurrency in CONCURRENCY {
+        concurrent(c, &runtime, shared.as_ref(), concurrency);
+    }
+    drop(shared);
+    drop(runtime);
+    drop(server);
+}
+
+/// `concurrency` tasks deciding at once, each `iters` times, for pacer's script and for the
+/// hand-written fixed window.
+fn concurrent(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    shared: Option<&(RateLimiter, ConnectionManager)>,
+    concurrency: u64,
+) {
+    let mut group = c.benchmark_group(format!("concurrent/{concurrency}"));
+    group.throughput(Throughput::Elements(concurrency));
+    if let Some((limiter, connection)) = shared {
         group.bench_function("redis/pacer_gcra", |b| {
-            b.to_async(&runtime).iter_custom(|iters| async move {
+            b.to_async(runtime).iter_custom(|iters| async move {
                 let start = Instant::now();
-                let tasks: Vec<_> = (0..CONCURRENCY)
+                let tasks: Vec<_> = (0..concurrency)
                     .map(|i| {
                         let limiter = limiter.clone();
                         let namespace = Namespace::new(format!("ns-{}", i % 8));
@@ -169,9 +186,9 @@ fn benches(c: &mut Criterion) {
             })
         });
         group.bench_function("redis/incr_expire_fixed_window", |b| {
-            b.to_async(&runtime).iter_custom(|iters| async move {
+            b.to_async(runtime).iter_custom(|iters| async move {
                 let start = Instant::now();
-                let tasks: Vec<_> = (0..CONCURRENCY)
+                let tasks: Vec<_> = (0..concurrency)
                     .map(|i| {
                         let mut connection = connection.clone();
                         let name = format!("ns-{}", i % 8);
@@ -190,9 +207,6 @@ fn benches(c: &mut Criterion) {
         });
     }
     group.finish();
-    drop(shared);
-    drop(runtime);
-    drop(server);
 }
 
 criterion_group! {
