@@ -1,6 +1,6 @@
 //! The shared rate-limit store against a real `redis-server`, started by each test on a free
-//! loopback port and killed when the test ends. Without `redis-server` on `PATH` every test
-//! prints why it skips and passes.
+//! loopback port and killed when the test ends. Without `redis-server` on `PATH` the tests
+//! fail, saying how to install it.
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
@@ -582,4 +582,111 @@ async fn slow_redis_does_not_hang_requests() {
     let before = closed.store_fallbacks();
     closed.try_acquire_async(&ns("later")).await.unwrap();
     assert_eq!(closed.store_fallbacks(), before);
+}
+
+/// Script calls Redis has run since its stats were reset (`EVALSHA` and `EVAL`), read from
+/// Redis itself (`INFO commandstats`).
+async fn script_calls(server: &RedisServer) -> u64 {
+    let mut raw = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            let calls = line.split("calls=").nth(1)?.split(',').next()?;
+            calls.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+async fn reset_stats(server: &RedisServer) {
+    let mut raw = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+}
+
+/// Decisions made at once share script calls, and each is still judged alone and in order:
+/// 400 concurrent decisions over 8 namespaces with a global burst of 50 admit exactly 50, and
+/// a namespace burst of 10 admits exactly 10 of 200 decisions for one namespace; Redis counts
+/// fewer script calls than decisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_decisions_share_script_calls_and_stay_exact() {
+    let server = RedisServer::start();
+    let limiter = limiter(
+        &server,
+        RateLimiter::builder()
+            .global(Quota::per_hour(1).unwrap().with_burst(50).unwrap())
+            .per_namespace(Quota::per_hour(1).unwrap().with_burst(1_000).unwrap())
+            .max_wait(Duration::ZERO),
+    )
+    .await;
+    // One decision first, so that the script is loaded and later calls are `EVALSHA`s.
+    limiter.try_acquire_async(&ns("warm-up")).await.unwrap();
+    reset_stats(&server).await;
+    let tasks: Vec<_> = (0..400)
+        .map(|i| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .try_acquire_async(&ns(&format!("team-{}", i % 8)))
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(
+        admitted, 49,
+        "the global burst of 50, less the warm-up's slot"
+    );
+    let calls = script_calls(&server).await;
+    assert!(calls < 400, "{calls} script calls for 400 decisions");
+    assert!(calls >= 1);
+
+    let limiter = limiter_with_prefix(&server, "batch-ns").await;
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.try_acquire_async(&ns("solo")).await.is_ok() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(admitted, 10, "the namespace burst");
+}
+
+/// A limiter of its own keys (`prefix`): namespace burst 10, nothing refills within a test.
+async fn limiter_with_prefix(server: &RedisServer, prefix: &str) -> RateLimiter {
+    let store = RedisStore::builder()
+        .prefix(prefix)
+        .timeout(Duration::from_secs(1))
+        .connect(server.url())
+        .await
+        .unwrap();
+    RateLimiter::builder()
+        .global(Quota::per_hour(1).unwrap().with_burst(100_000).unwrap())
+        .per_namespace(Quota::per_hour(1).unwrap().with_burst(10).unwrap())
+        .max_wait(Duration::ZERO)
+        .store(store)
+        .build()
+        .unwrap()
 }

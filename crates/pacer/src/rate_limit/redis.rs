@@ -39,6 +39,13 @@
 //!   travel as script arguments, so per-namespace overrides work and replicas need no shared
 //!   configuration beyond the key prefix (replicas should nevertheless agree on quotas: each
 //!   request is judged by the quotas of the replica that sends it).
+//! - **Batched first steps.** A store's first steps go through one task that sends them
+//!   together: up to 128 decisions per script call and 2 calls on the wire at once. Alone, a
+//!   decision goes at once; under load, those that arrive while the calls in flight are out
+//!   share the next call, which runs them in order, each as if alone, reading Redis's clock
+//!   and the global bucket once. That saves Redis a script call per decision: at 64 concurrent
+//!   tasks it serves several times the decisions per second of one call each (README,
+//!   *Shared limits*). A decision's timeout covers its wait in the queue.
 //! - **Same protocol as in memory.** The namespace slot is taken first (reserved in the
 //!   future when within `max_wait`); the global slot only once the namespace slot has come,
 //!   by a second script call after the (tokio) sleep; a refusal consumes nothing; a dropped
@@ -86,6 +93,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, Script};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::level::Level;
@@ -94,41 +102,65 @@ use super::store::{RateLimitStore, Refund, StoreDecision, StoreFuture, StoreRequ
 use super::store_error::StoreError;
 use crate::namespace::Namespace;
 
-/// The first step, atomically: namespace slot first, global only when the namespace slot is
-/// free now; both or neither. Times in microseconds of Redis time (fractions allowed).
+/// The first step of a batch of decisions, each atomically and in order, as if each were its
+/// own call: namespace slot first, global only when the namespace slot is free now; both or
+/// neither. The clock is read once, and the global bucket read once and written once at the
+/// end. Times in microseconds of Redis time (fractions allowed).
 ///
-/// KEYS: namespace bucket, global bucket. ARGV: namespace interval and tolerance, global
-/// interval and tolerance, max wait. Replies `{kind, wait}`: 0 admitted (wait = global wait),
-/// 1 queued, 2 refused by the namespace bucket, 3 refused by the global bucket.
-const DECIDE: &str = r"
+/// KEYS: the global bucket, then one namespace bucket per decision. ARGV: per decision, its
+/// namespace interval and tolerance, global interval and tolerance, max wait. Replies
+/// `{kind, wait}` per decision, flattened: 0 admitted (wait = global wait), 1 queued, 2
+/// refused by the namespace bucket, 3 refused by the global bucket.
+const DECIDE_BATCH: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local ns_t, ns_tau = tonumber(ARGV[1]), tonumber(ARGV[2])
-local g_t, g_tau = tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_wait = tonumber(ARGV[5])
-local function tat_of(key)
-  local tat = tonumber(redis.call('GET', key) or '') or 0
-  if tat < now then tat = now end
-  return tat
-end
 local function put(key, tat)
   redis.call('SET', key, string.format('%.17g', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
 end
-local ns_tat = tat_of(KEYS[1])
-local ns_wait = math.max(ns_tat - ns_tau - now, 0)
-if ns_wait > max_wait then return {2, math.ceil(ns_wait)} end
-if ns_wait > 0 then
-  put(KEYS[1], ns_tat + ns_t)
-  return {1, math.ceil(ns_wait)}
+local g_tat = tonumber(redis.call('GET', KEYS[1]) or '') or 0
+if g_tat < now then g_tat = now end
+local g_taken = false
+local out = {}
+for i = 2, #KEYS do
+  local a = (i - 2) * 5
+  local ns_t, ns_tau = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local g_t, g_tau = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local max_wait = tonumber(ARGV[a + 5])
+  local ns_tat = tonumber(redis.call('GET', KEYS[i]) or '') or 0
+  if ns_tat < now then ns_tat = now end
+  local ns_wait = math.max(ns_tat - ns_tau - now, 0)
+  if ns_wait > max_wait then
+    out[#out + 1] = 2
+    out[#out + 1] = math.ceil(ns_wait)
+  elseif ns_wait > 0 then
+    put(KEYS[i], ns_tat + ns_t)
+    out[#out + 1] = 1
+    out[#out + 1] = math.ceil(ns_wait)
+  else
+    local g_wait = math.max(g_tat - g_tau - now, 0)
+    if g_wait > max_wait then
+      out[#out + 1] = 3
+      out[#out + 1] = math.ceil(g_wait)
+    else
+      put(KEYS[i], ns_tat + ns_t)
+      g_tat = g_tat + g_t
+      g_taken = true
+      out[#out + 1] = 0
+      out[#out + 1] = math.ceil(g_wait)
+    end
+  end
 end
-local g_tat = tat_of(KEYS[2])
-local g_wait = math.max(g_tat - g_tau - now, 0)
-if g_wait > max_wait then return {3, math.ceil(g_wait)} end
-put(KEYS[1], ns_tat + ns_t)
-put(KEYS[2], g_tat + g_t)
-return {0, math.ceil(g_wait)}
+if g_taken then put(KEYS[1], g_tat) end
+return out
 ";
+
+/// The most decisions one [`DECIDE_BATCH`] call carries.
+const MAX_BATCH: usize = 128;
+
+/// How many batch calls may be on the wire at once; while all are, decisions queue up and
+/// go together in the next one.
+const MAX_BATCHES_IN_FLIGHT: usize = 2;
 
 /// The second step: a global slot within the max wait. KEYS: global bucket. ARGV: interval,
 /// tolerance, max wait. Replies `{0, wait}` when taken, `{1, wait}` when refused.
@@ -204,7 +236,8 @@ struct Inner {
     timeout: Duration,
     prefix: String,
     global_key: String,
-    decide: Script,
+    /// The decisions waiting for the batcher task (see [`batch_decisions`]).
+    decisions: mpsc::UnboundedSender<PendingDecision>,
     reserve_global: Script,
     refund: Script,
     pause: Script,
@@ -292,18 +325,146 @@ fn anchor(left: Duration) -> Instant {
         .unwrap_or(now)
 }
 
+/// One decision waiting for its batch.
+struct PendingDecision {
+    namespace_key: String,
+    /// [`DECIDE_BATCH`]'s five arguments of this decision.
+    args: [f64; 5],
+    reply: oneshot::Sender<Result<(i64, i64), StoreError>>,
+}
+
+/// The batcher task: takes the decisions queued by every clone of one store and sends them
+/// to Redis together, up to [`MAX_BATCH`] per [`DECIDE_BATCH`] call and
+/// [`MAX_BATCHES_IN_FLIGHT`] calls at once. Alone, a decision goes at once, in a batch of
+/// one; under load, decisions that arrive while the calls in flight are out go together in
+/// the next, which saves Redis a script call, a clock read and the global bucket's read and
+/// write per decision. Ends when every clone of the store is dropped.
+async fn batch_decisions(
+    mut queue: mpsc::UnboundedReceiver<PendingDecision>,
+    connection: ConnectionManager,
+    global_key: String,
+    timeout: Duration,
+) {
+    let script = Arc::new(Script::new(DECIDE_BATCH));
+    let global_key: Arc<str> = Arc::from(global_key);
+    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Wait for a free call slot first: decisions pile up in the queue meanwhile.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return; // every store clone is gone
+        }
+        // A caller that gave up (timed out, dropped) needs no decision: none is taken for it.
+        batch.retain(|pending: &PendingDecision| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let decisions = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let mut connection = connection.clone();
+        let script = Arc::clone(&script);
+        let global_key = Arc::clone(&global_key);
+        tokio::spawn(async move {
+            let mut invocation = script.prepare_invoke();
+            invocation.key(&*global_key);
+            for pending in &decisions {
+                invocation.key(&pending.namespace_key);
+            }
+            for pending in &decisions {
+                for arg in pending.args {
+                    invocation.arg(arg);
+                }
+            }
+            let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
+            let reply = tokio::time::timeout(timeout, call).await;
+            drop(permit);
+            let answers = match reply {
+                Ok(Ok(flat)) if flat.len() == 2 * decisions.len() => Ok(flat),
+                Ok(Ok(flat)) => Err(format!(
+                    "decide script replied {} numbers for {} decisions",
+                    flat.len(),
+                    decisions.len()
+                )),
+                Ok(Err(error)) => {
+                    let error = Arc::new(error);
+                    for pending in decisions {
+                        let _ = pending.reply.send(Err(StoreError::Backend(Box::new(
+                            SharedRedisError(Arc::clone(&error)),
+                        ))));
+                    }
+                    return;
+                }
+                Err(_elapsed) => {
+                    for pending in decisions {
+                        let _ = pending.reply.send(Err(StoreError::Timeout(timeout)));
+                    }
+                    return;
+                }
+            };
+            match answers {
+                Ok(flat) => {
+                    for (pending, answer) in decisions.into_iter().zip(flat.chunks_exact(2)) {
+                        let _ = pending.reply.send(Ok((answer[0], answer[1])));
+                    }
+                }
+                Err(message) => {
+                    for pending in decisions {
+                        let _ = pending
+                            .reply
+                            .send(Err(StoreError::Protocol(message.clone())));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One Redis error handed to every decision of the batch it failed.
+#[derive(Debug, Clone)]
+struct SharedRedisError(Arc<redis::RedisError>);
+
+impl fmt::Display for SharedRedisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for SharedRedisError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
 impl RateLimitStore for RedisStore {
     fn decide(&self, request: StoreRequest) -> StoreFuture<StoreDecision> {
         let (ns_t, ns_tau) = micros(request.namespace_quota);
         let (g_t, g_tau) = micros(request.global_quota);
-        let keys = vec![
-            self.namespace_key(&request.namespace),
-            self.inner.global_key.clone(),
-        ];
-        let args = vec![ns_t, ns_tau, g_t, g_tau, duration_micros(request.max_wait)];
-        let call = self.run::<(i64, i64)>(|inner| &inner.decide, keys, args);
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingDecision {
+            namespace_key: self.namespace_key(&request.namespace),
+            args: [ns_t, ns_tau, g_t, g_tau, duration_micros(request.max_wait)],
+            reply,
+        };
+        let queued = self.inner.decisions.send(pending);
+        let timeout = self.inner.timeout;
         Box::pin(async move {
-            let (kind, wait) = call.await?;
+            if queued.is_err() {
+                return Err(StoreError::Protocol(
+                    "the store's batcher task is gone (its runtime was shut down)".to_owned(),
+                ));
+            }
+            // The timeout covers the wait in the queue and the call.
+            let (kind, wait) = match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(answer)) => answer?,
+                Ok(Err(_dropped)) => {
+                    return Err(StoreError::Protocol(
+                        "the store's batcher task dropped a decision".to_owned(),
+                    ));
+                }
+                Err(_elapsed) => return Err(StoreError::Timeout(timeout)),
+            };
             let wait = from_micros(wait);
             match kind {
                 0 => Ok(StoreDecision::Admitted { global_wait: wait }),
@@ -447,13 +608,21 @@ impl RedisStoreBuilder {
             Ok(connection) => connection.map_err(backend)?,
             Err(_elapsed) => return Err(StoreError::Timeout(self.connect_timeout)),
         };
+        let global_key = format!("{{{}}}:g", self.prefix);
+        let (decisions, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batch_decisions(
+            queue,
+            connection.clone(),
+            global_key.clone(),
+            self.timeout,
+        ));
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 connection,
                 timeout: self.timeout,
-                global_key: format!("{{{}}}:g", self.prefix),
+                decisions,
+                global_key,
                 prefix: self.prefix,
-                decide: Script::new(DECIDE),
                 reserve_global: Script::new(RESERVE_GLOBAL),
                 refund: Script::new(REFUND),
                 pause: Script::new(PAUSE),
