@@ -260,85 +260,65 @@ impl Limiters {
         }
     }
 
+    /// `n` calls of `refused` on key indexes from `start` in the shuffled order, wrapping
+    /// round; returns how many answered refused.
+    #[inline(always)]
+    fn cycle(&self, start: usize, n: u64, mut refused: impl FnMut(usize) -> bool) -> u64 {
+        let len = self.keys.len();
+        let mut i = start % len;
+        let mut count = 0;
+        for _ in 0..n {
+            count += u64::from(refused(i));
+            i += 1;
+            if i == len {
+                i = 0;
+            }
+        }
+        count
+    }
+
     /// `n` pacer decisions starting at `start` in the shuffled order; returns the refusals.
     fn run_pacer(&self, start: usize, n: u64) -> u64 {
-        Self::run_limiter(&self.pacer, &self.namespaces, start, n)
+        self.cycle(start, n, |i| {
+            black_box(self.pacer.try_acquire(&self.namespaces[i])).is_err()
+        })
     }
 
     /// [`run_pacer`](Self::run_pacer) on the TSC clock.
     fn run_pacer_tsc(&self, start: usize, n: u64) -> u64 {
-        Self::run_limiter(&self.pacer_tsc, &self.namespaces, start, n)
+        self.cycle(start, n, |i| {
+            black_box(self.pacer_tsc.try_acquire(&self.namespaces[i])).is_err()
+        })
     }
 
     /// [`run_pacer_tsc`](Self::run_pacer_tsc), making each call's `Namespace` from the key
     /// string first (what a server keying on a header does per request): pacer hashes a
     /// name when the `Namespace` is made, not in the decision.
     fn run_pacer_tsc_new_key(&self, start: usize, n: u64) -> u64 {
-        let keys = &self.keys;
-        let mut i = start % keys.len();
-        let mut refused = 0;
-        for _ in 0..n {
-            let namespace = Namespace::new(Arc::clone(&keys[i]));
-            refused += u64::from(black_box(self.pacer_tsc.try_acquire(&namespace)).is_err());
-            i += 1;
-            if i == keys.len() {
-                i = 0;
-            }
-        }
-        refused
+        self.cycle(start, n, |i| {
+            let namespace = Namespace::new(Arc::clone(&self.keys[i]));
+            black_box(self.pacer_tsc.try_acquire(&namespace)).is_err()
+        })
+    }
+
+    /// `n` governor two-level decisions (namespace, then global), as a user would write them.
+    fn run_governor(&self, start: usize, n: u64) -> u64 {
+        self.cycle(start, n, |i| self.governor_refused(&self.keys[i]))
     }
 
     /// [`run_governor`](Self::run_governor), cloning each call's key first, as the pacer row
     /// beside it does.
     fn run_governor_new_key(&self, start: usize, n: u64) -> u64 {
-        let keys = &self.keys;
-        let mut i = start % keys.len();
-        let mut refused = 0;
-        for _ in 0..n {
-            let key = Arc::clone(&keys[i]);
-            let decision = self
-                .keyed
-                .check_key(&key)
-                .and_then(|()| self.global.check());
-            refused += u64::from(black_box(decision).is_err());
-            i += 1;
-            if i == keys.len() {
-                i = 0;
-            }
-        }
-        refused
+        self.cycle(start, n, |i| {
+            let key = Arc::clone(&self.keys[i]);
+            self.governor_refused(&key)
+        })
     }
 
-    fn run_limiter(limiter: &RateLimiter, keys: &[Namespace], start: usize, n: u64) -> u64 {
-        let mut i = start % keys.len();
-        let mut refused = 0;
-        for _ in 0..n {
-            refused += u64::from(black_box(limiter.try_acquire(&keys[i])).is_err());
-            i += 1;
-            if i == keys.len() {
-                i = 0;
-            }
-        }
-        refused
-    }
-
-    /// `n` governor two-level decisions (namespace, then global), as a user would write them.
-    fn run_governor(&self, start: usize, n: u64) -> u64 {
-        let keys = &self.keys;
-        let mut i = start % keys.len();
-        let mut refused = 0;
-        for _ in 0..n {
-            let decision = self
-                .keyed
-                .check_key(&keys[i])
-                .and_then(|()| self.global.check());
-            refused += u64::from(black_box(decision).is_err());
-            i += 1;
-            if i == keys.len() {
-                i = 0;
-            }
-        }
-        refused
+    #[inline(always)]
+    fn governor_refused(&self, key: &Arc<str>) -> bool {
+        let decision = self.keyed.check_key(key).and_then(|()| self.global.check());
+        black_box(decision).is_err()
     }
 }
 
