@@ -355,6 +355,13 @@ fn check(refused: u64, iters: u64, expect: Expect) {
 }
 
 /// Benches pacer and governor over the same keys, on 1 and 2 threads (or 1 only).
+/// pacer on both clocks and governor: the rows of most groups.
+const RUNNERS: [(&str, Runner); 3] = [
+    ("pacer", Limiters::run_pacer),
+    ("pacer-tsc", Limiters::run_pacer_tsc),
+    ("governor", Limiters::run_governor),
+];
+
 fn bench_pair(
     group: &mut BenchmarkGroup<'_, WallTime>,
     limiters: &OnceCell<Limiters>,
@@ -363,14 +370,22 @@ fn bench_pair(
     threads: &[usize],
     expect: Expect,
 ) {
+    bench_runners(group, limiters, make, &RUNNERS, suffixes, threads, expect);
+}
+
+/// Benches each of `runners` over the same keys, on each thread count of `threads`.
+fn bench_runners(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    limiters: &OnceCell<Limiters>,
+    make: &dyn Fn() -> Limiters,
+    runners: &[(&str, Runner)],
+    suffixes: &[&str],
+    threads: &[usize],
+    expect: Expect,
+) {
     for (&thread_count, suffix) in threads.iter().zip(suffixes) {
-        // The same measurement for both limiters, so they differ only in the call under test.
-        let runners: [(&str, Runner); 3] = [
-            ("pacer", Limiters::run_pacer),
-            ("pacer-tsc", Limiters::run_pacer_tsc),
-            ("governor", Limiters::run_governor),
-        ];
-        for (name, run) in runners {
+        // The same measurement for every limiter, so they differ only in the call under test.
+        for &(name, run) in runners {
             group.bench_function(format!("{name}/{suffix}"), |b| {
                 let l = limiters.get_or_init(make);
                 let mut cursor = 0usize;
@@ -460,20 +475,15 @@ fn new_key(c: &mut Criterion) {
         ("pacer-tsc", Limiters::run_pacer_tsc_new_key),
         ("governor", Limiters::run_governor_new_key),
     ];
-    for (name, run) in runners {
-        group.bench_function(format!("{name}/1t"), |b| {
-            let l = limiters.get_or_init(make);
-            let mut cursor = 0usize;
-            b.iter_custom(|iters| {
-                cursor = cursor.wrapping_add(7919);
-                let start = Instant::now();
-                let refused = run(l, cursor, iters);
-                let elapsed = start.elapsed();
-                check(refused, iters, Expect::Admitted);
-                elapsed
-            });
-        });
-    }
+    bench_runners(
+        &mut group,
+        &limiters,
+        &make,
+        &runners,
+        &["1t"],
+        &[1],
+        Expect::Admitted,
+    );
     group.finish();
 }
 
