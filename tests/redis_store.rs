@@ -690,3 +690,71 @@ async fn limiter_with_prefix(server: &RedisServer, prefix: &str) -> RateLimiter 
         .build()
         .unwrap()
 }
+
+/// The store is input too: whatever another writer left in a bucket's key (a number past any
+/// clock, infinity, NaN, a negative time, text), each decision ends within the store's
+/// timeout with an answer, and a bucket that reads as past any limit refuses with a wait
+/// past a year (never a wait of zero) instead of admitting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_bucket_values_are_decided_and_bounded() {
+    let server = RedisServer::start();
+    let mut raw = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let store = store(&server).await;
+    let limiter = RateLimiter::builder()
+        .global(quota(1000.0, 1000))
+        .per_namespace(quota(10.0, 10))
+        .max_wait(Duration::ZERO)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    // (what another writer left, whether a decision over it may be admitted)
+    let values = [
+        ("1e300", false),
+        ("1.7976931348623157e308", false),
+        ("inf", false),
+        ("-inf", true),
+        ("nan", true),
+        ("-5", true),
+        ("not a number", true),
+        ("", true),
+    ];
+    for (level, key) in [
+        (Level::Namespace, store.namespace_key(&ns("team-a"))),
+        (Level::Global, store.global_key().to_owned()),
+    ] {
+        for (value, admits) in values {
+            let () = redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            let decided = tokio::time::timeout(
+                Duration::from_secs(10),
+                limiter.try_acquire_async(&ns("team-a")),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{key} = {value:?} held the decision"));
+            match decided {
+                Ok(()) => assert!(admits, "{key} = {value:?} admitted"),
+                Err(refused) => {
+                    assert!(!admits, "{key} = {value:?} refused: {refused:?}");
+                    assert_eq!(refused.level, level, "{key} = {value:?}");
+                    assert!(
+                        refused.retry_after > Duration::from_secs(365 * 86_400),
+                        "{key} = {value:?}: {refused:?}"
+                    );
+                }
+            }
+            let () = redis::cmd("DEL")
+                .arg(&key)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+        }
+    }
+}

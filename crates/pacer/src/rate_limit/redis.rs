@@ -118,8 +118,15 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function put(key, tat)
   redis.call('SET', key, string.format('%.17g', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
 end
-local g_tat = tonumber(redis.call('GET', KEYS[1]) or '') or 0
-if g_tat < now then g_tat = now end
+-- A stored time that is not a number, or NaN, reads as no bucket; a reply is capped at
+-- 2^53 us, as Lua makes garbage of a larger (or infinite) number turned into an integer.
+local function tat_of(key)
+  local tat = tonumber(redis.call('GET', key) or '') or 0
+  if tat ~= tat or tat < now then tat = now end
+  return tat
+end
+local function us(x) return math.min(math.ceil(x), 9007199254740992) end
+local g_tat = tat_of(KEYS[1])
 local g_taken = false
 local out = {}
 for i = 2, #KEYS do
@@ -127,27 +134,26 @@ for i = 2, #KEYS do
   local ns_t, ns_tau = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local g_t, g_tau = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   local max_wait = tonumber(ARGV[a + 5])
-  local ns_tat = tonumber(redis.call('GET', KEYS[i]) or '') or 0
-  if ns_tat < now then ns_tat = now end
+  local ns_tat = tat_of(KEYS[i])
   local ns_wait = math.max(ns_tat - ns_tau - now, 0)
   if ns_wait > max_wait then
     out[#out + 1] = 2
-    out[#out + 1] = math.ceil(ns_wait)
+    out[#out + 1] = us(ns_wait)
   elseif ns_wait > 0 then
     put(KEYS[i], ns_tat + ns_t)
     out[#out + 1] = 1
-    out[#out + 1] = math.ceil(ns_wait)
+    out[#out + 1] = us(ns_wait)
   else
     local g_wait = math.max(g_tat - g_tau - now, 0)
     if g_wait > max_wait then
       out[#out + 1] = 3
-      out[#out + 1] = math.ceil(g_wait)
+      out[#out + 1] = us(g_wait)
     else
       put(KEYS[i], ns_tat + ns_t)
       g_tat = g_tat + g_t
       g_taken = true
       out[#out + 1] = 0
-      out[#out + 1] = math.ceil(g_wait)
+      out[#out + 1] = us(g_wait)
     end
   end
 end
@@ -169,13 +175,20 @@ if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local g_t, g_tau, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '') or 0
-if tat < now then tat = now end
+-- A stored time that is not a number, or NaN, reads as no bucket; a reply is capped at
+-- 2^53 us, as Lua makes garbage of a larger (or infinite) number turned into an integer.
+local function tat_of(key)
+  local tat = tonumber(redis.call('GET', key) or '') or 0
+  if tat ~= tat or tat < now then tat = now end
+  return tat
+end
+local function us(x) return math.min(math.ceil(x), 9007199254740992) end
+local tat = tat_of(KEYS[1])
 local wait = math.max(tat - g_tau - now, 0)
-if wait > max_wait then return {1, math.ceil(wait)} end
+if wait > max_wait then return {1, us(wait)} end
 tat = tat + g_t
 redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
-return {0, math.ceil(wait)}
+return {0, us(wait)}
 ";
 
 /// Gives back one slot per key: KEYS[i] gets its arrival time moved back by ARGV[i]; a bucket
