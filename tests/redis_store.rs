@@ -77,7 +77,7 @@ async fn scripts_burst_rate_refusal_and_refunds() {
         );
     }
     let key = store.namespace_key(&ns("a"));
-    assert_eq!(key, "{test}:ns:a");
+    assert_eq!(key, "{test:ns:a}");
     let before: String = server.query(&["GET", &key]);
     for _ in 0..5 {
         match store.decide(a()).await.unwrap() {
@@ -128,15 +128,18 @@ async fn scripts_burst_rate_refusal_and_refunds() {
         panic!("not queued: {queued:?}")
     };
     assert!(wait > Duration::from_millis(300) && wait <= Duration::from_secs(1));
-    // (A refilled bucket's key is gone: `GET` answers nil.)
-    let global_before: Option<String> = server.query(&["GET", store.global_key()]);
+    // The global slot comes from this replica's lease: the global key was touched once, by
+    // the first decision's lease, and the wait's second step touches nothing in Redis.
+    let leases = store.lease_calls();
+    let global_before: Vec<String> = server.query(&["HGETALL", store.global_key()]);
+    assert!(!global_before.is_empty());
     assert_eq!(
         store.reserve_global(global, Duration::ZERO).await.unwrap(),
         Ok(Duration::ZERO)
     );
-    let global_after: Option<String> = server.query(&["GET", store.global_key()]);
-    assert!(global_after.is_some());
-    assert_ne!(global_before, global_after);
+    assert_eq!(store.lease_calls(), leases);
+    let global_after: Vec<String> = server.query(&["HGETALL", store.global_key()]);
+    assert_eq!(global_before, global_after);
 
     // A global refusal leaves no trace in the namespace bucket: its key is not even created.
     // (Another prefix: buckets of their own for another global quota.)
@@ -164,12 +167,12 @@ async fn scripts_burst_rate_refusal_and_refunds() {
     ));
     let exists: i64 = server.query(&["EXISTS", &store.namespace_key(&ns("y"))]);
     assert_eq!(exists, 0);
-    // A refused second step consumes nothing either.
-    let before: String = server.query(&["GET", store.global_key()]);
+    // A refused second step consumes nothing either: the bucket's arrival time stays.
+    let tat = || -> String { server.query(&["HGET", store.global_key(), "tat"]) };
+    let before = tat();
     let second = store.reserve_global(tight, Duration::ZERO).await.unwrap();
     assert!(second.is_err());
-    let after: String = server.query(&["GET", store.global_key()]);
-    assert_eq!(before, after);
+    assert_eq!(before, tat());
 
     // The shared pause keeps the later deadline.
     let far = Instant::now() + Duration::from_secs(5);
@@ -184,7 +187,7 @@ async fn scripts_burst_rate_refusal_and_refunds() {
     );
     let until = store.paused_until("upstream").await.unwrap().unwrap();
     assert!(until >= far - Duration::from_millis(10) && until <= far + Duration::from_millis(100));
-    let pttl: i64 = server.query(&["PTTL", "{tight}:pause:upstream"]);
+    let pttl: i64 = server.query(&["PTTL", "{tight:pause:upstream}"]);
     assert!((4000..=5000).contains(&pttl), "pause PTTL {pttl}");
 }
 
@@ -518,7 +521,7 @@ async fn redis_down_falls_back_then_recovers() {
         assert!(Instant::now() < deadline, "no recovery after restart");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let exists: i64 = server.query(&["EXISTS", "{test}:ns:after", "{test}:g"]);
+    let exists: i64 = server.query(&["EXISTS", "{test:ns:after}", "{test}:global"]);
     assert_eq!(exists, 2, "the decisions did not reach Redis");
 }
 
@@ -703,14 +706,6 @@ async fn corrupt_bucket_values_are_decided_and_bounded() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let store = store(&server).await;
-    let limiter = RateLimiter::builder()
-        .global(quota(1000.0, 1000))
-        .per_namespace(quota(10.0, 10))
-        .max_wait(Duration::ZERO)
-        .store(store.clone())
-        .build()
-        .unwrap();
     // (what another writer left, whether a decision over it may be admitted)
     let values = [
         ("1e300", false),
@@ -722,17 +717,48 @@ async fn corrupt_bucket_values_are_decided_and_bounded() {
         ("not a number", true),
         ("", true),
     ];
-    for (level, key) in [
-        (Level::Namespace, store.namespace_key(&ns("team-a"))),
-        (Level::Global, store.global_key().to_owned()),
-    ] {
-        for (value, admits) in values {
-            let () = redis::cmd("SET")
-                .arg(&key)
-                .arg(value)
-                .query_async(&mut raw)
+    let mut prefixes = 0;
+    // A store of its own for each value: no lease in hand, so the global value is read.
+    let mut fresh = || {
+        prefixes += 1;
+        let prefix = format!("corrupt-{prefixes}");
+        let url = server.url();
+        async move {
+            let store = RedisStore::builder()
+                .prefix(prefix)
+                .timeout(Duration::from_secs(1))
+                .connect(url)
                 .await
                 .unwrap();
+            let limiter = RateLimiter::builder()
+                .global(quota(1000.0, 1000))
+                .per_namespace(quota(10.0, 10))
+                .max_wait(Duration::ZERO)
+                .store(store.clone())
+                .build()
+                .unwrap();
+            (store, limiter)
+        }
+    };
+    for level in [Level::Namespace, Level::Global] {
+        for (value, admits) in values {
+            let (store, limiter) = fresh().await;
+            // A namespace bucket is a string; the global bucket is the `tat` of a hash.
+            let (key, write) = match level {
+                Level::Namespace => {
+                    let key = store.namespace_key(&ns("team-a"));
+                    (key.clone(), redis::cmd("SET").arg(key).arg(value).clone())
+                }
+                _ => {
+                    let key = store.global_key().to_owned();
+                    let mut write = redis::cmd("HSET");
+                    write.arg(&key).arg("tat").arg(value);
+                    // A lease field that does not parse is dropped, not a failure.
+                    write.arg("l:garbage").arg(value);
+                    (key, write)
+                }
+            };
+            let () = write.query_async(&mut raw).await.unwrap();
             let decided = tokio::time::timeout(
                 Duration::from_secs(10),
                 limiter.try_acquire_async(&ns("team-a")),
@@ -750,11 +776,18 @@ async fn corrupt_bucket_values_are_decided_and_bounded() {
                     );
                 }
             }
-            let () = redis::cmd("DEL")
-                .arg(&key)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
+            assert_eq!(limiter.store_fallbacks(), 0, "{key} = {value:?} failed");
         }
     }
+    // A global key of the wrong type is a store failure: refused by the policy, not a panic.
+    let (store, limiter) = fresh().await;
+    let () = redis::cmd("SET")
+        .arg(store.global_key())
+        .arg("1")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let refused = limiter.try_acquire_async(&ns("team-a")).await.unwrap_err();
+    assert_eq!(refused.level, Level::Store);
+    assert_eq!(limiter.store_fallbacks(), 1);
 }

@@ -1,0 +1,198 @@
+//! The namespace step of every decision: on one Redis instance, the decisions queued by all
+//! clones of a store go together in one [`DECIDE`] call; on a cluster, each goes alone to the
+//! shard of its namespace.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Script;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::connection::{Connection, timed};
+use super::scripts::DECIDE;
+use crate::rate_limit::store_error::StoreError;
+
+/// The most decisions one [`DECIDE`] call carries.
+const MAX_BATCH: usize = 128;
+
+/// How many batch calls may be on the wire at once; while all are, decisions queue up and go
+/// together in the next one.
+const MAX_BATCHES_IN_FLIGHT: usize = 2;
+
+/// One decision's namespace step: its bucket's key and [`DECIDE`]'s four arguments.
+pub(super) struct NamespaceStep {
+    pub(super) key: String,
+    pub(super) args: [f64; 4],
+}
+
+/// Sends namespace steps to Redis and hands back `(kind, wait)` as [`DECIDE`] replies it.
+pub(super) enum Decider {
+    /// Through the batcher task of [`batch_decisions`].
+    Batched(mpsc::UnboundedSender<PendingDecision>),
+    /// One call per decision (Redis Cluster: one call's keys must share a slot).
+    Direct {
+        connection: Connection,
+        script: Arc<Script>,
+    },
+}
+
+/// One decision waiting for its batch.
+pub(super) struct PendingDecision {
+    step: NamespaceStep,
+    reply: oneshot::Sender<Result<(i64, i64), StoreError>>,
+}
+
+impl Decider {
+    /// A decider for `connection`; on one instance it spawns the batcher task, which ends
+    /// when the decider is dropped.
+    pub(super) fn new(connection: Connection, timeout: Duration) -> Self {
+        let script = Arc::new(Script::new(DECIDE));
+        if connection.batches() {
+            let (decisions, queue) = mpsc::unbounded_channel();
+            tokio::spawn(batch_decisions(queue, connection, script, timeout));
+            Self::Batched(decisions)
+        } else {
+            Self::Direct { connection, script }
+        }
+    }
+
+    /// The namespace step's `(kind, wait)`, within `timeout` (which covers any wait in the
+    /// queue).
+    pub(super) async fn decide(
+        &self,
+        step: NamespaceStep,
+        timeout: Duration,
+    ) -> Result<(i64, i64), StoreError> {
+        match self {
+            Self::Batched(decisions) => {
+                let (reply, answer) = oneshot::channel();
+                if decisions.send(PendingDecision { step, reply }).is_err() {
+                    return Err(StoreError::Protocol(
+                        "the store's batcher task is gone (its runtime was shut down)".to_owned(),
+                    ));
+                }
+                match tokio::time::timeout(timeout, answer).await {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(_dropped)) => Err(StoreError::Protocol(
+                        "the store's batcher task dropped a decision".to_owned(),
+                    )),
+                    Err(_elapsed) => Err(StoreError::Timeout(timeout)),
+                }
+            }
+            Self::Direct { connection, script } => {
+                let mut invocation = script.prepare_invoke();
+                invocation.key(&step.key);
+                for arg in step.args {
+                    invocation.arg(arg);
+                }
+                let mut connection = connection.clone();
+                let flat: Vec<i64> =
+                    timed(timeout, invocation.invoke_async(&mut connection)).await?;
+                match flat[..] {
+                    [kind, wait] => Ok((kind, wait)),
+                    _ => Err(StoreError::Protocol(format!(
+                        "decide script replied {} numbers for one decision",
+                        flat.len()
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// The batcher task: takes the decisions queued by every clone of one store and sends them
+/// to Redis together, up to [`MAX_BATCH`] per [`DECIDE`] call and [`MAX_BATCHES_IN_FLIGHT`]
+/// calls at once. Alone, a decision goes at once, in a batch of one; under load, decisions
+/// that arrive while the calls in flight are out go together in the next, which saves Redis a
+/// script call and a clock read per decision. Ends when every clone of the store is dropped.
+async fn batch_decisions(
+    mut queue: mpsc::UnboundedReceiver<PendingDecision>,
+    connection: Connection,
+    script: Arc<Script>,
+    timeout: Duration,
+) {
+    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Wait for a free call slot first: decisions pile up in the queue meanwhile.
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return; // every store clone is gone
+        }
+        // A caller that gave up (timed out, dropped) needs no decision: none is taken for it.
+        batch.retain(|pending: &PendingDecision| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let decisions = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let mut connection = connection.clone();
+        let script = Arc::clone(&script);
+        tokio::spawn(async move {
+            let mut invocation = script.prepare_invoke();
+            for pending in &decisions {
+                invocation.key(&pending.step.key);
+            }
+            for pending in &decisions {
+                for arg in pending.step.args {
+                    invocation.arg(arg);
+                }
+            }
+            let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
+            let reply = tokio::time::timeout(timeout, call).await;
+            drop(permit);
+            let flat = match reply {
+                Ok(Ok(flat)) if flat.len() == 2 * decisions.len() => flat,
+                Ok(Ok(flat)) => {
+                    let message = format!(
+                        "decide script replied {} numbers for {} decisions",
+                        flat.len(),
+                        decisions.len()
+                    );
+                    for pending in decisions {
+                        let _ = pending
+                            .reply
+                            .send(Err(StoreError::Protocol(message.clone())));
+                    }
+                    return;
+                }
+                Ok(Err(error)) => {
+                    let error = Arc::new(error);
+                    for pending in decisions {
+                        let _ = pending.reply.send(Err(StoreError::Backend(Box::new(
+                            SharedRedisError(Arc::clone(&error)),
+                        ))));
+                    }
+                    return;
+                }
+                Err(_elapsed) => {
+                    for pending in decisions {
+                        let _ = pending.reply.send(Err(StoreError::Timeout(timeout)));
+                    }
+                    return;
+                }
+            };
+            for (pending, answer) in decisions.into_iter().zip(flat.chunks_exact(2)) {
+                let _ = pending.reply.send(Ok((answer[0], answer[1])));
+            }
+        });
+    }
+}
+
+/// One Redis error handed to every decision of the batch it failed.
+#[derive(Debug, Clone)]
+struct SharedRedisError(Arc<redis::RedisError>);
+
+impl fmt::Display for SharedRedisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for SharedRedisError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
