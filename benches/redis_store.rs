@@ -117,6 +117,7 @@ fn benches(c: &mut Criterion) {
             let store = RedisStore::builder()
                 .prefix("bench")
                 .timeout(Duration::from_millis(500))
+                .max_lease(100_000)
                 .connect(server.url())
                 .await
                 .unwrap();
