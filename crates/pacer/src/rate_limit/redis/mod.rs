@@ -80,12 +80,10 @@
 //!   that fails fails the decisions of its namespaces (or of all, when it holds the global
 //!   key and a lease is needed) within the timeout, and the policy applies to those; nothing
 //!   panics and no request waits longer than the timeout plus `max_wait`.
-//! - **Clocks.** A bucket never reads as further behind than empty with a full queue (its
-//!   burst tolerance, one interval and the max wait ahead of now), whatever clock wrote it:
-//!   a failover to a replica whose clock is behind cannot freeze a bucket for longer, nor can
-//!   a corrupt value. A clock ahead looks like time passed, so a bucket can at most refill to
-//!   its burst early. The global hash remembers the clock that wrote it and moves its times
-//!   back by the difference, so leases keep their length.
+//! - **Clocks.** A bucket remembers the clock of the node that wrote it. A node whose clock
+//!   is behind (a failover to a replica with a slower clock, a clock stepped back) moves the
+//!   bucket's times back by the difference, so no bucket freezes; a clock ahead looks like
+//!   time passed, so a bucket can at most refill to its burst early.
 //! - **Shared `Retry-After` pause.** [`RateLimitStore::pause_upstream`] /
 //!   [`RateLimitStore::paused_until`] keep one deadline per upstream (set with `PX`, the later
 //!   deadline wins), on Redis's clock too, for the `Retry-After` layer to share a server's

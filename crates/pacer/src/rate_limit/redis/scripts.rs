@@ -1,13 +1,13 @@
 //! The Lua scripts of [`RedisStore`](super::RedisStore): each step one atomic call on one key,
 //! so that every call goes to the one shard that holds its key in Redis Cluster.
 //!
-//! Times are microseconds of the Redis node's clock (`TIME`, fractions allowed). A bucket
-//! stores its theoretical arrival time. Whatever clock wrote it, a bucket reads as at most
-//! empty with a full queue (burst tolerance, one interval and the max wait ahead of now): a
-//! failover to a replica whose clock is behind, a clock stepped back or a corrupt value
-//! cannot freeze it for longer. A clock that is ahead is indistinguishable from time passing:
-//! the bucket refills, at most to its burst. The global hash also keeps the clock that wrote
-//! it (`seen`) and moves its times back by the difference, so its leases keep their length.
+//! Times are microseconds of the Redis node's clock (`TIME`, fractions allowed). A bucket is
+//! stored as `"<tat> <seen>"`: its theoretical arrival time and the node's clock when it was
+//! written (the global hash keeps both as fields). When a node reads a bucket written ahead
+//! of its own clock (a failover to a replica whose clock is behind, or a clock stepped back),
+//! the bucket's times move back by the difference, so the bucket keeps the level it had
+//! instead of freezing until the clock catches up. A clock that is ahead is indistinguishable
+//! from time passing: the bucket refills, at most to its burst.
 
 use std::time::Duration;
 
@@ -32,15 +32,21 @@ end
 local function us(x) return math.min(math.ceil(x), 9007199254740992) end
 -- Buckets read and written by this call, each read once and written once at the end.
 local cached, dirty = {}, {}
--- A bucket's arrival time (at least now), and at most `cap` when given: no bucket reads as
--- further behind than its burst and the longest wait allowed, whatever clock wrote it.
-local function tat_of(key, cap)
+-- A bucket's arrival time (at least now), moved back by how far the clock that wrote it was
+-- ahead of this one.
+local function tat_of(key)
   local tat = cached[key]
-  if not tat then
-    tat = num(redis.call('GET', key)) or now
-    if tat < now then tat = now end
+  if tat then return tat end
+  local v = redis.call('GET', key)
+  tat = now
+  if v then
+    local at, seen = string.match(v, '^(%S+) (%S+)$')
+    at, seen = num(at or v), num(seen)
+    if at then
+      if seen and seen > now then at = at - (seen - now) end
+      if at > tat then tat = at end
+    end
   end
-  if cap and tat > cap then tat = cap end
   cached[key] = tat
   return tat
 end
@@ -54,7 +60,7 @@ local function flush()
     if tat <= now then
       redis.call('DEL', key)
     else
-      redis.call('SET', key, string.format('%.17g', tat), 'PX', math.max(1, math.ceil(math.min(tat - now, 9007199254740992) / 1000)))
+      redis.call('SET', key, string.format('%.17g %.17g', tat, now), 'PX', math.max(1, math.ceil(math.min(tat - now, 9007199254740992) / 1000)))
     end
   end
 end
@@ -80,7 +86,7 @@ for i = 1, #KEYS do
   local a = (i - 1) * 4
   local ns_t, ns_tau = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local max_wait, global = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  local ns_tat = tat_of(KEYS[i], now + ns_tau + ns_t + max_wait)
+  local ns_tat = tat_of(KEYS[i])
   local ns_wait = math.max(ns_tat - ns_tau - now, 0)
   if ns_wait > max_wait then
     out[#out + 1] = 2
@@ -134,7 +140,6 @@ local tat, seen = num(f.tat) or now, num(f.seen) or now
 local shift = 0
 if seen > now then shift = seen - now end
 tat = tat - shift
-if want > 0 and tat > now + tau + T + max_wait then tat = now + tau + T + max_wait end
 local seq = (num(f.seq) or 0) + 1
 local outstanding = 0
 for field, v in pairs(f) do
