@@ -10,6 +10,10 @@
 //! - `decision/*`: latency of one decision, one at a time (one round trip for Redis).
 //! - `concurrent/<tasks>/*`: decisions per second with 1, 8, 64 and 256 tasks deciding at
 //!   once over one multiplexed connection per limiter (the shape of a busy client replica).
+//! - `cluster/<tasks>/*`: the same over a Redis Cluster of three masters (started with
+//!   `redis-server --cluster-enabled yes` and `redis-cli --cluster create`, the tests'
+//!   harness): pacer's decisions spread over the shards of their namespaces, the fixed
+//!   window's keys too.
 #![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -21,7 +25,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use pacer::Namespace;
 use pacer::rate_limit::redis::RedisStore;
 use pacer::rate_limit::{Quota, RateLimiter};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
+
+#[path = "../tests/support/redis_cluster.rs"]
+mod redis_cluster;
+use redis_cluster::RedisCluster;
 
 /// How many tasks decide at once in the `concurrent` rows.
 const CONCURRENCY: [u64; 4] = [1, 8, 64, 256];
@@ -87,11 +95,12 @@ fn limiter_builder() -> pacer::rate_limit::RateLimiterBuilder {
 }
 
 /// The hand-written fixed-window limiter: `INCR` the window's key, `EXPIRE` it, compare.
-async fn fixed_window(connection: &mut ConnectionManager, name: &str, limit: u64) -> bool {
+async fn fixed_window(connection: &mut impl ConnectionLike, name: &str, limit: u64) -> bool {
     let window = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let key = format!("fw:{name}:{window}");
+    // The name is the key's hash tag: on a cluster, a namespace's windows live on its shard.
+    let key = format!("fw:{{{name}}}:{window}");
     let (count,): (u64,) = redis::pipe()
         .incr(&key, 1)
         .expire(&key, 2)
@@ -117,7 +126,6 @@ fn benches(c: &mut Criterion) {
             let store = RedisStore::builder()
                 .prefix("bench")
                 .timeout(Duration::from_millis(500))
-                .max_lease(100_000)
                 .connect(server.url())
                 .await
                 .unwrap();
@@ -151,8 +159,37 @@ fn benches(c: &mut Criterion) {
         concurrent(c, &runtime, shared.as_ref(), concurrency);
     }
     drop(shared);
-    drop(runtime);
     drop(server);
+
+    // Without redis-server the cluster rows are not measured either (the harness would fail).
+    if redis_server_found() {
+        let cluster = RedisCluster::start(3, 0);
+        let on_cluster = runtime.block_on(async {
+            let store = RedisStore::builder()
+                .prefix("bench")
+                .timeout(Duration::from_millis(500))
+                .connect_cluster(cluster.seed_urls())
+                .await
+                .unwrap();
+            let limiter = limiter_builder().store(store).build().unwrap();
+            let client = redis::cluster::ClusterClient::new(cluster.seed_urls()).unwrap();
+            let connection = client.get_async_connection().await.unwrap();
+            (limiter, connection)
+        });
+        for concurrency in CONCURRENCY {
+            concurrent_on(c, &runtime, &on_cluster, "cluster", concurrency);
+        }
+        drop(on_cluster);
+        drop(cluster);
+    }
+    drop(runtime);
+}
+
+fn redis_server_found() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success())
 }
 
 /// `concurrency` tasks deciding at once, each `iters` times, for pacer's script and for the
@@ -163,9 +200,23 @@ fn concurrent(
     shared: Option<&(RateLimiter, ConnectionManager)>,
     concurrency: u64,
 ) {
-    let mut group = c.benchmark_group(format!("concurrent/{concurrency}"));
+    if let Some(shared) = shared {
+        concurrent_on(c, runtime, shared, "concurrent", concurrency);
+    }
+}
+
+/// `concurrency` tasks deciding at once over `shared`'s limiter and its connection.
+fn concurrent_on<C: ConnectionLike + Clone + Send + Sync + 'static>(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    shared: &(RateLimiter, C),
+    name: &str,
+    concurrency: u64,
+) {
+    let mut group = c.benchmark_group(format!("{name}/{concurrency}"));
     group.throughput(Throughput::Elements(concurrency));
-    if let Some((limiter, connection)) = shared {
+    {
+        let (limiter, connection) = shared;
         group.bench_function("redis/pacer_gcra", |b| {
             b.to_async(runtime).iter_custom(|iters| async move {
                 let start = Instant::now();

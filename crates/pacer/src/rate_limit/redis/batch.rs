@@ -1,15 +1,15 @@
-//! The namespace step of every decision: on one Redis instance, the decisions queued by all
-//! clones of a store go together in one [`DECIDE`] call; on a cluster, each goes alone to the
-//! shard of its namespace.
+//! The namespace step of every decision: the decisions queued by all clones of a store go
+//! together in one [`DECIDE`] call on one Redis instance; on a cluster, where one call's keys
+//! must share a slot, in one call per namespace (hash tag) to that namespace's shard.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::connection::{Connection, timed};
+use super::connection::Connection;
 use super::scripts::DECIDE;
 use crate::rate_limit::store_error::StoreError;
 
@@ -26,15 +26,10 @@ pub(super) struct NamespaceStep {
     pub(super) args: [f64; 4],
 }
 
-/// Sends namespace steps to Redis and hands back `(kind, wait)` as [`DECIDE`] replies it.
-pub(super) enum Decider {
-    /// Through the batcher task of [`batch_decisions`].
-    Batched(mpsc::UnboundedSender<PendingDecision>),
-    /// One call per decision (Redis Cluster: one call's keys must share a slot).
-    Direct {
-        connection: Connection,
-        script: Arc<Script>,
-    },
+/// Sends namespace steps to Redis through the batcher task of [`batch_decisions`] and hands
+/// back `(kind, wait)` as [`DECIDE`] replies it.
+pub(super) struct Decider {
+    decisions: mpsc::UnboundedSender<PendingDecision>,
 }
 
 /// One decision waiting for its batch.
@@ -44,67 +39,51 @@ pub(super) struct PendingDecision {
 }
 
 impl Decider {
-    /// A decider for `connection`; on one instance it spawns the batcher task, which ends
-    /// when the decider is dropped.
+    /// A decider for `connection`: spawns the batcher task, which ends when the decider is
+    /// dropped.
     pub(super) fn new(connection: Connection, timeout: Duration) -> Self {
         let script = Arc::new(Script::new(DECIDE));
-        if connection.batches() {
-            let (decisions, queue) = mpsc::unbounded_channel();
-            tokio::spawn(batch_decisions(queue, connection, script, timeout));
-            Self::Batched(decisions)
-        } else {
-            Self::Direct { connection, script }
-        }
+        let (decisions, queue) = mpsc::unbounded_channel();
+        tokio::spawn(batch_decisions(queue, connection, script, timeout));
+        Self { decisions }
     }
 
-    /// The namespace step's `(kind, wait)`, within `timeout` (which covers any wait in the
-    /// queue).
-    pub(super) async fn decide(
-        &self,
-        step: NamespaceStep,
-        timeout: Duration,
-    ) -> Result<(i64, i64), StoreError> {
-        match self {
-            Self::Batched(decisions) => {
-                let (reply, answer) = oneshot::channel();
-                if decisions.send(PendingDecision { step, reply }).is_err() {
-                    return Err(StoreError::Protocol(
-                        "the store's batcher task is gone (its runtime was shut down)".to_owned(),
-                    ));
-                }
-                // (The caller's timeout covers the wait: no timer of its own.)
-                let _ = timeout;
-                match answer.await {
-                    Ok(answer) => answer,
-                    Err(_dropped) => Err(StoreError::Protocol(
-                        "the store's batcher task dropped a decision".to_owned(),
-                    )),
-                }
-            }
-            Self::Direct { connection, script } => {
-                let mut invocation = script.prepare_invoke();
-                invocation.key(&step.key);
-                for arg in step.args {
-                    invocation.arg(arg);
-                }
-                let mut connection = connection.clone();
-                let flat: Vec<i64> =
-                    timed(timeout, invocation.invoke_async(&mut connection)).await?;
-                match flat[..] {
-                    [kind, wait] => Ok((kind, wait)),
-                    _ => Err(StoreError::Protocol(format!(
-                        "decide script replied {} numbers for one decision",
-                        flat.len()
-                    ))),
-                }
-            }
+    /// The namespace step's `(kind, wait)`. The caller bounds the wait (queue and call).
+    pub(super) async fn decide(&self, step: NamespaceStep) -> Result<(i64, i64), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .decisions
+            .send(PendingDecision { step, reply })
+            .is_err()
+        {
+            return Err(StoreError::Protocol(
+                "the store's batcher task is gone (its runtime was shut down)".to_owned(),
+            ));
+        }
+        match answer.await {
+            Ok(answer) => answer,
+            Err(_dropped) => Err(StoreError::Protocol(
+                "the store's batcher task dropped a decision".to_owned(),
+            )),
         }
     }
 }
 
+/// The part of `key` Redis Cluster hashes: its first `{...}` hash tag, or all of it.
+fn hash_tag(key: &str) -> &str {
+    key.find('{')
+        .and_then(|open| {
+            let tag = &key[open + 1..];
+            tag.find('}')
+                .filter(|&close| close > 0)
+                .map(|close| &tag[..close])
+        })
+        .unwrap_or(key)
+}
+
 /// The batcher task: takes the decisions queued by every clone of one store and sends them
-/// to Redis together, up to [`MAX_BATCH`] per [`DECIDE`] call and [`MAX_BATCHES_IN_FLIGHT`]
-/// calls at once. Alone, a decision goes at once, in a batch of one; under load, decisions
+/// to Redis together, up to [`MAX_BATCH`] per round and [`MAX_BATCHES_IN_FLIGHT`] rounds at
+/// once; a round is one [`DECIDE`] call, or on a cluster one per namespace in it. Alone, a decision goes at once, in a batch of one; under load, decisions
 /// that arrive while the calls in flight are out go together in the next, which saves Redis a
 /// script call and a clock read per decision. Ends when every clone of the store is dropped.
 async fn batch_decisions(
@@ -129,56 +108,94 @@ async fn batch_decisions(
             continue;
         }
         let decisions = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
-        let mut connection = connection.clone();
-        let script = Arc::clone(&script);
-        tokio::spawn(async move {
-            let mut invocation = script.prepare_invoke();
-            for pending in &decisions {
-                invocation.key(&pending.step.key);
-            }
-            for pending in &decisions {
-                for arg in pending.step.args {
-                    invocation.arg(arg);
+        // The permit goes when every call of this round has answered.
+        let permit = Arc::new(permit);
+        if connection.batches() {
+            tokio::spawn(send_batch(
+                decisions,
+                connection.clone(),
+                Arc::clone(&script),
+                timeout,
+                permit,
+            ));
+        } else {
+            let mut by_tag: Vec<(String, Vec<PendingDecision>)> = Vec::new();
+            for pending in decisions {
+                let tag = hash_tag(&pending.step.key);
+                match by_tag.iter_mut().find(|(known, _)| known == tag) {
+                    Some((_, group)) => group.push(pending),
+                    None => by_tag.push((tag.to_owned(), vec![pending])),
                 }
             }
-            let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
-            let reply = tokio::time::timeout(timeout, call).await;
-            drop(permit);
-            let flat = match reply {
-                Ok(Ok(flat)) if flat.len() == 2 * decisions.len() => flat,
-                Ok(Ok(flat)) => {
-                    let message = format!(
-                        "decide script replied {} numbers for {} decisions",
-                        flat.len(),
-                        decisions.len()
-                    );
-                    for pending in decisions {
-                        let _ = pending
-                            .reply
-                            .send(Err(StoreError::Protocol(message.clone())));
-                    }
-                    return;
-                }
-                Ok(Err(error)) => {
-                    let error = Arc::new(error);
-                    for pending in decisions {
-                        let _ = pending.reply.send(Err(StoreError::Backend(Box::new(
-                            SharedRedisError(Arc::clone(&error)),
-                        ))));
-                    }
-                    return;
-                }
-                Err(_elapsed) => {
-                    for pending in decisions {
-                        let _ = pending.reply.send(Err(StoreError::Timeout(timeout)));
-                    }
-                    return;
-                }
-            };
-            for (pending, answer) in decisions.into_iter().zip(flat.chunks_exact(2)) {
-                let _ = pending.reply.send(Ok((answer[0], answer[1])));
+            for (_, group) in by_tag {
+                let call = send_batch(
+                    group,
+                    connection.clone(),
+                    Arc::clone(&script),
+                    timeout,
+                    Arc::clone(&permit),
+                );
+                tokio::spawn(call);
             }
-        });
+        }
+    }
+}
+
+/// One [`DECIDE`] call for `decisions` (keys of one slot on a cluster); each gets its answer.
+async fn send_batch(
+    decisions: Vec<PendingDecision>,
+    mut connection: Connection,
+    script: Arc<Script>,
+    timeout: Duration,
+    permit: Arc<OwnedSemaphorePermit>,
+) {
+    let mut invocation = script.prepare_invoke();
+    for pending in &decisions {
+        invocation.key(&pending.step.key);
+    }
+    for pending in &decisions {
+        for arg in pending.step.args {
+            invocation.arg(arg);
+        }
+    }
+    let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
+    let reply = tokio::time::timeout(timeout, call).await;
+    drop(permit);
+    let flat = match reply {
+        Ok(Ok(flat)) if flat.len() == 2 * decisions.len() => flat,
+        Ok(Ok(flat)) => {
+            let message = format!(
+                "decide script replied {} numbers for {} decisions",
+                flat.len(),
+                decisions.len()
+            );
+            for pending in decisions {
+                let _ = pending
+                    .reply
+                    .send(Err(StoreError::Protocol(message.clone())));
+            }
+            return;
+        }
+        Ok(Err(error)) => {
+            let error = Arc::new(error);
+            for pending in decisions {
+                let _ = pending
+                    .reply
+                    .send(Err(StoreError::Backend(Box::new(SharedRedisError(
+                        Arc::clone(&error),
+                    )))));
+            }
+            return;
+        }
+        Err(_elapsed) => {
+            for pending in decisions {
+                let _ = pending.reply.send(Err(StoreError::Timeout(timeout)));
+            }
+            return;
+        }
+    };
+    for (pending, answer) in decisions.into_iter().zip(flat.chunks_exact(2)) {
+        let _ = pending.reply.send(Ok((answer[0], answer[1])));
     }
 }
 

@@ -44,12 +44,13 @@
 //!   work and replicas need no shared configuration beyond the key prefix (replicas should
 //!   nevertheless agree on quotas: each request is judged by the quotas of the replica that
 //!   sends it).
-//! - **Batched on one instance.** On a single Redis, a store's decisions go through one task
-//!   that sends them together: up to 128 per script call and 2 calls on the wire at once.
-//!   Alone, a decision goes at once; under load, those that arrive while the calls in flight
-//!   are out share the next call, which runs them in order, each as if alone. On a cluster a
-//!   call's keys must share a slot, so each decision goes alone to its namespace's shard. A
-//!   decision's timeout covers its wait in the queue and any lease call.
+//! - **Batched.** A store's decisions go through one task that sends them together: up to
+//!   128 per round and 2 rounds on the wire at once. Alone, a decision goes at once; under
+//!   load, those that arrive while the rounds in flight are out share the next, which runs
+//!   them in order, each as if alone, reading and writing each bucket once. On one instance
+//!   a round is one script call; on a cluster, where one call's keys must share a slot, one
+//!   call per namespace in the round, each to its namespace's shard. A decision's timeout
+//!   covers its wait in the queue and any lease call.
 //! - **Same protocol as in memory.** The namespace slot decides first: refused, reserved in
 //!   the future within `max_wait` (the global slot is then taken after the wait), or free now,
 //!   when the global token decides; a refusal consumes nothing; a dropped waiter's namespace
@@ -263,7 +264,7 @@ impl RedisStore {
             ],
         };
         // On any way out but an admission, a held token goes back to the lease (its drop).
-        let (kind, wait) = inner.decider.decide(step, inner.timeout).await?;
+        let (kind, wait) = inner.decider.decide(step).await?;
         let wait = from_micros(wait);
         match (kind, global) {
             (0, GlobalSlot::Held(token)) => Ok(StoreDecision::Admitted {
