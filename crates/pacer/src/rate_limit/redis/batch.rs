@@ -30,6 +30,12 @@ pub(super) struct NamespaceStep {
 /// back `(kind, wait)` as [`DECIDE`] replies it.
 pub(super) struct Decider {
     decisions: mpsc::UnboundedSender<PendingDecision>,
+    /// The rounds on the wire: a caller that finds one free sends its decision itself,
+    /// sparing the hops through the batcher task (what a lone decision would otherwise pay).
+    in_flight: Arc<Semaphore>,
+    connection: Connection,
+    script: Arc<Script>,
+    timeout: Duration,
 }
 
 /// One decision waiting for its batch.
@@ -43,19 +49,39 @@ impl Decider {
     /// dropped.
     pub(super) fn new(connection: Connection, timeout: Duration) -> Self {
         let script = Arc::new(Script::new(DECIDE));
+        let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
         let (decisions, queue) = mpsc::unbounded_channel();
-        tokio::spawn(batch_decisions(queue, connection, script, timeout));
-        Self { decisions }
+        tokio::spawn(batch_decisions(
+            queue,
+            connection.clone(),
+            Arc::clone(&script),
+            Arc::clone(&in_flight),
+            timeout,
+        ));
+        Self {
+            decisions,
+            in_flight,
+            connection,
+            script,
+            timeout,
+        }
     }
 
     /// The namespace step's `(kind, wait)`. The caller bounds the wait (queue and call).
     pub(super) async fn decide(&self, step: NamespaceStep) -> Result<(i64, i64), StoreError> {
         let (reply, answer) = oneshot::channel();
-        if self
-            .decisions
-            .send(PendingDecision { step, reply })
-            .is_err()
-        {
+        let pending = PendingDecision { step, reply };
+        if let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() {
+            let (connection, script) = (self.connection.clone(), Arc::clone(&self.script));
+            send_batch(
+                vec![pending],
+                connection,
+                script,
+                self.timeout,
+                Arc::new(permit),
+            )
+            .await;
+        } else if self.decisions.send(pending).is_err() {
             return Err(StoreError::Protocol(
                 "the store's batcher task is gone (its runtime was shut down)".to_owned(),
             ));
@@ -90,9 +116,9 @@ async fn batch_decisions(
     mut queue: mpsc::UnboundedReceiver<PendingDecision>,
     connection: Connection,
     script: Arc<Script>,
+    in_flight: Arc<Semaphore>,
     timeout: Duration,
 ) {
-    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         // Wait for a free call slot first: decisions pile up in the queue meanwhile.
