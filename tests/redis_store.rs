@@ -791,3 +791,60 @@ async fn corrupt_bucket_values_are_decided_and_bounded() {
     assert_eq!(refused.level, Level::Store);
     assert_eq!(limiter.store_fallbacks(), 1);
 }
+
+/// A dropped store gives the unused tokens of its lease back to the global bucket, and its
+/// lease leaves the global hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_store_gives_its_unused_leased_tokens_back() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder()
+        .prefix("drop")
+        .timeout(Duration::from_secs(1))
+        .max_lease(8)
+        .connect(server.url())
+        .await
+        .unwrap();
+    let global_key = store.global_key().to_owned();
+    // 10/s: one token is 100 ms of the bucket's arrival time.
+    let limiter = RateLimiter::builder()
+        .global(quota(10.0, 20))
+        .per_namespace(quota(1000.0, 1000))
+        .store(store.clone())
+        .build()
+        .unwrap();
+    // The first lease is one token (no rate known yet); the second is sized from the rate.
+    for _ in 0..3 {
+        limiter.try_acquire_async(&ns("a")).await.unwrap();
+    }
+    assert_eq!(
+        store.lease_calls(),
+        3 - 1,
+        "one lease of one token, then one of several"
+    );
+    let ahead = || {
+        let tat: f64 = server
+            .query::<String>(&["HGET", &global_key, "tat"])
+            .parse()
+            .unwrap();
+        let now = server.time_micros() as f64;
+        Duration::from_micros((tat - now).max(0.0) as u64)
+    };
+    let leases = || {
+        let fields: Vec<String> = server.query(&["HKEYS", &global_key]);
+        fields
+            .iter()
+            .filter(|field| field.starts_with("l:"))
+            .count()
+    };
+    assert_eq!(leases(), 1);
+    // 1 + 8 tokens taken (8 = min(max_lease, half of the 19 left)): 900 ms ahead.
+    let before = ahead();
+    assert!(before > Duration::from_millis(700), "{before:?}");
+    drop(limiter);
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(200)).await; // the release runs on a task
+    assert_eq!(leases(), 0, "the lease is still in the global hash");
+    // The 3 spent tokens stay taken (300 ms), less the time passed; the 6 unused came back.
+    let after = ahead();
+    assert!(after < Duration::from_millis(300), "{after:?}");
+}
