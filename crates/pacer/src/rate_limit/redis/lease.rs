@@ -6,7 +6,9 @@
 //! time to live), at most [`max_lease`](super::RedisStoreBuilder::max_lease) tokens and at
 //! most half of the tokens the bucket has now. Redis counts leased tokens as taken until the
 //! lease is settled (the next lease settles the last, giving unused tokens back) or expires
-//! (its tokens then count as used). A replica never spends a token after its lease's time to
+//! (its tokens then count as used). A token a decision held while the lease was settled or
+//! expired (its namespace then refused it, or the call failed) goes back with the next lease
+//! call, so a busy replica whose decisions meet namespace refusals wastes no global tokens. A replica never spends a token after its lease's time to
 //! live, counted from before it asked, so Redis always forgets a lease after its replica
 //! stopped spending it. The bound this gives is in the [store docs](super#leased-global-tokens).
 
@@ -64,6 +66,10 @@ struct Pool {
     refused: Option<(Instant, Instant)>,
     /// The global interval (us) the lease was taken under: what an unused token is worth.
     interval: f64,
+    /// Tokens that came back unspent after their lease was settled or expired (a decision
+    /// held one while another renewed the lease): Redis counts them as spent until the next
+    /// lease call gives them back.
+    late: u32,
 }
 
 /// The global answer for one decision.
@@ -128,6 +134,7 @@ impl Leases {
                 rate: 0.0,
                 refused: None,
                 interval: 0.0,
+                late: 0,
             }),
             flight: tokio::sync::Mutex::new(()),
             calls: AtomicU64::new(0),
@@ -191,19 +198,22 @@ impl Leases {
         (now < trusted_until && left > max_wait).then_some(GlobalSlot::Refused(left))
     }
 
-    /// A token that was not spent goes back to its lease, if that lease is still in hand.
+    /// A token that was not spent goes back to its lease if that lease is still in hand, else
+    /// to Redis with the next lease call.
     fn give_back(&self, seq: Option<u64>) {
         let mut pool = self.pool();
         if pool.seq == seq && Instant::now() < pool.expires && pool.tokens < pool.granted {
             pool.tokens += 1;
             pool.spent = pool.spent.saturating_sub(1);
+        } else {
+            pool.late = pool.late.saturating_add(1);
         }
     }
 
     /// Settles the lease in hand and takes the next, in one call to the global key.
     async fn renew(&self, quota: Quota, max_wait: Duration) -> Result<(), StoreError> {
         let asked = Instant::now();
-        let (settles, unused, want) = {
+        let (settles, unused, want, late) = {
             let mut pool = self.pool();
             let unused = if asked < pool.expires { pool.tokens } else { 0 };
             let lasted = asked.saturating_duration_since(pool.started).as_secs_f64();
@@ -217,9 +227,15 @@ impl Leases {
             }
             let want = (pool.rate * self.ttl.as_secs_f64() / 4.0).ceil();
             let want = want.clamp(1.0, f64::from(self.max_lease));
-            // From here on the old lease's tokens are Redis's again.
+            // From here on the old lease's tokens are Redis's again. A call that fails may or
+            // may not have given them back: never twice.
             pool.tokens = 0;
-            (pool.seq.take(), unused, want)
+            (
+                pool.seq.take(),
+                unused,
+                want,
+                std::mem::take(&mut pool.late),
+            )
         };
         self.calls.fetch_add(1, Ordering::Relaxed);
         let (interval, tolerance) = micros(quota);
@@ -233,7 +249,8 @@ impl Leases {
             .arg(interval)
             .arg(tolerance)
             .arg(duration_micros(max_wait))
-            .arg(duration_micros(self.ttl));
+            .arg(duration_micros(self.ttl))
+            .arg(late);
         let mut connection = self.connection.clone();
         let (granted, wait, seq): (u32, i64, u64) =
             timed(self.timeout, invocation.invoke_async(&mut connection)).await?;
@@ -263,7 +280,7 @@ impl Leases {
     /// Gives the unused tokens of the lease in hand back to Redis, from a task of its own
     /// (the store is being dropped); outside a runtime they come back when the lease expires.
     pub(super) fn release(&self) {
-        let (seq, unused, interval) = {
+        let (seq, unused, interval, late) = {
             let mut pool = self.pool();
             let unused = if Instant::now() < pool.expires {
                 pool.tokens
@@ -271,11 +288,16 @@ impl Leases {
                 0
             };
             pool.tokens = 0;
-            (pool.seq.take(), unused, pool.interval)
+            (
+                pool.seq.take(),
+                unused,
+                pool.interval,
+                std::mem::take(&mut pool.late),
+            )
         };
-        let (Some(seq), true) = (seq, unused > 0) else {
+        if unused == 0 && late == 0 {
             return;
-        };
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -291,13 +313,14 @@ impl Leases {
             invocation
                 .key(key)
                 .arg(replica)
-                .arg(seq.to_string())
+                .arg(seq.map(|seq| seq.to_string()).unwrap_or_default())
                 .arg(unused)
                 .arg(0)
                 .arg(interval)
                 .arg(0)
                 .arg(0)
-                .arg(duration_micros(ttl));
+                .arg(duration_micros(ttl))
+                .arg(late);
             let _: Result<(u32, i64, u64), StoreError> =
                 timed(timeout, invocation.invoke_async(&mut connection)).await;
         }));

@@ -120,9 +120,12 @@ return out
 /// lease whose reply was lost is never refunded by a later one). A new lease takes at most
 /// `want` tokens and at most half of those available now (at least one); with none available,
 /// one token in the future when it comes within `max_wait`. `want` = 0 only settles.
+/// Tokens of earlier leases that were held by a decision while their lease was settled or
+/// expired, and came back unspent, are given back too (`late`).
 ///
 /// KEYS: the global hash. ARGV: replica id, the sequence number of the lease it settles (or
-/// empty), its unused tokens, want, interval, tolerance, max wait, lease time to live.
+/// empty), its unused tokens, want, interval, tolerance, max wait, lease time to live, late
+/// tokens.
 /// Replies `{tokens, wait, seq}`: tokens granted (0: refused, or only settled), the wait until
 /// they may be used (or until a token comes, when refused), the new lease's sequence number.
 pub(super) const LEASE: &str = concat!(
@@ -133,6 +136,7 @@ local mine, settled = 'l:' .. ARGV[1], ARGV[2]
 local unused, want = num(ARGV[3]) or 0, num(ARGV[4]) or 0
 local T, tau = tonumber(ARGV[5]), tonumber(ARGV[6])
 local max_wait, ttl = tonumber(ARGV[7]), tonumber(ARGV[8])
+local late = num(ARGV[9]) or 0
 local h = redis.call('HGETALL', key)
 local f = {}
 for i = 1, #h, 2 do f[h[i]] = h[i + 1] end
@@ -159,6 +163,7 @@ for field, v in pairs(f) do
     end
   end
 end
+if late > 0 then tat = tat - late * T end
 if tat < now + outstanding * T then tat = now + outstanding * T end
 local granted, wait = 0, 0
 if want > 0 then
