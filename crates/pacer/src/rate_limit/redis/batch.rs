@@ -167,6 +167,74 @@ async fn batch_decisions(
     }
 }
 
+/// The decisions of one bucket in a [`DECIDE`] call, as indices into the call's decisions.
+struct Group<'a> {
+    key: &'a str,
+    quota: [f64; 2],
+    /// No wait allowed and a global token held: answered by count, in order.
+    plain: Vec<usize>,
+    others: Vec<usize>,
+}
+
+impl NamespaceStep {
+    fn is_plain(&self) -> bool {
+        self.args[2] == 0.0 && self.args[3] == -1.0
+    }
+}
+
+/// `decisions` grouped by bucket (and quota: clones of one store may serve limiters of other
+/// quotas), in the order the buckets first appear.
+fn groups(decisions: &[PendingDecision]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for (index, pending) in decisions.iter().enumerate() {
+        let step = &pending.step;
+        let quota = [step.args[0], step.args[1]];
+        let at = match groups
+            .iter()
+            .position(|group| group.key == step.key && group.quota == quota)
+        {
+            Some(at) => at,
+            None => {
+                groups.push(Group {
+                    key: &step.key,
+                    quota,
+                    plain: Vec::new(),
+                    others: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        let group = &mut groups[at];
+        if step.is_plain() {
+            group.plain.push(index);
+        } else {
+            group.others.push(index);
+        }
+    }
+    groups
+}
+
+/// Each decision's `(kind, wait)` from [`DECIDE`]'s flat reply to `groups`, by decision index;
+/// `None` when the reply does not have the shape the groups ask for.
+fn answers(groups: &[Group<'_>], decisions: usize, flat: &[i64]) -> Option<Vec<(i64, i64)>> {
+    let mut answers = vec![(0, 0); decisions];
+    let mut reply = flat.iter().copied();
+    for group in groups {
+        let admitted = usize::try_from(reply.next()?).ok()?;
+        let wait = reply.next()?;
+        if admitted > group.plain.len() {
+            return None;
+        }
+        for (n, &index) in group.plain.iter().enumerate() {
+            answers[index] = if n < admitted { (0, 0) } else { (2, wait) };
+        }
+        for &index in &group.others {
+            answers[index] = (reply.next()?, reply.next()?);
+        }
+    }
+    reply.next().is_none().then_some(answers)
+}
+
 /// One [`DECIDE`] call for `decisions` (keys of one slot on a cluster); each gets its answer.
 async fn send_batch(
     decisions: Vec<PendingDecision>,
@@ -175,33 +243,27 @@ async fn send_batch(
     timeout: Duration,
     permit: Arc<OwnedSemaphorePermit>,
 ) {
+    let groups = groups(&decisions);
     let mut invocation = script.prepare_invoke();
-    for pending in &decisions {
-        invocation.key(&pending.step.key);
+    for group in &groups {
+        invocation.key(group.key);
     }
-    for pending in &decisions {
-        for arg in pending.step.args {
-            invocation.arg(arg);
+    for group in &groups {
+        invocation
+            .arg(group.quota[0])
+            .arg(group.quota[1])
+            .arg(group.plain.len())
+            .arg(group.others.len());
+        for &index in &group.others {
+            let args = decisions[index].step.args;
+            invocation.arg(args[2]).arg(args[3]);
         }
     }
     let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
     let reply = tokio::time::timeout(timeout, call).await;
     drop(permit);
     let flat = match reply {
-        Ok(Ok(flat)) if flat.len() == 2 * decisions.len() => flat,
-        Ok(Ok(flat)) => {
-            let message = format!(
-                "decide script replied {} numbers for {} decisions",
-                flat.len(),
-                decisions.len()
-            );
-            for pending in decisions {
-                let _ = pending
-                    .reply
-                    .send(Err(StoreError::Protocol(message.clone())));
-            }
-            return;
-        }
+        Ok(Ok(flat)) => flat,
         Ok(Err(error)) => {
             let error = Arc::new(error);
             for pending in decisions {
@@ -220,8 +282,24 @@ async fn send_batch(
             return;
         }
     };
-    for (pending, answer) in decisions.into_iter().zip(flat.chunks_exact(2)) {
-        let _ = pending.reply.send(Ok((answer[0], answer[1])));
+    let Some(answers) = answers(&groups, decisions.len(), &flat) else {
+        let message = format!(
+            "decide script replied {} numbers for {} decisions in {} buckets",
+            flat.len(),
+            decisions.len(),
+            groups.len()
+        );
+        drop(groups);
+        for pending in decisions {
+            let _ = pending
+                .reply
+                .send(Err(StoreError::Protocol(message.clone())));
+        }
+        return;
+    };
+    drop(groups);
+    for (pending, answer) in decisions.into_iter().zip(answers) {
+        let _ = pending.reply.send(Ok(answer));
     }
 }
 
@@ -238,5 +316,63 @@ impl fmt::Display for SharedRedisError {
 impl std::error::Error for SharedRedisError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(key: &str, max_wait: f64, global: f64) -> PendingDecision {
+        let (reply, _answer) = oneshot::channel();
+        PendingDecision {
+            step: NamespaceStep {
+                key: key.to_owned(),
+                args: [1000.0, 4000.0, max_wait, global],
+            },
+            reply,
+        }
+    }
+
+    #[test]
+    fn decisions_group_by_bucket_plain_ones_apart() {
+        let decisions = [
+            pending("a", 0.0, -1.0),
+            pending("b", 0.0, -1.0),
+            pending("a", 5e5, -1.0),
+            pending("a", 0.0, -1.0),
+            pending("a", 0.0, 300.0),
+        ];
+        let groups = groups(&decisions);
+        let shape: Vec<(&str, &[usize], &[usize])> = groups
+            .iter()
+            .map(|g| (g.key, g.plain.as_slice(), g.others.as_slice()))
+            .collect();
+        assert_eq!(
+            shape,
+            [("a", &[0, 3][..], &[2, 4][..]), ("b", &[1][..], &[][..])]
+        );
+        // a: one plain admitted, one refused (wait 7); its others queued and refused by the
+        // global; b: its plain one admitted.
+        let flat = [1, 7, 1, 250, 3, 300, 1, 0];
+        assert_eq!(
+            answers(&groups, decisions.len(), &flat),
+            Some(vec![(0, 0), (0, 0), (1, 250), (2, 7), (3, 300)])
+        );
+    }
+
+    #[test]
+    fn a_reply_of_the_wrong_shape_is_refused() {
+        let decisions = [pending("a", 0.0, -1.0), pending("a", 1.0, -1.0)];
+        let groups = groups(&decisions);
+        for flat in [
+            &[1, 0, 0][..],       // short
+            &[1, 0, 0, 0, 9][..], // long
+            &[2, 0, 0, 0][..],    // more admitted than asked
+            &[-1, 0, 0, 0][..],   // negative count
+            &[][..],
+        ] {
+            assert_eq!(answers(&groups, decisions.len(), flat), None, "{flat:?}");
+        }
     }
 }

@@ -68,40 +68,62 @@ end
     };
 }
 
-/// The namespace step of a batch of decisions (one decision on Redis Cluster, where a batch
-/// may not span slots), each atomically and in order, as if each were its own call. The
+/// The namespace step of a batch of decisions (one namespace's on Redis Cluster, where a
+/// batch may not span slots), each atomically and in order, as if each were its own call. The
 /// global slot was settled by the caller from its lease before the call.
 ///
-/// KEYS: one namespace bucket per decision. ARGV, four per decision: the namespace's interval
-/// and tolerance, the max wait, and the global answer: `-1` when the caller holds a global
-/// token, else how long until the global bucket has one. Replies `{kind, wait}` per decision,
-/// flattened: 0 admitted, 1 queued (the namespace slot reserved in `wait`), 2 refused by the
-/// namespace bucket, 3 refused by the global bucket (the namespace slot is free now, and not
-/// taken).
+/// Decisions come grouped by bucket, so that what Redis parses and converts grows with the
+/// buckets of a batch, not with its decisions. KEYS: one namespace bucket per group. ARGV, per
+/// group: the namespace's interval and tolerance, the number of *plain* decisions (no wait
+/// allowed, a global token held: `try_acquire` the common case), the number of other
+/// decisions, then two per other decision: its max wait and its global answer (`-1` when the
+/// caller holds a global token, else how long until the global bucket has one).
+///
+/// The plain decisions go first: admitted while the bucket has a token, the rest refused with
+/// the same wait (a refusal leaves the bucket as it is). Replies per group `{admitted, wait}`
+/// for its plain decisions, then `{kind, wait}` per other decision, flattened: 0 admitted, 1
+/// queued (the namespace slot reserved in `wait`), 2 refused by the namespace bucket, 3
+/// refused by the global bucket (the namespace slot is free now, and not taken).
 pub(super) const DECIDE: &str = concat!(
     prelude!(),
     r"
 local out = {}
+local a = 0
 for i = 1, #KEYS do
-  local a = (i - 1) * 4
+  local key = KEYS[i]
   local ns_t, ns_tau = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local max_wait, global = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
-  local ns_tat = tat_of(KEYS[i])
-  local ns_wait = math.max(ns_tat - ns_tau - now, 0)
-  if ns_wait > max_wait then
-    out[#out + 1] = 2
-    out[#out + 1] = us(ns_wait)
-  elseif ns_wait > 0 then
-    put(KEYS[i], ns_tat + ns_t)
-    out[#out + 1] = 1
-    out[#out + 1] = us(ns_wait)
-  elseif global >= 0 then
-    out[#out + 1] = 3
-    out[#out + 1] = us(global)
-  else
-    put(KEYS[i], ns_tat + ns_t)
-    out[#out + 1] = 0
-    out[#out + 1] = 0
+  local plain, others = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  a = a + 4
+  local ns_tat = tat_of(key)
+  local admitted = 0
+  while admitted < plain and ns_tat - ns_tau - now <= 0 do
+    ns_tat = ns_tat + ns_t
+    admitted = admitted + 1
+  end
+  if admitted > 0 then put(key, ns_tat) end
+  out[#out + 1] = admitted
+  if admitted < plain then out[#out + 1] = us(ns_tat - ns_tau - now) else out[#out + 1] = 0 end
+  for _ = 1, others do
+    local max_wait, global = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    a = a + 2
+    local ns_wait = math.max(ns_tat - ns_tau - now, 0)
+    if ns_wait > max_wait then
+      out[#out + 1] = 2
+      out[#out + 1] = us(ns_wait)
+    elseif ns_wait > 0 then
+      ns_tat = ns_tat + ns_t
+      put(key, ns_tat)
+      out[#out + 1] = 1
+      out[#out + 1] = us(ns_wait)
+    elseif global >= 0 then
+      out[#out + 1] = 3
+      out[#out + 1] = us(global)
+    else
+      ns_tat = ns_tat + ns_t
+      put(key, ns_tat)
+      out[#out + 1] = 0
+      out[#out + 1] = 0
+    end
   end
 end
 flush()
