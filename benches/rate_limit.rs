@@ -34,6 +34,8 @@
 //!   key; governor: a clone of the key), as a server keying on a header does per request.
 //! - `pacer-tsc` rows: pacer on `LimiterClock::Tsc` (quanta's TSC, the clock governor reads)
 //!   instead of tokio's clock.
+//! - `pacer-leases` and `pacer-tsc-leases` rows (`single` only): the same limiters built with
+//!   `.thread_leases(ThreadLeases::default())`, each thread spending slots it leased.
 //!
 //! With `--test` (CI's smoke run) the sizes shrink to at most 10 000 namespaces.
 //!
@@ -52,7 +54,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota as GovQuota};
 use pacer::Namespace;
-use pacer::rate_limit::{LimiterClock, Quota, RateLimiter};
+use pacer::rate_limit::{LimiterClock, Quota, RateLimiter, ThreadLeases};
 
 mod counting_alloc {
     //! Live heap bytes, for the bytes-per-namespace figure.
@@ -202,6 +204,9 @@ struct Limiters {
     pacer: RateLimiter,
     /// The same limiter reading the TSC clock (`LimiterClock::Tsc`).
     pacer_tsc: RateLimiter,
+    /// The same two limiters with per-thread leases (`ThreadLeases::default()`).
+    pacer_leases: RateLimiter,
+    pacer_tsc_leases: RateLimiter,
     global: DefaultDirectRateLimiter,
     keyed: Keyed,
     /// Pre-shuffled; `namespaces[i]` and `keys[i]` share one `Arc<str>`.
@@ -220,24 +225,34 @@ impl Limiters {
         let mut keys: Vec<Arc<str>> = (0..size).map(|i| Arc::from(name(i).as_str())).collect();
         shuffle(&mut keys, 0x5EED);
         let namespaces: Vec<Namespace> = keys.iter().cloned().map(Namespace::new).collect();
-        let build = |clock: LimiterClock| {
-            RateLimiter::builder()
+        let build = |clock: LimiterClock, leases: bool| {
+            let builder = RateLimiter::builder()
                 .global(pacer_global)
                 .per_namespace(pacer_ns)
                 .max_namespaces(max_namespaces)
                 .max_wait(Duration::ZERO)
-                .clock(clock)
-                .build()
-                .expect("valid limiter")
+                .clock(clock);
+            let builder = if leases {
+                builder.thread_leases(
+                    ThreadLeases::new(256, Duration::from_micros(20)).expect("valid leases"),
+                )
+            } else {
+                builder
+            };
+            builder.build().expect("valid limiter")
         };
-        let pacer = build(LimiterClock::Tokio);
-        let pacer_tsc = build(LimiterClock::Tsc);
+        let pacer = build(LimiterClock::Tokio, false);
+        let pacer_tsc = build(LimiterClock::Tsc, false);
+        let pacer_leases = build(LimiterClock::Tokio, true);
+        let pacer_tsc_leases = build(LimiterClock::Tsc, true);
         let global = DefaultDirectRateLimiter::direct(gov_global);
         let keyed = Keyed::keyed(gov_ns);
         // Pre-warm: every key once, in a different order than the measured one.
         for ns in namespaces.iter().rev() {
             let _ = pacer.try_acquire(ns);
             let _ = pacer_tsc.try_acquire(ns);
+            let _ = pacer_leases.try_acquire(ns);
+            let _ = pacer_tsc_leases.try_acquire(ns);
         }
         for key in keys.iter().rev() {
             let _ = keyed.check_key(key).and_then(|()| global.check());
@@ -253,6 +268,8 @@ impl Limiters {
         Self {
             pacer,
             pacer_tsc,
+            pacer_leases,
+            pacer_tsc_leases,
             global,
             keyed,
             namespaces,
@@ -288,6 +305,20 @@ impl Limiters {
     fn run_pacer_tsc(&self, start: usize, n: u64) -> u64 {
         self.cycle(start, n, |i| {
             black_box(self.pacer_tsc.try_acquire(&self.namespaces[i])).is_err()
+        })
+    }
+
+    /// [`run_pacer`](Self::run_pacer) with per-thread leases.
+    fn run_pacer_leases(&self, start: usize, n: u64) -> u64 {
+        self.cycle(start, n, |i| {
+            black_box(self.pacer_leases.try_acquire(&self.namespaces[i])).is_err()
+        })
+    }
+
+    /// [`run_pacer_tsc`](Self::run_pacer_tsc) with per-thread leases.
+    fn run_pacer_tsc_leases(&self, start: usize, n: u64) -> u64 {
+        self.cycle(start, n, |i| {
+            black_box(self.pacer_tsc_leases.try_acquire(&self.namespaces[i])).is_err()
         })
     }
 
@@ -359,6 +390,15 @@ fn check(refused: u64, iters: u64, expect: Expect) {
 const RUNNERS: [(&str, Runner); 3] = [
     ("pacer", Limiters::run_pacer),
     ("pacer-tsc", Limiters::run_pacer_tsc),
+    ("governor", Limiters::run_governor),
+];
+
+/// [`RUNNERS`] and pacer with per-thread leases on both clocks: the rows of `single`.
+const SINGLE_RUNNERS: [(&str, Runner); 5] = [
+    ("pacer", Limiters::run_pacer),
+    ("pacer-leases", Limiters::run_pacer_leases),
+    ("pacer-tsc", Limiters::run_pacer_tsc),
+    ("pacer-tsc-leases", Limiters::run_pacer_tsc_leases),
     ("governor", Limiters::run_governor),
 ];
 
@@ -439,10 +479,11 @@ fn single(c: &mut Criterion, quick: bool) {
                 max_namespaces_for(size),
             )
         };
-        bench_pair(
+        bench_runners(
             &mut group,
             &limiters,
             &make,
+            &SINGLE_RUNNERS,
             &["1t", "2t"],
             &[1, 2],
             Expect::Admitted,

@@ -115,6 +115,7 @@ impl ValidConfig {
             self.limits.clone(),
             observer.into(),
             &crate::rate_limit::LimiterClock::Tokio,
+            None,
         )
     }
 

@@ -13,6 +13,7 @@ use super::limiter::{Backend, RateLimiter, Shared, SharedBackend};
 use super::memory::MemoryState;
 use super::quota::{Gcra, Quota, QuotaError};
 use super::store::{RateLimitStore, StoreFailure};
+use super::thread_lease::ThreadLeases;
 use crate::events::observer::Events;
 use crate::namespace::Namespace;
 use foldhash::fast::RandomState;
@@ -39,6 +40,7 @@ pub struct RateLimiterBuilder {
     on_store_failure: StoreFailure,
     store_retry_interval: Duration,
     clock: LimiterClock,
+    thread_leases: Option<ThreadLeases>,
 }
 
 impl Default for RateLimiterBuilder {
@@ -55,6 +57,7 @@ impl Default for RateLimiterBuilder {
             on_store_failure: StoreFailure::FailClosed,
             store_retry_interval: Duration::from_millis(250),
             clock: LimiterClock::Tokio,
+            thread_leases: None,
         }
     }
 }
@@ -141,6 +144,15 @@ impl RateLimiterBuilder {
         self
     }
 
+    /// Lets each thread lease slots of the global bucket, and of the namespace it decides for
+    /// repeatedly, so that threads deciding at once stop contending for one cache line (off
+    /// by default). The admitted-requests bound stays exact; slots a thread holds may lapse
+    /// unused. See [`thread_lease`](super::thread_lease) for the proof and the costs.
+    pub fn thread_leases(mut self, leases: ThreadLeases) -> Self {
+        self.thread_leases = Some(leases);
+        self
+    }
+
     /// Validates the settings and builds the limiter.
     pub fn build(self) -> Result<RateLimiter, BuildError> {
         let global = self.global.map_err(BuildError::GlobalQuota)?;
@@ -168,15 +180,22 @@ impl RateLimiterBuilder {
             initial_fill: self.initial_fill,
         };
         let Some(store) = self.store else {
-            return Ok(RateLimiter::from_checked(limits, self.events, &self.clock));
+            return Ok(RateLimiter::from_checked(
+                limits,
+                self.events,
+                &self.clock,
+                self.thread_leases,
+            ));
         };
         let fallback = match self.on_store_failure {
             StoreFailure::FailClosed => None,
-            StoreFailure::Local { share } => Some(limits.memory_state(|quota| {
-                quota
-                    .scaled(share)
-                    .map_err(|_| BuildError::StoreFailureShare(share))
-            })?),
+            StoreFailure::Local { share } => {
+                Some(limits.memory_state(self.thread_leases, |quota| {
+                    quota
+                        .scaled(share)
+                        .map_err(|_| BuildError::StoreFailureShare(share))
+                })?)
+            }
         };
         let backend = Backend::Shared(SharedBackend {
             store,
@@ -207,7 +226,11 @@ pub(crate) struct CheckedLimits {
 impl CheckedLimits {
     /// The in-memory buckets of these limits, every quota passed through `scale` first (the
     /// local fallback of a shared store runs at a share of them).
-    fn memory_state<E>(&self, scale: impl Fn(Quota) -> Result<Quota, E>) -> Result<MemoryState, E> {
+    fn memory_state<E>(
+        &self,
+        leases: Option<ThreadLeases>,
+        scale: impl Fn(Quota) -> Result<Quota, E>,
+    ) -> Result<MemoryState, E> {
         let fill = self.initial_fill;
         let mut overrides = HashMap::with_hasher(RandomState::default());
         for (name, quota) in &self.overrides {
@@ -219,6 +242,7 @@ impl CheckedLimits {
             overrides,
             self.max_namespaces.get(),
             self.sweep_period(),
+            leases,
         ))
     }
 
@@ -254,13 +278,15 @@ impl CheckedLimits {
 }
 
 impl RateLimiter {
-    /// The in-memory limiter of `limits`, reporting to `events`, reading `clock`; cannot fail.
+    /// The in-memory limiter of `limits`, reporting to `events`, reading `clock`, with
+    /// per-thread `leases` if given; cannot fail.
     pub(crate) fn from_checked(
         limits: CheckedLimits,
         events: Events,
         clock: &LimiterClock,
+        leases: Option<ThreadLeases>,
     ) -> RateLimiter {
-        let state = match limits.memory_state(Ok::<Quota, Infallible>) {
+        let state = match limits.memory_state(leases, Ok::<Quota, Infallible>) {
             Ok(state) => state,
             Err(never) => match never {},
         };

@@ -11,6 +11,7 @@ use hashbrown::HashTable;
 
 use super::level::Level;
 use super::quota::Gcra;
+use super::thread_lease::{Leases, Local, NamespaceLease, ThreadLeases};
 use crate::namespace::Namespace;
 
 /// What one decision did.
@@ -85,6 +86,8 @@ pub(crate) struct MemoryState {
     sweep_step: u64,
     next_sweep: AtomicU64,
     sweep_cursor: AtomicUsize,
+    /// Per-thread leases of slots, when the builder turned them on.
+    leases: Option<Leases>,
 }
 
 /// Entries per shard the table aims at: small enough that sweeping one shard takes well under a
@@ -98,6 +101,7 @@ impl MemoryState {
         overrides: HashMap<Namespace, Gcra, RandomState>,
         max_namespaces: usize,
         sweep_period: u64,
+        leases: Option<ThreadLeases>,
     ) -> Self {
         let shard_count = max_namespaces
             .div_ceil(TARGET_PER_SHARD)
@@ -126,6 +130,7 @@ impl MemoryState {
             sweep_step: (sweep_period / shard_count as u64).max(1),
             next_sweep: AtomicU64::new(0),
             sweep_cursor: AtomicUsize::new(0),
+            leases: leases.map(Leases::new),
         }
     }
 
@@ -161,30 +166,103 @@ impl MemoryState {
     pub(crate) fn decide(&self, namespace: &Namespace, now: u64, max_wait: u64) -> Decision {
         self.sweep_if_due(now);
         let hash = namespace.key();
+        let mut local = None;
+        let mut repeated = false;
+        if let Some(leases) = &self.leases {
+            let thread = leases.local();
+            match self.decide_leased(thread, hash, now) {
+                Ok(decision) => return decision,
+                Err(again) => repeated = again,
+            }
+            local = Some((leases, thread));
+        }
         let gcra = self.gcra_for(namespace);
         let index = self.shard_index(hash);
         let mut table = self.shards[index].lock();
         if let Some(entry) = table.entries.find_mut(hash, |e| e.key == hash) {
             // Admitting only moves `tat` later, so `next_evictable` stays a lower bound.
-            return self.decide_bucket(&mut entry.tat, gcra, now, max_wait, hash, false);
+            let bucket = Bucket {
+                gcra,
+                hash,
+                overflow: false,
+                local,
+                lease_namespace: repeated,
+            };
+            return self.decide_bucket(&mut entry.tat, bucket, now, max_wait);
         }
-        self.decide_untracked(table, index, gcra, now, max_wait, hash)
+        let bucket = Bucket {
+            gcra,
+            hash,
+            overflow: false,
+            local,
+            lease_namespace: false,
+        };
+        self.decide_untracked(table, index, bucket, now, max_wait)
+    }
+
+    /// The decision from the calling thread's leases, when they have a slot of both levels
+    /// for now; otherwise whether the namespace is the one this thread decided for last (then
+    /// its bucket is worth a lease). A thread moving on to another namespace gives back what
+    /// it held of the last. Decisions that would wait take the ordinary path, so that nothing
+    /// a waiter holds (and gives back if dropped) is leased.
+    #[inline]
+    fn decide_leased(&self, local: &Local, hash: u64, now: u64) -> Result<Decision, bool> {
+        let mut namespace = local.namespace.get();
+        if namespace.key != hash {
+            if namespace.lease.is_held() {
+                self.give_back(namespace);
+            }
+            local.namespace.set(NamespaceLease {
+                key: hash,
+                ..NamespaceLease::default()
+            });
+            return Err(false);
+        }
+        if !namespace.lease.take(now, namespace.t) {
+            return Err(true);
+        }
+        // Without a global slot now, the namespace's lease stays as it was.
+        let global_slot = self.take_global(local, now, 0).map_err(|_| true)?;
+        local.namespace.set(namespace);
+        Ok(Decision::Admitted {
+            global_slot,
+            ns: Held {
+                hash,
+                t: namespace.t,
+                overflow: false,
+            },
+        })
+    }
+
+    /// Gives a namespace's leased slots back to its bucket if nobody took slots after them:
+    /// the bucket is then as if they had never been leased. Otherwise they lapse.
+    #[cold]
+    #[inline(never)]
+    fn give_back(&self, namespace: NamespaceLease) {
+        let mut table = self.shard(namespace.key).lock();
+        let table = &mut *table;
+        let key = namespace.key;
+        if let Some(entry) = table.entries.find_mut(key, |e| e.key == key) {
+            if entry.tat == namespace.lease.end {
+                entry.tat = namespace.lease.next;
+                table.next_evictable = table.next_evictable.min(entry.tat);
+            }
+        }
     }
 
     /// [`decide`](Self::decide) for a namespace without a bucket: give it one, or use the
     /// overflow bucket when its shard is full. Out of line, so that the look-up above (the
     /// common case) stays small.
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     fn decide_untracked(
         &self,
         mut table: MutexGuard<'_, Table>,
         index: usize,
-        gcra: Gcra,
+        bucket: Bucket<'_>,
         now: u64,
         max_wait: u64,
-        hash: u64,
     ) -> Decision {
+        let (gcra, hash) = (bucket.gcra, bucket.hash);
         let cap = self.shard_cap(index);
         if table.entries.len() >= cap {
             sweep(&mut table, now);
@@ -195,10 +273,15 @@ impl MemoryState {
                 .overflow_tat
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            return self.decide_bucket(&mut tat, self.namespace_gcra, now, max_wait, hash, true);
+            let overflow = Bucket {
+                gcra: self.namespace_gcra,
+                overflow: true,
+                ..bucket
+            };
+            return self.decide_bucket(&mut tat, overflow, now, max_wait);
         }
         let mut tat = gcra.initial_tat;
-        let decision = self.decide_bucket(&mut tat, gcra, now, max_wait, hash, false);
+        let decision = self.decide_bucket(&mut tat, bucket, now, max_wait);
         if !matches!(decision, Decision::Refused { .. }) {
             if table.entries.len() == table.entries.capacity() {
                 // Reclaim refilled buckets before the table grows for good.
@@ -215,16 +298,15 @@ impl MemoryState {
     fn decide_bucket(
         &self,
         tat: &mut u64,
-        gcra: Gcra,
+        bucket: Bucket<'_>,
         now: u64,
         max_wait: u64,
-        hash: u64,
-        overflow: bool,
     ) -> Decision {
+        let gcra = bucket.gcra;
         let held = Held {
-            hash,
+            hash: bucket.hash,
             t: gcra.t,
-            overflow,
+            overflow: bucket.overflow,
         };
         let slot = gcra.earliest(*tat).max(now);
         let wait = slot - now;
@@ -240,9 +322,19 @@ impl MemoryState {
             *tat = gcra.admit(*tat, now);
             return Decision::Queued { slot, ns: held };
         }
-        match self.reserve_global(now, max_wait) {
+        let global = match bucket.local {
+            Some((_, local)) => self.take_global(local, now, max_wait),
+            None => self.reserve_global(now, max_wait),
+        };
+        match global {
             Ok(global_slot) => {
-                *tat = gcra.admit(*tat, now);
+                *tat = match bucket.local {
+                    // A slot taken now: a waiter's (given back if dropped) is never leased.
+                    Some((leases, local)) if bucket.lease_namespace && global_slot <= now => {
+                        lease_namespace(leases, local, gcra, *tat, now, held)
+                    }
+                    _ => gcra.admit(*tat, now),
+                };
                 Decision::Admitted {
                     global_slot,
                     ns: held,
@@ -252,6 +344,46 @@ impl MemoryState {
                 level: Level::Global,
                 wait,
             },
+        }
+    }
+
+    /// A global slot for a decision at `now`: from the thread's lease when it has one (or can
+    /// lease), else reserved in the bucket as [`reserve_global`](Self::reserve_global) does.
+    #[inline]
+    fn take_global(&self, local: &Local, now: u64, max_wait: u64) -> Result<u64, u64> {
+        let mut lease = local.global.get();
+        if lease.take(now, self.global_gcra.t) {
+            local.global.set(lease);
+            return Ok(now);
+        }
+        if self.lease_global(local, now) {
+            return Ok(now);
+        }
+        self.reserve_global(now, max_wait)
+    }
+
+    /// Leases global slots for the calling thread, spending the first one; false when the
+    /// bucket has too little room to share.
+    #[cold]
+    #[inline(never)]
+    fn lease_global(&self, local: &Local, now: u64) -> bool {
+        let Some(leases) = &self.leases else {
+            return false;
+        };
+        let gcra = self.global_gcra;
+        let cell = &self.global_tat.0;
+        let mut tat = cell.load(Ordering::Acquire);
+        loop {
+            let Some((end, lease)) = leases.size(gcra, tat, now) else {
+                return false;
+            };
+            match cell.compare_exchange_weak(tat, end, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    local.global.set(lease);
+                    return true;
+                }
+                Err(current) => tat = current,
+            }
         }
     }
 
@@ -358,6 +490,40 @@ impl MemoryState {
             .iter()
             .map(|shard| sweep(&mut shard.lock(), now))
             .sum()
+    }
+}
+
+/// A namespace bucket a decision is about.
+struct Bucket<'a> {
+    gcra: Gcra,
+    hash: u64,
+    overflow: bool,
+    /// The calling thread's leases, when the limiter has them.
+    local: Option<(&'a Leases, &'a Local)>,
+    /// Whether to lease from this bucket: the thread's last namespace, with a bucket of its own.
+    lease_namespace: bool,
+}
+
+/// The bucket's `tat` after admitting one request at `now` from a lease, which the thread keeps;
+/// one slot, as without leases, when the bucket has too little room to share.
+fn lease_namespace(
+    leases: &Leases,
+    local: &Local,
+    gcra: Gcra,
+    tat: u64,
+    now: u64,
+    held: Held,
+) -> u64 {
+    match leases.size(gcra, tat, now) {
+        Some((end, lease)) => {
+            local.namespace.set(NamespaceLease {
+                key: held.hash,
+                t: gcra.t,
+                lease,
+            });
+            end
+        }
+        None => gcra.admit(tat, now),
     }
 }
 

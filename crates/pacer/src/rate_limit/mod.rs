@@ -163,6 +163,7 @@ pub mod redis;
 mod reject;
 pub(crate) mod store;
 pub(crate) mod store_error;
+pub mod thread_lease;
 
 pub use acquire::Acquire;
 pub use builder::RateLimiterBuilder;
@@ -176,6 +177,7 @@ pub use quota::{Quota, QuotaError};
 pub use reject::{RATELIMIT, RATELIMIT_POLICY, RejectFuture};
 pub use store::{RateLimitStore, Refund, StoreDecision, StoreFailure, StoreFuture, StoreRequest};
 pub use store_error::StoreError;
+pub use thread_lease::{ThreadLeases, ThreadLeasesError};
 
 #[cfg(test)]
 mod clock_tests;
@@ -183,3 +185,5 @@ mod clock_tests;
 mod store_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod thread_lease_tests;
