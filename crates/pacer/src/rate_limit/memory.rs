@@ -1,6 +1,7 @@
 //! The in-memory state of a [`RateLimiter`](super::RateLimiter): one global GCRA cell and a
 //! sharded table of per-namespace cells, bounded in size and swept incrementally.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -166,17 +167,17 @@ impl MemoryState {
     pub(crate) fn decide(&self, namespace: &Namespace, now: u64, max_wait: u64) -> Decision {
         self.sweep_if_due(now);
         let hash = namespace.key();
+        let gcra = self.gcra_for(namespace);
         let mut local = None;
-        let mut repeated = false;
+        let mut lease_slot = None;
         if let Some(leases) = &self.leases {
             let thread = leases.local();
-            match self.decide_leased(thread, hash, now) {
+            match self.decide_leased(thread, hash, gcra, now) {
                 Ok(decision) => return decision,
-                Err(again) => repeated = again,
+                Err(slot) => lease_slot = slot,
             }
             local = Some((leases, thread));
         }
-        let gcra = self.gcra_for(namespace);
         let index = self.shard_index(hash);
         let mut table = self.shards[index].lock();
         if let Some(entry) = table.entries.find_mut(hash, |e| e.key == hash) {
@@ -186,7 +187,7 @@ impl MemoryState {
                 hash,
                 overflow: false,
                 local,
-                lease_namespace: repeated,
+                lease_slot,
             };
             return self.decide_bucket(&mut entry.tat, bucket, now, max_wait);
         }
@@ -195,40 +196,42 @@ impl MemoryState {
             hash,
             overflow: false,
             local,
-            lease_namespace: false,
+            lease_slot: None,
         };
         self.decide_untracked(table, index, bucket, now, max_wait)
     }
 
     /// The decision from the calling thread's leases, when they have a slot of both levels
-    /// for now; otherwise whether the namespace is the one this thread decided for last (then
-    /// its bucket is worth a lease). A thread moving on to another namespace gives back what
-    /// it held of the last. Decisions that would wait take the ordinary path, so that nothing
-    /// a waiter holds (and gives back if dropped) is leased.
+    /// for now; otherwise the thread's cache entry for the namespace if it had one already
+    /// (then its bucket is worth a lease). An entry pushed out of the cache gives back what it
+    /// held. Decisions that would wait take the ordinary path, so that nothing a waiter holds
+    /// (and gives back if dropped) is leased.
     #[inline]
-    fn decide_leased(&self, local: &Local, hash: u64, now: u64) -> Result<Decision, bool> {
-        let mut namespace = local.namespace.get();
-        if namespace.key != hash {
-            if namespace.lease.is_held() {
-                self.give_back(namespace);
+    fn decide_leased<'a>(
+        &self,
+        local: &'a Local,
+        hash: u64,
+        gcra: Gcra,
+        now: u64,
+    ) -> Result<Decision, Option<&'a Cell<NamespaceLease>>> {
+        let Some(slot) = local.find(hash) else {
+            if let Some(evicted) = local.insert(hash) {
+                self.give_back(evicted);
             }
-            local.namespace.set(NamespaceLease {
-                key: hash,
-                ..NamespaceLease::default()
-            });
-            return Err(false);
-        }
-        if !namespace.lease.take(now, namespace.t) {
-            return Err(true);
+            return Err(None);
+        };
+        let mut namespace = slot.get();
+        if !namespace.lease.take(now, gcra.t) {
+            return Err(Some(slot));
         }
         // Without a global slot now, the namespace's lease stays as it was.
-        let global_slot = self.take_global(local, now, 0).map_err(|_| true)?;
-        local.namespace.set(namespace);
+        let global_slot = self.take_global(local, now, 0).map_err(|_| Some(slot))?;
+        slot.set(namespace);
         Ok(Decision::Admitted {
             global_slot,
             ns: Held {
                 hash,
-                t: namespace.t,
+                t: gcra.t,
                 overflow: false,
             },
         })
@@ -328,10 +331,10 @@ impl MemoryState {
         };
         match global {
             Ok(global_slot) => {
-                *tat = match bucket.local {
+                *tat = match (bucket.local, bucket.lease_slot) {
                     // A slot taken now: a waiter's (given back if dropped) is never leased.
-                    Some((leases, local)) if bucket.lease_namespace && global_slot <= now => {
-                        lease_namespace(leases, local, gcra, *tat, now, held)
+                    (Some((leases, _)), Some(slot)) if global_slot <= now => {
+                        lease_namespace(leases, slot, gcra, *tat, now, held)
                     }
                     _ => gcra.admit(*tat, now),
                 };
@@ -500,15 +503,16 @@ struct Bucket<'a> {
     overflow: bool,
     /// The calling thread's leases, when the limiter has them.
     local: Option<(&'a Leases, &'a Local)>,
-    /// Whether to lease from this bucket: the thread's last namespace, with a bucket of its own.
-    lease_namespace: bool,
+    /// The thread's cache entry to lease this bucket into: a namespace the thread decided for
+    /// lately, with a bucket of its own.
+    lease_slot: Option<&'a Cell<NamespaceLease>>,
 }
 
 /// The bucket's `tat` after admitting one request at `now` from a lease, which the thread keeps;
 /// one slot, as without leases, when the bucket has too little room to share.
 fn lease_namespace(
     leases: &Leases,
-    local: &Local,
+    slot: &Cell<NamespaceLease>,
     gcra: Gcra,
     tat: u64,
     now: u64,
@@ -516,9 +520,8 @@ fn lease_namespace(
 ) -> u64 {
     match leases.size(gcra, tat, now) {
         Some((end, lease)) => {
-            local.namespace.set(NamespaceLease {
+            slot.set(NamespaceLease {
                 key: held.hash,
-                t: gcra.t,
                 lease,
             });
             end
