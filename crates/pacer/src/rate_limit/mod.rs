@@ -101,6 +101,14 @@
 //!   only if their keys collide: about n²/2^65 among n live namespaces (3 in 100 million at
 //!   a million), and without the process's keys nobody can pick names that collide.
 //!
+//! # Many threads
+//!
+//! Every decision writes the global bucket and its namespace's shard, so threads deciding at
+//! once contend for those cache lines. [`RateLimiterBuilder::thread_leases`] (opt-in) lets
+//! each thread lease slots of a bucket in one write and spend them from its own memory;
+//! the bound on admitted requests stays exact (see [`thread_lease`] for the proof and what it
+//! costs: slots that may lapse unused, 96 KiB per thread).
+//!
 //! # Shared store (several replicas)
 //!
 //! The buckets sit behind [`RateLimitStore`]. By default they live in this process's memory,

@@ -6,8 +6,9 @@
 //! bounce those lines between their cores and decide at about the rate of one. With leases a
 //! thread takes up to `max_tokens` slots of a bucket in one write and spends them from its own
 //! memory: the global bucket whenever it has room, and the bucket of a namespace the thread
-//! decides for twice in a row (a thread that cycles through many namespaces leases none of
-//! them, so it wastes none).
+//! comes back to while the namespace is still in the thread's cache of 4 096 namespaces (a
+//! first decision for a namespace leases nothing, so a thread cycling through far more
+//! namespaces than that leases none of them, and wastes none).
 //!
 //! ```
 //! use pacer::Namespace;
@@ -41,8 +42,8 @@
 //!   dropped, not given to another thread: each thread holds at most `max_tokens` slots of each
 //!   bucket it leases from, and a lease never takes more than a quarter of what the bucket
 //!   has left, so another thread is refused at most while a holder spends (or drops) its slots.
-//!   A thread that moves on to another namespace gives its namespace slots back when no other
-//!   thread took slots after them.
+//!   A namespace pushed out of a thread's cache gives its slots back when no other thread took
+//!   slots after them; a thread that stops deciding keeps its slots until their times pass.
 //! - **The hold.** A bucket whose interval is shorter than `hold` (a rate above 50 000/s with
 //!   the default 20 µs) refills faster than a thread spends slots, so a lease taken from it
 //!   while it is (nearly) full starts `hold` after now, to outlive the microseconds its
@@ -50,6 +51,9 @@
 //!   do, and such a bucket's burst is short by up to `hold × rate + 1` requests (21 at a
 //!   million per second, of a burst that size of limit needs anyway). Slower buckets lease
 //!   from their next slot: their burst is whole.
+//! - **Memory.** Each thread that decides on the limiter gets 96 KiB for its cache (allocated
+//!   at its first decision, freed with the limiter): mind a limiter that a large blocking pool
+//!   calls.
 //! - **Reported tokens.** [`RateLimiter::global_available`](super::RateLimiter::global_available)
 //!   counts leased slots as taken.
 //! - A decision that must wait (a namespace or global slot later than now) takes the ordinary
