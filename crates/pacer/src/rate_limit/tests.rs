@@ -8,7 +8,7 @@ use tokio_test::{assert_pending, assert_ready, task};
 use super::*;
 use crate::namespace::Namespace;
 
-fn quota(rate: f64, burst: u32) -> Quota {
+pub(super) fn quota(rate: f64, burst: u32) -> Quota {
     Quota::per_second(rate).unwrap().with_burst(burst).unwrap()
 }
 
@@ -24,7 +24,7 @@ fn namespace_only(rate: f64, burst: u32) -> RateLimiterBuilder {
 }
 
 /// How many `try_acquire` calls succeed in a row right now.
-fn drain(limiter: &RateLimiter, namespace: &Namespace) -> usize {
+pub(super) fn drain(limiter: &RateLimiter, namespace: &Namespace) -> usize {
     let mut admitted = 0;
     while limiter.try_acquire(namespace).is_ok() {
         admitted += 1;

@@ -10,13 +10,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use tokio::time::advance;
 
+use super::tests::{drain, quota};
 use super::thread_lease::{WAYS, set_index};
 use super::*;
 use crate::namespace::Namespace;
-
-fn quota(rate: f64, burst: u32) -> Quota {
-    Quota::per_second(rate).unwrap().with_burst(burst).unwrap()
-}
 
 fn leased(global: Quota, namespace: Quota) -> RateLimiter {
     RateLimiter::builder()
@@ -25,15 +22,6 @@ fn leased(global: Quota, namespace: Quota) -> RateLimiter {
         .thread_leases(ThreadLeases::default())
         .build()
         .unwrap()
-}
-
-fn drain(limiter: &RateLimiter, namespace: &Namespace) -> usize {
-    let mut admitted = 0;
-    while limiter.try_acquire(namespace).is_ok() {
-        admitted += 1;
-        assert!(admitted <= 1_000_000, "bucket never ran dry");
-    }
-    admitted
 }
 
 #[tokio::test(start_paused = true)]
