@@ -161,14 +161,19 @@ fn pacer_global_huge() -> Quota {
         .expect("valid quota")
 }
 
-/// A namespace bucket that never runs dry during a run (burst 1e9) and does not refill between
-/// two visits (each request puts it 10 s further from full), so pacer keeps tracking every key:
-/// it forgets a bucket as soon as it is full again, by design.
+/// A namespace bucket that never runs dry during a run and does not refill between two visits
+/// (each request puts it 4 s further from full), so pacer keeps tracking every key: it forgets
+/// a bucket as soon as it is full again, by design. The burst (4e9) is what one namespace's
+/// rows spend at most: one limiter serves a group's 1- and 2-thread rows, and with leases one
+/// namespace took about 9e8 decisions in those; 4 s x 4e9 is as much as governor's nanosecond
+/// arithmetic takes (below 2^64 ns).
 fn pacer_namespace_huge() -> Quota {
-    Quota::every(Duration::from_secs(10))
-        .and_then(|q| q.with_burst(1_000_000_000))
+    Quota::every(Duration::from_secs(4))
+        .and_then(|q| q.with_burst(NAMESPACE_HUGE_BURST))
         .expect("valid quota")
 }
+
+const NAMESPACE_HUGE_BURST: u32 = 4_000_000_000;
 
 fn pacer_one_per_minute() -> Quota {
     Quota::per_minute(1)
@@ -183,9 +188,9 @@ fn gov_global_huge() -> GovQuota {
 }
 
 fn gov_namespace_huge() -> GovQuota {
-    GovQuota::with_period(Duration::from_secs(10))
+    GovQuota::with_period(Duration::from_secs(4))
         .expect("valid quota")
-        .allow_burst(nz(1_000_000_000))
+        .allow_burst(nz(NAMESPACE_HUGE_BURST))
 }
 
 fn gov_one_per_minute() -> GovQuota {
