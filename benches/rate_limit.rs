@@ -238,9 +238,7 @@ impl Limiters {
                 .max_wait(Duration::ZERO)
                 .clock(clock);
             let builder = if leases {
-                builder.thread_leases(
-                    ThreadLeases::new(256, Duration::from_micros(20)).expect("valid leases"),
-                )
+                builder.thread_leases(ThreadLeases::default())
             } else {
                 builder
             };
