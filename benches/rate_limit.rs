@@ -297,32 +297,33 @@ impl Limiters {
         count
     }
 
-    /// `n` pacer decisions starting at `start` in the shuffled order; returns the refusals.
-    fn run_pacer(&self, start: usize, n: u64) -> u64 {
+    /// `n` decisions of `limiter` starting at `start` in the shuffled order; returns the
+    /// refusals.
+    #[inline(always)]
+    fn run_on(&self, limiter: &RateLimiter, start: usize, n: u64) -> u64 {
         self.cycle(start, n, |i| {
-            black_box(self.pacer.try_acquire(&self.namespaces[i])).is_err()
+            black_box(limiter.try_acquire(&self.namespaces[i])).is_err()
         })
+    }
+
+    /// [`run_on`](Self::run_on) the default pacer limiter (tokio's clock).
+    fn run_pacer(&self, start: usize, n: u64) -> u64 {
+        self.run_on(&self.pacer, start, n)
     }
 
     /// [`run_pacer`](Self::run_pacer) on the TSC clock.
     fn run_pacer_tsc(&self, start: usize, n: u64) -> u64 {
-        self.cycle(start, n, |i| {
-            black_box(self.pacer_tsc.try_acquire(&self.namespaces[i])).is_err()
-        })
+        self.run_on(&self.pacer_tsc, start, n)
     }
 
     /// [`run_pacer`](Self::run_pacer) with per-thread leases.
     fn run_pacer_leases(&self, start: usize, n: u64) -> u64 {
-        self.cycle(start, n, |i| {
-            black_box(self.pacer_leases.try_acquire(&self.namespaces[i])).is_err()
-        })
+        self.run_on(&self.pacer_leases, start, n)
     }
 
     /// [`run_pacer_tsc`](Self::run_pacer_tsc) with per-thread leases.
     fn run_pacer_tsc_leases(&self, start: usize, n: u64) -> u64 {
-        self.cycle(start, n, |i| {
-            black_box(self.pacer_tsc_leases.try_acquire(&self.namespaces[i])).is_err()
-        })
+        self.run_on(&self.pacer_tsc_leases, start, n)
     }
 
     /// [`run_pacer_tsc`](Self::run_pacer_tsc), making each call's `Namespace` from the key

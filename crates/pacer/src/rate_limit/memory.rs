@@ -172,31 +172,29 @@ impl MemoryState {
         let mut lease_slot = None;
         if let Some(leases) = &self.leases {
             let thread = leases.local();
-            match self.decide_leased(thread, hash, gcra, now) {
+            match self.decide_leased(leases, thread, hash, gcra, now) {
                 Ok(decision) => return decision,
                 Err(slot) => lease_slot = slot,
             }
             local = Some((leases, thread));
-        }
-        let index = self.shard_index(hash);
-        let mut table = self.shards[index].lock();
-        if let Some(entry) = table.entries.find_mut(hash, |e| e.key == hash) {
-            // Admitting only moves `tat` later, so `next_evictable` stays a lower bound.
-            let bucket = Bucket {
-                gcra,
-                hash,
-                overflow: false,
-                local,
-                lease_slot,
-            };
-            return self.decide_bucket(&mut entry.tat, bucket, now, max_wait);
         }
         let bucket = Bucket {
             gcra,
             hash,
             overflow: false,
             local,
+            lease_slot,
+        };
+        let index = self.shard_index(hash);
+        let mut table = self.shards[index].lock();
+        if let Some(entry) = table.entries.find_mut(hash, |e| e.key == hash) {
+            // Admitting only moves `tat` later, so `next_evictable` stays a lower bound.
+            return self.decide_bucket(&mut entry.tat, bucket, now, max_wait);
+        }
+        // A new bucket starts full: nothing to lease from it before its first admission.
+        let bucket = Bucket {
             lease_slot: None,
+            ..bucket
         };
         self.decide_untracked(table, index, bucket, now, max_wait)
     }
@@ -209,6 +207,7 @@ impl MemoryState {
     #[inline]
     fn decide_leased<'a>(
         &self,
+        leases: &Leases,
         local: &'a Local,
         hash: u64,
         gcra: Gcra,
@@ -225,7 +224,9 @@ impl MemoryState {
             return Err(Some(slot));
         }
         // Without a global slot now, the namespace's lease stays as it was.
-        let global_slot = self.take_global(local, now, 0).map_err(|_| Some(slot))?;
+        let global_slot = self
+            .take_global(leases, local, now, 0)
+            .map_err(|_| Some(slot))?;
         slot.set(namespace);
         Ok(Decision::Admitted {
             global_slot,
@@ -326,7 +327,7 @@ impl MemoryState {
             return Decision::Queued { slot, ns: held };
         }
         let global = match bucket.local {
-            Some((_, local)) => self.take_global(local, now, max_wait),
+            Some((leases, local)) => self.take_global(leases, local, now, max_wait),
             None => self.reserve_global(now, max_wait),
         };
         match global {
@@ -334,7 +335,7 @@ impl MemoryState {
                 *tat = match (bucket.local, bucket.lease_slot) {
                     // A slot taken now: a waiter's (given back if dropped) is never leased.
                     (Some((leases, _)), Some(slot)) if global_slot <= now => {
-                        lease_namespace(leases, slot, gcra, *tat, now, held)
+                        lease_namespace(leases, slot, gcra, *tat, now, bucket.hash)
                     }
                     _ => gcra.admit(*tat, now),
                 };
@@ -353,13 +354,19 @@ impl MemoryState {
     /// A global slot for a decision at `now`: from the thread's lease when it has one (or can
     /// lease), else reserved in the bucket as [`reserve_global`](Self::reserve_global) does.
     #[inline]
-    fn take_global(&self, local: &Local, now: u64, max_wait: u64) -> Result<u64, u64> {
+    fn take_global(
+        &self,
+        leases: &Leases,
+        local: &Local,
+        now: u64,
+        max_wait: u64,
+    ) -> Result<u64, u64> {
         let mut lease = local.global.get();
         if lease.take(now, self.global_gcra.t) {
             local.global.set(lease);
             return Ok(now);
         }
-        if self.lease_global(local, now) {
+        if self.lease_global(leases, local, now) {
             return Ok(now);
         }
         self.reserve_global(now, max_wait)
@@ -369,10 +376,7 @@ impl MemoryState {
     /// bucket has too little room to share.
     #[cold]
     #[inline(never)]
-    fn lease_global(&self, local: &Local, now: u64) -> bool {
-        let Some(leases) = &self.leases else {
-            return false;
-        };
+    fn lease_global(&self, leases: &Leases, local: &Local, now: u64) -> bool {
         let gcra = self.global_gcra;
         let cell = &self.global_tat.0;
         let mut tat = cell.load(Ordering::Acquire);
@@ -516,14 +520,11 @@ fn lease_namespace(
     gcra: Gcra,
     tat: u64,
     now: u64,
-    held: Held,
+    key: u64,
 ) -> u64 {
     match leases.size(gcra, tat, now) {
         Some((end, lease)) => {
-            slot.set(NamespaceLease {
-                key: held.hash,
-                lease,
-            });
+            slot.set(NamespaceLease { key, lease });
             end
         }
         None => gcra.admit(tat, now),
